@@ -1,0 +1,318 @@
+//! Side-by-side throughput of rillet and crossbeam-channel (and rtrb for SPSC).
+//!
+//! `cargo run --release --example versus` prints one row per scenario: the
+//! median over several runs of messages per second for each implementation
+//! and the ratio rillet / crossbeam-channel (for ping-pong, round trips per
+//! second, so higher is better everywhere). Every run checks what it
+//! received before its time counts.
+//!
+//! Set `VERSUS_RUNS` to change the number of runs per cell (default 5) and
+//! `VERSUS_SCALE` to scale the message counts (default 1.0).
+
+use std::hint::black_box;
+use std::thread;
+use std::time::{Duration, Instant};
+
+fn runs() -> usize {
+    std::env::var("VERSUS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
+}
+
+fn scaled(n: u64) -> u64 {
+    let scale: f64 = std::env::var("VERSUS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    ((n as f64 * scale) as u64).max(1)
+}
+
+/// Median of `runs()` rates; `f` returns the elapsed time for `n` operations.
+fn rate(n: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
+    let mut rates: Vec<f64> = (0..runs()).map(|_| n as f64 / f(n).as_secs_f64()).collect();
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rates[rates.len() / 2]
+}
+
+#[derive(Clone, Copy)]
+struct Msg64([u64; 8]);
+
+fn msg64(i: u64) -> Msg64 {
+    Msg64([i; 8])
+}
+
+// ---- throughput: one producer thread, consumer on this thread ----
+
+fn rillet_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+    let (tx, rx) = rillet::spsc::channel(cap);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(make(i)).unwrap();
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(check(&rx.recv().unwrap()));
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+fn crossbeam_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded(cap);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(make(i)).unwrap();
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(check(&rx.recv().unwrap()));
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+/// rtrb cannot block: both sides busy-wait, as rtrb's own two-thread benches do.
+fn rtrb_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::new(cap);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            let mut v = make(i);
+            loop {
+                match tx.push(v) {
+                    Ok(()) => break,
+                    Err(rtrb::PushError::Full(back)) => {
+                        v = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let v = loop {
+            match rx.pop() {
+                Ok(v) => break v,
+                Err(_) => std::hint::spin_loop(),
+            }
+        };
+        sum = sum.wrapping_add(check(&v));
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+// ---- ping-pong: round trips through two capacity-1 channels ----
+
+fn rillet_pingpong(n: u64) -> Duration {
+    let (tx1, rx1) = rillet::spsc::channel::<u64>(1);
+    let (tx2, rx2) = rillet::spsc::channel::<u64>(1);
+    let h = thread::spawn(move || {
+        for v in rx1.iter() {
+            tx2.send(v + 1).unwrap();
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        tx1.send(i).unwrap();
+        assert_eq!(rx2.recv().unwrap(), i + 1);
+    }
+    let d = start.elapsed();
+    drop(tx1);
+    h.join().unwrap();
+    d
+}
+
+fn crossbeam_pingpong(n: u64) -> Duration {
+    let (tx1, rx1) = crossbeam_channel::bounded::<u64>(1);
+    let (tx2, rx2) = crossbeam_channel::bounded::<u64>(1);
+    let h = thread::spawn(move || {
+        for v in rx1.iter() {
+            tx2.send(v + 1).unwrap();
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        tx1.send(i).unwrap();
+        assert_eq!(rx2.recv().unwrap(), i + 1);
+    }
+    let d = start.elapsed();
+    drop(tx1);
+    h.join().unwrap();
+    d
+}
+
+// ---- one thread: send N, then receive N (capacity N) ----
+
+fn rillet_fill_drain(n: u64) -> Duration {
+    let (tx, rx) = rillet::spsc::channel::<u64>(n as usize);
+    let start = Instant::now();
+    for round in 0..10 {
+        for i in 0..n {
+            tx.send(i + round).unwrap();
+        }
+        for i in 0..n {
+            assert_eq!(rx.recv().unwrap(), i + round);
+        }
+    }
+    start.elapsed() / 10
+}
+
+fn crossbeam_fill_drain(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(n as usize);
+    let start = Instant::now();
+    for round in 0..10 {
+        for i in 0..n {
+            tx.send(i + round).unwrap();
+        }
+        for i in 0..n {
+            assert_eq!(rx.recv().unwrap(), i + round);
+        }
+    }
+    start.elapsed() / 10
+}
+
+// ---- batches: send_many / recv_many against a per-message loop ----
+
+const BATCH: usize = 256;
+
+fn rillet_batched(n: u64) -> Duration {
+    let (tx, rx) = rillet::spsc::channel::<u64>(1024);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        let mut i = 0;
+        while i < n {
+            let end = (i + BATCH as u64).min(n);
+            tx.send_many(i..end).unwrap();
+            i = end;
+        }
+    });
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut sum = 0u64;
+    let mut got = 0;
+    while got < n {
+        buf.clear();
+        got += rx.recv_many(&mut buf, BATCH).unwrap() as u64;
+        sum = buf.iter().fold(sum, |s, v| s.wrapping_add(*v));
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+fn crossbeam_batched(n: u64) -> Duration {
+    // crossbeam has no batch API: the same work as a loop.
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    let mut buf = Vec::with_capacity(BATCH);
+    let mut sum = 0u64;
+    let mut got = 0;
+    while got < n {
+        buf.clear();
+        buf.push(rx.recv().unwrap());
+        buf.extend(rx.try_iter().take(BATCH - 1));
+        got += buf.len() as u64;
+        sum = buf.iter().fold(sum, |s, v| s.wrapping_add(*v));
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+struct Row {
+    name: &'static str,
+    unit: &'static str,
+    rillet: f64,
+    crossbeam: f64,
+    other: Option<(&'static str, f64)>,
+}
+
+fn print_row(r: &Row) {
+    let other = match r.other {
+        Some((name, v)) => format!("{:>9.2} ({name})", v / 1e6),
+        None => String::new(),
+    };
+    println!(
+        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  {}",
+        format!("{} [{}]", r.name, r.unit),
+        r.rillet / 1e6,
+        r.crossbeam / 1e6,
+        r.rillet / r.crossbeam,
+        other
+    );
+}
+
+fn main() {
+    println!(
+        "rillet vs crossbeam-channel: median of {} runs, millions per second (higher is better)\n",
+        runs()
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>8}  {}",
+        "scenario", "rillet", "crossbeam", "ratio", "other"
+    );
+    let n = scaled(2_000_000);
+    let id = |i: u64| i;
+    let get = |v: &u64| *v;
+    let rows = [
+        || Row {
+            name: "spsc cap 1024, u64",
+            unit: "msg/s",
+            rillet: rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
+            crossbeam: rate(scaled(20_000_000), |n| crossbeam_spsc(1024, n, |i| i, |v| *v)),
+            other: Some(("rtrb", rate(scaled(20_000_000), |n| rtrb_spsc(1024, n, |i| i, |v| *v)))),
+        },
+        || Row {
+            name: "spsc cap 1024, 64-byte message",
+            unit: "msg/s",
+            rillet: rate(scaled(2_000_000), |n| rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])),
+            crossbeam: rate(scaled(2_000_000), |n| crossbeam_spsc(1024, n, msg64, |m| black_box(m).0[7])),
+            other: Some(("rtrb", rate(scaled(2_000_000), |n| rtrb_spsc(1024, n, msg64, |m| black_box(m).0[7])))),
+        },
+        || Row {
+            name: "spsc cap 1, u64",
+            unit: "msg/s",
+            rillet: rate(scaled(300_000), |n| rillet_spsc(1, n, |i| i, |v| *v)),
+            crossbeam: rate(scaled(300_000), |n| crossbeam_spsc(1, n, |i| i, |v| *v)),
+            other: None,
+        },
+        || Row {
+            name: "ping-pong cap 1",
+            unit: "round trips/s",
+            rillet: rate(scaled(100_000), rillet_pingpong),
+            crossbeam: rate(scaled(100_000), crossbeam_pingpong),
+            other: None,
+        },
+        || Row {
+            name: "one thread: send N then recv N",
+            unit: "msg/s",
+            rillet: rate(scaled(100_000), rillet_fill_drain),
+            crossbeam: rate(scaled(100_000), crossbeam_fill_drain),
+            other: None,
+        },
+        || Row {
+            name: "spsc cap 1024, batches of 256",
+            unit: "msg/s",
+            rillet: rate(scaled(4_000_000), rillet_batched),
+            crossbeam: rate(scaled(4_000_000), crossbeam_batched),
+            other: Some(("rillet loop", rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)))),
+        },
+    ];
+    let _ = (n, id, get);
+    for row in rows {
+        print_row(&row());
+    }
+}

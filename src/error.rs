@@ -1,0 +1,249 @@
+//! Error types shared by every channel kind (broadcast has its own receive
+//! errors in [`crate::broadcast`]).
+//!
+//! They mirror `std::sync::mpsc` and crossbeam-channel: a failed send hands the
+//! message back, `Debug` never requires `T: Debug`, `Display` is lowercase.
+
+use std::error::Error;
+use std::fmt;
+
+/// The channel is closed; the message could not be sent and is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+/// Why [`try_send`](crate::spsc::Sender::try_send) failed; the message is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The channel is full (only under [`Overflow::Block`](crate::Overflow::Block)).
+    Full(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// Why [`send_timeout`](crate::spsc::Sender::send_timeout) failed; the message is handed back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// No room became free before the deadline.
+    Timeout(T),
+    /// The channel is closed.
+    Closed(T),
+}
+
+/// The channel is closed and drained: no message will ever arrive.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct RecvError;
+
+/// Why [`try_recv`](crate::spsc::Receiver::try_recv) failed.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum TryRecvError {
+    /// Nothing is buffered right now.
+    Empty,
+    /// The channel is closed and drained.
+    Closed,
+}
+
+/// Why [`recv_timeout`](crate::spsc::Receiver::recv_timeout) failed.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum RecvTimeoutError {
+    /// No message arrived before the deadline.
+    Timeout,
+    /// The channel is closed and drained.
+    Closed,
+}
+
+impl<T> SendError<T> {
+    /// Returns the message that could not be sent.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("sending on a closed channel")
+    }
+}
+
+impl<T> Error for SendError<T> {}
+
+impl<T> TrySendError<T> {
+    /// Returns the message that could not be sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Closed(v) => v,
+        }
+    }
+
+    /// `true` if the send failed because the channel was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+
+    /// `true` if the send failed because the channel was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TrySendError::Closed(_))
+    }
+
+    /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    pub fn is_disconnected(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("sending on a full channel"),
+            TrySendError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> Error for TrySendError<T> {}
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(err: SendError<T>) -> Self {
+        TrySendError::Closed(err.0)
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// Returns the message that could not be sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Closed(v) => v,
+        }
+    }
+
+    /// `true` if the send timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+
+    /// `true` if the send failed because the channel was closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendTimeoutError::Closed(_))
+    }
+
+    /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    pub fn is_disconnected(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out waiting on send operation"),
+            SendTimeoutError::Closed(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> Error for SendTimeoutError<T> {}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(err: SendError<T>) -> Self {
+        SendTimeoutError::Closed(err.0)
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("receiving on a closed channel")
+    }
+}
+
+impl Error for RecvError {}
+
+impl TryRecvError {
+    /// `true` if nothing was buffered.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    /// `true` if the channel is closed and drained.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, TryRecvError::Closed)
+    }
+
+    /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    pub fn is_disconnected(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Closed => f.write_str("receiving on a closed channel"),
+        }
+    }
+}
+
+impl Error for TryRecvError {}
+
+impl From<RecvError> for TryRecvError {
+    fn from(_: RecvError) -> Self {
+        TryRecvError::Closed
+    }
+}
+
+impl RecvTimeoutError {
+    /// `true` if the receive timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, RecvTimeoutError::Timeout)
+    }
+
+    /// `true` if the channel is closed and drained.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, RecvTimeoutError::Closed)
+    }
+
+    /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    pub fn is_disconnected(&self) -> bool {
+        self.is_closed()
+    }
+}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvTimeoutError::Timeout => f.write_str("timed out waiting on receive operation"),
+            RecvTimeoutError::Closed => f.write_str("receiving on a closed channel"),
+        }
+    }
+}
+
+impl Error for RecvTimeoutError {}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(_: RecvError) -> Self {
+        RecvTimeoutError::Closed
+    }
+}

@@ -1,0 +1,98 @@
+//! Lock-free, thread-blocking channels.
+//!
+//! rillet builds SPSC, MPSC and broadcast channels by hand on atomics and
+//! ring buffers. Sending and receiving never take a lock; a thread that must
+//! wait spins briefly, yields, then parks, and is woken exactly when it can
+//! make progress.
+//!
+//! # Hello, world
+//!
+//! ```
+//! use rillet::spsc;
+//!
+//! let (tx, rx) = spsc::channel(16);
+//! std::thread::spawn(move || tx.send("hello").unwrap());
+//! assert_eq!(rx.recv(), Ok("hello"));
+//! ```
+//!
+//! # Kinds of channel
+//!
+//! - [`spsc`]: one sender, one receiver; the fastest. Both handles are
+//!   `Send` but not `Sync`: one thread at a time on each side.
+//!
+//! # Capacity and overflow
+//!
+//! Every channel is bounded and its capacity is exact. What a full channel
+//! does with a new message is its [`Overflow`] policy:
+//!
+//! ```
+//! use rillet::{spsc, Overflow};
+//!
+//! let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropNewest).build();
+//! for i in 0..4 {
+//!     tx.send(i).unwrap(); // never waits
+//! }
+//! assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1]);
+//! assert_eq!(rx.dropped(), 2); // every loss is counted
+//! ```
+//!
+//! # Closing
+//!
+//! Either side can close the channel with `close()`; exactly one call ever
+//! returns `true`, and closing twice never panics. Receivers drain what is
+//! buffered, then get an error forever. Dropping either side closes too.
+//!
+//! ```
+//! use rillet::{spsc, RecvError, SendError};
+//!
+//! let (tx, rx) = spsc::channel(4);
+//! tx.send(1).unwrap();
+//! assert!(rx.close());
+//! assert!(!tx.close());
+//! assert_eq!(tx.send(2), Err(SendError(2)));
+//! assert_eq!(rx.recv(), Ok(1));
+//! assert_eq!(rx.recv(), Err(RecvError));
+//! ```
+//!
+//! `close_with(msg)` sends a final message and closes in one step:
+//!
+//! ```
+//! let (tx, rx) = rillet::spsc::channel(4);
+//! tx.send("work").unwrap();
+//! tx.close_with("done").unwrap();
+//! assert_eq!(rx.iter().collect::<Vec<_>>(), ["work", "done"]);
+//! ```
+//!
+//! # Blocking, timeouts and batches
+//!
+//! `send`/`recv` wait; `try_send`/`try_recv` never do; `*_timeout` and
+//! `*_deadline` wait up to a limit (`Duration::MAX` waits forever).
+//! `send_many`/`recv_many` move a batch with one index update.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rillet::RecvTimeoutError;
+//!
+//! let (tx, rx) = rillet::spsc::channel::<u32>(8);
+//! assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+//! tx.send_many([1, 2, 3]).unwrap();
+//! let mut batch = Vec::new();
+//! assert_eq!(rx.recv_many(&mut batch, 8), Ok(3));
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod close;
+mod error;
+mod overflow;
+#[doc(hidden)]
+pub mod park;
+mod sync;
+
+pub mod spsc;
+
+pub use error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+pub use overflow::Overflow;

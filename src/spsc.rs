@@ -1,0 +1,1155 @@
+//! Single-producer single-consumer channel: a bounded ring buffer.
+//!
+//! ```
+//! let (tx, rx) = rillet::spsc::channel(2);
+//! std::thread::spawn(move || {
+//!     for i in 0..10 {
+//!         tx.send(i).unwrap();
+//!     }
+//! });
+//! assert_eq!(rx.iter().sum::<i32>(), 45);
+//! ```
+//!
+//! # Algorithm
+//!
+//! A Lamport ring with two monotonically increasing indices (they wrap
+//! around `usize`; all comparisons are wrapping differences):
+//!
+//! ```text
+//!            head (next to read)        tail (next to write)
+//!               v                          v
+//!   slots: [ .. | m5 | m6 | m7 | m8 |      |     ]   slot of index i = i & mask
+//!               '------ len = tail - head --'
+//! ```
+//!
+//! - `tail` is written only by the sender, `head` only by the receiver (in
+//!   the `Block` and `DropNewest` modes). Each lives on its own cache line,
+//!   and each handle keeps a private copy of the *other* side's index
+//!   (`Sender::head_cache`, `Receiver::tail_cache`) that may be stale in the
+//!   safe direction: a stale head makes the sender see less room, a stale
+//!   tail makes the receiver see fewer messages. The shared index is reloaded
+//!   only when the cached one says "full" / "empty", so in steady state each
+//!   operation touches only its own line and the slot.
+//! - The sender writes the slot, then stores `tail` with `Release`; the
+//!   receiver loads `tail` with `Acquire` before reading the slot, then
+//!   stores `head` with `Release`, which the sender acquires before reusing
+//!   the slot. No read-modify-write on the data path.
+//! - The physical ring is the next power of two at or above the capacity;
+//!   the capacity limit is enforced on `tail - head`, so it is exact.
+//!
+//! After publishing, each side issues the *light* barrier and loads the other
+//! side's waiter count (see [`crate::park`]); only if a thread is parked does
+//! it take a lock. The sender also reloads the close state there, which is
+//! how a send racing a receiver-side close is resolved (below).
+//!
+//! # `DropOldest`
+//!
+//! Under [`Overflow::DropOldest`] a full sender evicts the oldest message by
+//! advancing `head` itself, so `head` becomes a claim index shared by both
+//! sides: the receiver claims index `h` with a compare-exchange `h -> h+1`
+//! before reading, the sender claims it the same way to evict. Exactly one
+//! claim succeeds, so each message is received or evicted, never both. A
+//! claimed slot may still be being read when the sender wants to reuse it,
+//! so this mode keeps a per-slot stamp: `stamp[i & mask] == i` means "the
+//! slot is free for index `i`"; whoever finished with index `i - N` (reader
+//! or evicter) stores it with `Release`, and the sender waits for it (a
+//! bounded wait: the reader is copying one message) before writing.
+//!
+//! # Closing
+//!
+//! The close state is [`crate::close`]: one compare-exchange decides the
+//! closer, which then stores the *cutoff*, the index one past the last
+//! message that belongs to the channel.
+//! - A sender-side close (`close`, `close_with`, dropping the `Sender`) sets
+//!   the cutoff to its own tail: the sender is the only producer.
+//! - A receiver-side close (`close`, dropping the `Receiver`) begins the
+//!   close, issues the heavy barrier and reads the tail as the cutoff. A
+//!   sender that published concurrently reloads the close state after its
+//!   light barrier; by the barrier pair, either the receiver's tail load saw
+//!   the message (it is below the cutoff and will be drained) or the sender
+//!   sees the close, waits for the cutoff and, if its message is at or above
+//!   it, takes the message back (rewinding the tail) and returns `Closed`.
+//!   The receiver never reads at or past the cutoff. So "closed and drained"
+//!   is final: `Closed` is returned forever after, and a send reports `Ok`
+//!   only for a message the receiver can still drain.
+//!
+//! # Decisions
+//!
+//! - `close_with(msg)` under `Block` waits for room first, then wins the
+//!   close, then enqueues. Under `DropNewest` with a full buffer the final
+//!   message is discarded and counted, like any send under that policy.
+//! - `send_many` stops at the first message it cannot enqueue; the error
+//!   carries every message taken from the iterator but not enqueued (more
+//!   than one only when a batch raced a receiver-side close). Items the
+//!   iterator has not yet yielded stay in it (pass `iter.by_ref()` to keep
+//!   them).
+//! - `recv_many(buf, 0)` returns `Ok(0)` without waiting.
+
+use crate::close::CloseState;
+use crate::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use crate::park::{self, barrier, WaitQueue};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::Overflow;
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::fmt;
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+
+/// A blocking send that finds less than `cap / SLACK_DIVISOR` free slots
+/// waits briefly for more (see `Sender::wait_for_slack`).
+const SLACK_DIVISOR: usize = 8;
+/// Exponential pause rounds of that wait (about 127 spin hints in all).
+const SLACK_STEPS: u32 = 7;
+
+/// `a` comes strictly before `b` in wrapping index order.
+#[inline(always)]
+fn before(a: usize, b: usize) -> bool {
+    (b.wrapping_sub(a) as isize) > 0
+}
+
+/// Configures and creates an SPSC channel.
+///
+/// ```
+/// use rillet::{spsc, Overflow};
+/// let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropOldest).build();
+/// for i in 0..5 {
+///     tx.send(i).unwrap();
+/// }
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3, 4]);
+/// assert_eq!(tx.dropped(), 3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    capacity: usize,
+    overflow: Overflow,
+}
+
+impl Builder {
+    /// A builder for a channel holding at most `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        Builder {
+            capacity,
+            overflow: Overflow::Block,
+        }
+    }
+
+    /// Sets the overflow policy (default [`Overflow::Block`]).
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Creates the channel.
+    ///
+    /// # Panics
+    ///
+    /// If the capacity is 0 (an SPSC channel needs room for one message; a
+    /// rendezvous channel is `mpsc::channel(0)`), or too large to allocate.
+    pub fn build<T>(self) -> (Sender<T>, Receiver<T>) {
+        assert!(
+            self.capacity > 0,
+            "spsc::channel: capacity must be at least 1; a zero-capacity SPSC channel \
+             could never hold a message (use mpsc::channel(0) for a rendezvous channel)"
+        );
+        let slots = self
+            .capacity
+            .checked_next_power_of_two()
+            .filter(|&n| {
+                n.checked_mul(std::mem::size_of::<T>().max(1))
+                    .is_some_and(|bytes| bytes <= isize::MAX as usize)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "spsc::channel: capacity {} is too large to allocate",
+                    self.capacity
+                )
+            });
+        barrier::init();
+        let chan = Arc::new(Chan {
+            producer: CachePadded::new(Producer {
+                tail: AtomicUsize::new(0),
+                dropped: AtomicU64::new(0),
+            }),
+            head: CachePadded::new(AtomicUsize::new(0)),
+            shared: CachePadded::new(Shared {
+                close: CloseState::new(),
+                cap: self.capacity,
+                mask: slots - 1,
+                overflow: self.overflow,
+            }),
+            recv_waiters: WaitQueue::new(),
+            send_waiters: WaitQueue::new(),
+            slots: (0..slots)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+            stamps: if self.overflow == Overflow::DropOldest {
+                (0..slots).map(AtomicUsize::new).collect()
+            } else {
+                Box::new([])
+            },
+        });
+        (
+            Sender {
+                chan: chan.clone(),
+                tail: Cell::new(0),
+                head_cache: Cell::new(0),
+            },
+            Receiver {
+                chan,
+                head: Cell::new(0),
+                tail_cache: Cell::new(0),
+                cutoff: Cell::new(None),
+            },
+        )
+    }
+}
+
+/// Creates an SPSC channel holding at most `capacity` messages, with
+/// [`Overflow::Block`].
+///
+/// # Panics
+///
+/// If `capacity` is 0 or too large to allocate.
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    Builder::new(capacity).build()
+}
+
+/// The sender's cache line.
+struct Producer {
+    /// Next index to write. Written only by the sender (`Release`).
+    tail: AtomicUsize,
+    /// Messages discarded by the overflow policy. Written only by the
+    /// sender, so a load and a store suffice.
+    dropped: AtomicU64,
+}
+
+/// Read-mostly state.
+struct Shared {
+    close: CloseState,
+    cap: usize,
+    mask: usize,
+    overflow: Overflow,
+}
+
+struct Chan<T> {
+    producer: CachePadded<Producer>,
+    /// Next index to read. Written by the receiver (`Release`); under
+    /// `DropOldest` also claimed by the evicting sender (compare-exchange).
+    head: CachePadded<AtomicUsize>,
+    shared: CachePadded<Shared>,
+    /// The receiver, when it waits for a message.
+    recv_waiters: WaitQueue,
+    /// The sender, when it waits for room (`Block` only).
+    send_waiters: WaitQueue,
+    /// Invariant: the slots of indices in `head..tail` hold initialized
+    /// messages (below the cutoff once closed, see the module docs); every
+    /// other slot is uninitialized. Under `DropOldest` a claimed index stays
+    /// initialized until its claimer has read it out and stored its stamp.
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    /// `DropOldest` only: `stamps[i & mask] == i` when the slot is free for
+    /// index `i`.
+    stamps: Box<[AtomicUsize]>,
+}
+
+// SAFETY: a message is only ever accessed by the side that owns its slot
+// under the index protocol above, so `Chan<T>` moves `T` values between
+// threads but never shares a `&T`; that needs `T: Send` and nothing more.
+unsafe impl<T: Send> Send for Chan<T> {}
+// SAFETY: as above; all shared state other than the slots is atomic.
+unsafe impl<T: Send> Sync for Chan<T> {}
+
+impl<T> Chan<T> {
+    #[inline(always)]
+    fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `slots.len() == mask + 1`, so `index & mask` is in bounds.
+        unsafe { self.slots.get_unchecked(index & self.shared.mask) }
+    }
+
+    #[inline(always)]
+    fn stamp(&self, index: usize) -> &AtomicUsize {
+        &self.stamps[index & self.shared.mask]
+    }
+
+    /// Moves the message out of the slot of `index`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `index` under the protocol and its slot is
+    /// initialized; afterwards it is uninitialized.
+    #[inline(always)]
+    unsafe fn read(&self, index: usize) -> T {
+        // SAFETY: guaranteed by the caller.
+        self.slot(index)
+            .with(|p| unsafe { p.read().assume_init() })
+    }
+
+    /// Moves `msg` into the slot of `index`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `index` under the protocol and its slot is
+    /// uninitialized.
+    #[inline(always)]
+    unsafe fn write(&self, index: usize, msg: T) {
+        // SAFETY: guaranteed by the caller.
+        self.slot(index)
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+    }
+
+    fn count_dropped(&self, n: u64) {
+        // Only the sender writes `dropped`: load + store, no RMW.
+        let d = &self.producer.dropped;
+        d.store(d.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    fn len(&self) -> usize {
+        // Head first: tail never falls below a head loaded earlier.
+        let head = self.head.load(Ordering::Acquire);
+        let tail = self.producer.tail.load(Ordering::Acquire);
+        tail.wrapping_sub(head).min(self.shared.cap)
+    }
+
+    /// Wakes every waiter on both sides (after a close).
+    fn wake_all(&self) {
+        self.recv_waiters.notify_all();
+        self.send_waiters.notify_all();
+    }
+}
+
+impl<T> Drop for Chan<T> {
+    fn drop(&mut self) {
+        // We are the last handle: `&mut self` gives exclusive access, and the
+        // Arc's drop synchronized with every other handle's last access.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.producer.tail.load(Ordering::Relaxed);
+
+        /// Drops the messages of `next..end`; if one panics, unwinding drops
+        /// this guard, which drops the rest, so none leaks and none is
+        /// dropped twice.
+        struct Rest<'a, T> {
+            chan: &'a Chan<T>,
+            next: usize,
+            end: usize,
+        }
+        impl<T> Rest<'_, T> {
+            fn run(&mut self) {
+                while self.next != self.end {
+                    let i = self.next;
+                    self.next = i.wrapping_add(1);
+                    // SAFETY: `i` is in `head..tail`, whose slots hold
+                    // initialized messages (the `Chan` invariant), and no
+                    // other handle exists.
+                    drop(unsafe { self.chan.read(i) });
+                }
+            }
+        }
+        impl<T> Drop for Rest<'_, T> {
+            fn drop(&mut self) {
+                self.run();
+            }
+        }
+        let mut rest = Rest {
+            chan: self,
+            next: head,
+            end: tail,
+        };
+        rest.run();
+    }
+}
+
+/// The sending half of an SPSC channel.
+///
+/// `Send` (when `T: Send`) but not `Sync`: one thread sends at a time.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<rillet::spsc::Sender<std::rc::Rc<u8>>>();
+/// ```
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<rillet::spsc::Sender<u8>>();
+/// ```
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+    /// Our copy of the tail (we are its only writer).
+    tail: Cell<usize>,
+    /// A possibly stale copy of the head; never ahead of the real one.
+    head_cache: Cell<usize>,
+}
+
+/// The receiving half of an SPSC channel.
+///
+/// `Send` (when `T: Send`) but not `Sync`: one thread receives at a time.
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<rillet::spsc::Receiver<std::rc::Rc<u8>>>();
+/// ```
+///
+/// ```compile_fail
+/// fn assert_sync<T: Sync>() {}
+/// assert_sync::<rillet::spsc::Receiver<u8>>();
+/// ```
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    /// Our copy of the head (`Block`/`DropNewest`: we are its only writer).
+    head: Cell<usize>,
+    /// A possibly stale copy of the tail, never past the cutoff.
+    tail_cache: Cell<usize>,
+    /// The cutoff, once we have seen the channel closed.
+    cutoff: Cell<Option<usize>>,
+}
+
+/// Outcome of the non-waiting part of a send, before the policy decides.
+enum Room<T> {
+    /// The slot of `tail` is ours to write; `evicted` holds a message the
+    /// DropOldest policy displaced, to be dropped after publishing.
+    Free(Option<T>),
+    /// Full under `Block`.
+    Full,
+}
+
+impl<T> Sender<T> {
+    /// Sends a message, waiting for room under [`Overflow::Block`].
+    ///
+    /// Fails only if the channel is closed, handing the message back.
+    #[inline]
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        match self.send_until(msg, None) {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Closed(m) | SendTimeoutError::Timeout(m)) => Err(SendError(m)),
+        }
+    }
+
+    /// Sends without waiting. Under `Block` a full channel returns
+    /// [`TrySendError::Full`]; the other policies never do.
+    #[inline(always)]
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.try_send_inner(msg, false)
+    }
+
+    /// The non-waiting send. `slack`: called from a blocking send, which may
+    /// pause briefly for more room when the ring is nearly full (see
+    /// [`Sender::wait_for_slack`]).
+    #[inline(always)]
+    fn try_send_inner(&self, msg: T, slack: bool) -> Result<(), TrySendError<T>> {
+        if !self.chan.shared.close.is_open_relaxed() {
+            return Err(TrySendError::Closed(msg));
+        }
+        let t = self.tail.get();
+        let evicted = match self.make_room(t, slack) {
+            Room::Free(evicted) => evicted,
+            Room::Full => {
+                return match self.chan.shared.overflow {
+                    Overflow::DropNewest => {
+                        self.chan.count_dropped(1);
+                        drop(msg);
+                        Ok(())
+                    }
+                    _ => Err(TrySendError::Full(msg)),
+                };
+            }
+        };
+        // SAFETY: `make_room` established that index `t` is free and ours.
+        unsafe { self.chan.write(t, msg) };
+        let result = match self.publish(t, t.wrapping_add(1)) {
+            Ok(()) => Ok(()),
+            // SAFETY: `publish` handed index `t` back to us: written by us,
+            // never readable by the receiver (at or past the cutoff).
+            Err(_) => Err(TrySendError::Closed(unsafe { self.chan.read(t) })),
+        };
+        drop(evicted);
+        result
+    }
+
+    /// Sends, waiting at most `timeout` for room.
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(msg, Instant::now().checked_add(timeout))
+    }
+
+    /// Sends, waiting until `deadline` at most for room.
+    pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.send_until(msg, Some(deadline))
+    }
+
+    /// The one sending wait loop (`None`: no deadline).
+    #[inline]
+    fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut pending = match self.try_send_inner(msg, true) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(m)) => return Err(SendTimeoutError::Closed(m)),
+            Err(TrySendError::Full(m)) => Some(m),
+        };
+        let outcome = park::block_on(&[&self.chan.send_waiters], deadline, || {
+            let msg = pending.take()?;
+            match self.try_send(msg) {
+                Ok(()) => Some(Ok(())),
+                Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
+                Err(TrySendError::Full(m)) => {
+                    pending = Some(m);
+                    None
+                }
+            }
+        });
+        match (outcome, pending) {
+            (Some(result), _) => result,
+            (None, Some(m)) => Err(SendTimeoutError::Timeout(m)),
+            (None, None) => unreachable!("a timed-out send still holds its message"),
+        }
+    }
+
+    /// Makes index `t` writable if there is room (evicting under
+    /// `DropOldest`). Does not look at the close state.
+    #[inline(always)]
+    fn make_room(&self, t: usize, slack: bool) -> Room<T> {
+        let chan = &*self.chan;
+        let cap = chan.shared.cap;
+        if t.wrapping_sub(self.head_cache.get()) >= cap {
+            // Acquire: the receiver finished reading every index below `h`.
+            let h = chan.head.load(Ordering::Acquire);
+            self.head_cache.set(h);
+            let len = t.wrapping_sub(h);
+            if len >= cap {
+                if chan.shared.overflow != Overflow::DropOldest {
+                    return Room::Full;
+                }
+                return Room::Free(self.evict(t));
+            }
+            if slack && cap - len < cap / SLACK_DIVISOR && chan.shared.overflow == Overflow::Block {
+                self.wait_for_slack(t);
+            }
+        }
+        if chan.shared.overflow == Overflow::DropOldest {
+            self.wait_slot_free(t);
+        }
+        Room::Free(None)
+    }
+
+    /// A blocking send found the ring nearly full (less than
+    /// `cap / SLACK_DIVISOR` free). Writing now would put the sender on the
+    /// cache line the receiver is reading, and every later send would reload
+    /// the head: both sides would miss on every message. Pausing briefly lets
+    /// the receiver drain a few lines ahead, after which the sender fills
+    /// them from its cached head without touching the receiver's line. The
+    /// pause is bounded (a few microseconds) and never affects `try_send`,
+    /// which always uses any free slot.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_slack(&self, t: usize) {
+        if cfg!(loom) || park::single_core() {
+            return;
+        }
+        let chan = &*self.chan;
+        let want = chan.shared.cap / SLACK_DIVISOR;
+        for step in 0..SLACK_STEPS {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+            let h = chan.head.load(Ordering::Acquire);
+            self.head_cache.set(h);
+            if chan.shared.cap - t.wrapping_sub(h) >= want {
+                return;
+            }
+        }
+    }
+
+    /// `DropOldest`, full: claims and removes the oldest message, then waits
+    /// for the slot of `t` to be free.
+    #[cold]
+    fn evict(&self, t: usize) -> Option<T> {
+        let chan = &*self.chan;
+        let mut evicted = None;
+        loop {
+            let h = chan.head.load(Ordering::Acquire);
+            if t.wrapping_sub(h) < chan.shared.cap {
+                self.head_cache.set(h);
+                break;
+            }
+            // Claim `h`; the receiver may be claiming it too, exactly one wins.
+            if chan
+                .head
+                .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // SAFETY: we won the claim of `h`, which is below the tail
+                // (full), so its slot holds the message we wrote there.
+                evicted = Some(unsafe { chan.read(h) });
+                // We are the only writer, so `Relaxed` suffices for the stamp
+                // we will read ourselves.
+                chan.stamp(h)
+                    .store(h.wrapping_add(chan.shared.mask + 1), Ordering::Relaxed);
+                chan.count_dropped(1);
+                self.head_cache.set(h.wrapping_add(1));
+                break;
+            }
+        }
+        self.wait_slot_free(t);
+        evicted
+    }
+
+    /// `DropOldest`: waits until whoever claimed the previous occupant of
+    /// `t`'s slot has finished with it. The reader is copying one message,
+    /// so this wait is short and never parks.
+    #[inline(always)]
+    fn wait_slot_free(&self, t: usize) {
+        let stamp = self.chan.stamp(t);
+        // Acquire: the reader's copy out of the slot happens before our write.
+        if stamp.load(Ordering::Acquire) != t {
+            park::wait_brief(|| stamp.load(Ordering::Acquire) == t);
+        }
+    }
+
+    /// Publishes `first..new_tail` (already written) and wakes the receiver
+    /// if it is parked. If a receiver-side close raced the publication and
+    /// the cutoff excludes some of these indices, rewinds the tail to the
+    /// cutoff and returns it: the caller takes `cutoff..new_tail` back.
+    #[inline(always)]
+    fn publish(&self, first: usize, new_tail: usize) -> Result<(), usize> {
+        let chan = &*self.chan;
+        chan.producer.tail.store(new_tail, Ordering::Release);
+        self.tail.set(new_tail);
+        barrier::light();
+        if chan.recv_waiters.has_waiters() {
+            chan.recv_waiters.wake(false);
+        }
+        if chan.shared.close.is_open_relaxed() {
+            Ok(())
+        } else {
+            self.resolve_close(first, new_tail)
+        }
+    }
+
+    #[cold]
+    fn resolve_close(&self, first: usize, new_tail: usize) -> Result<(), usize> {
+        let chan = &*self.chan;
+        let cutoff = chan.shared.close.wait_cutoff();
+        if !before(cutoff, new_tail) {
+            return Ok(());
+        }
+        let keep = if before(first, cutoff) { cutoff } else { first };
+        chan.producer.tail.store(keep, Ordering::Release);
+        self.tail.set(keep);
+        Err(keep)
+    }
+
+    /// Sends every message of `msgs`, like a loop of [`send`](Self::send)
+    /// but publishing once per batch of free slots. Returns how many
+    /// messages were taken from the iterator (under `DropNewest`, discarded
+    /// ones included).
+    ///
+    /// On close it stops and returns the messages taken but not enqueued;
+    /// items the iterator has not yielded yet stay in it.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel(8);
+    /// assert_eq!(tx.send_many(0..5), Ok(5));
+    /// let mut out = Vec::new();
+    /// assert_eq!(rx.recv_many(&mut out, 10), Ok(5));
+    /// assert_eq!(out, [0, 1, 2, 3, 4]);
+    /// ```
+    pub fn send_many<I: IntoIterator<Item = T>>(&self, msgs: I) -> Result<usize, SendError<Vec<T>>> {
+        let chan = &*self.chan;
+        let cap = chan.shared.cap;
+        let mut iter = msgs.into_iter();
+        let mut taken = 0usize;
+        loop {
+            let Some(first) = iter.next() else {
+                return Ok(taken);
+            };
+            taken += 1;
+            let t = self.tail.get();
+            let mut room = cap - t.wrapping_sub(self.head_cache.get()).min(cap);
+            if room == 0 {
+                self.head_cache.set(chan.head.load(Ordering::Acquire));
+                room = cap - t.wrapping_sub(self.head_cache.get()).min(cap);
+            }
+            if room == 0 || chan.shared.overflow == Overflow::DropOldest {
+                // Full, or evicting: one message at a time through `send`.
+                if let Err(SendError(m)) = self.send(first) {
+                    return Err(SendError(vec![m]));
+                }
+                continue;
+            }
+            if !chan.shared.close.is_open_relaxed() {
+                return Err(SendError(vec![first]));
+            }
+            // SAFETY: `room > 0` free indices start at `t`; they are ours.
+            unsafe { chan.write(t, first) };
+            let mut end = t.wrapping_add(1);
+            for msg in iter.by_ref().take(room - 1) {
+                // SAFETY: still within the `room` free indices.
+                unsafe { chan.write(end, msg) };
+                end = end.wrapping_add(1);
+                taken += 1;
+            }
+            if let Err(keep) = self.publish(t, end) {
+                let mut back = Vec::with_capacity(end.wrapping_sub(keep));
+                let mut i = keep;
+                while i != end {
+                    // SAFETY: `publish` handed `keep..end` back to us.
+                    back.push(unsafe { chan.read(i) });
+                    i = i.wrapping_add(1);
+                }
+                return Err(SendError(back));
+            }
+        }
+    }
+
+    /// Closes the channel for both sides. Returns `true` only for the call
+    /// that closed it; every later or concurrent `close` (from either side)
+    /// returns `false`. Buffered messages can still be received.
+    pub fn close(&self) -> bool {
+        let chan = &*self.chan;
+        if !chan.shared.close.begin() {
+            return false;
+        }
+        // We are the only producer: our tail is the cutoff.
+        chan.shared.close.finish(self.tail.get());
+        chan.wake_all();
+        true
+    }
+
+    /// Sends a final message and closes the channel in one step: the
+    /// receiver gets `msg` after everything sent before it, then `Closed`.
+    ///
+    /// Under `Block` waits for room first. Fails (handing `msg` back) if the
+    /// channel is already closed. A successful `close_with` is the closing
+    /// call: any `close` racing it returns `false`.
+    pub fn close_with(self, msg: T) -> Result<(), SendError<T>> {
+        let chan = &*self.chan;
+        if chan.shared.overflow == Overflow::Block {
+            let t = self.tail.get();
+            let room = park::block_on(&[&chan.send_waiters], None, || {
+                if !chan.shared.close.is_open_relaxed() {
+                    return Some(false);
+                }
+                self.head_cache.set(chan.head.load(Ordering::Acquire));
+                (t.wrapping_sub(self.head_cache.get()) < chan.shared.cap).then_some(true)
+            });
+            if room != Some(true) {
+                return Err(SendError(msg));
+            }
+        }
+        if !chan.shared.close.begin() {
+            return Err(SendError(msg));
+        }
+        // We won the close; the receiver treats CLOSING as open and cannot
+        // take the close from us. Room persists: we are the only producer.
+        let t = self.tail.get();
+        let evicted = match self.make_room(t, false) {
+            Room::Free(evicted) => {
+                // SAFETY: index `t` is free and ours.
+                unsafe { chan.write(t, msg) };
+                let end = t.wrapping_add(1);
+                chan.producer.tail.store(end, Ordering::Release);
+                self.tail.set(end);
+                evicted
+            }
+            Room::Full => {
+                // DropNewest (Block waited for room above).
+                chan.count_dropped(1);
+                drop(msg);
+                None
+            }
+        };
+        chan.shared.close.finish(self.tail.get());
+        chan.wake_all();
+        drop(evicted);
+        Ok(())
+    }
+
+    /// Number of buffered messages (a snapshot).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// `true` if nothing is buffered (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if the buffer is full (a snapshot). On the sender,
+    /// `!is_full()` guarantees that the next `try_send` finds room: only the
+    /// receiver can change it, and only by making room.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// The capacity the channel was created with.
+    pub fn capacity(&self) -> usize {
+        self.chan.shared.cap
+    }
+
+    /// `true` once the channel has been closed (also while messages are
+    /// still buffered).
+    pub fn is_closed(&self) -> bool {
+        self.chan.shared.close.is_closed()
+    }
+
+    /// Messages discarded by the overflow policy so far.
+    pub fn dropped(&self) -> u64 {
+        self.chan.producer.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The overflow policy of this channel.
+    pub fn overflow(&self) -> Overflow {
+        self.chan.shared.overflow
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("spsc::Sender { .. }")
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives a message, waiting until one arrives. Fails only when the
+    /// channel is closed and drained.
+    #[inline]
+    pub fn recv(&self) -> Result<T, RecvError> {
+        match self.recv_until(None) {
+            Ok(msg) => Ok(msg),
+            Err(_) => Err(RecvError),
+        }
+    }
+
+    /// Receives without waiting.
+    #[inline(always)]
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        if self.chan.shared.overflow == Overflow::DropOldest {
+            return self.try_recv_claiming();
+        }
+        let chan = &*self.chan;
+        let h = self.head.get();
+        if h == self.tail_cache.get() && h == self.refresh_tail()? {
+            return Err(TryRecvError::Empty);
+        }
+        // SAFETY: `h` is below the tail we acquired (and below any cutoff),
+        // so its slot holds a published message; we are the only reader.
+        let msg = unsafe { chan.read(h) };
+        let next = h.wrapping_add(1);
+        chan.head.store(next, Ordering::Release);
+        self.head.set(next);
+        if chan.shared.overflow == Overflow::Block {
+            chan.send_waiters.notify_one();
+        }
+        Ok(msg)
+    }
+
+    /// Reloads the tail (clamped to the cutoff once closed) into the cache.
+    /// If nothing is available, finds out whether the channel is closed:
+    /// `Err(Closed)` once closed and drained, otherwise `Ok(tail)`.
+    #[inline]
+    fn refresh_tail(&self) -> Result<usize, TryRecvError> {
+        let t = self.load_tail();
+        if before(self.current_head(), t) {
+            return Ok(t);
+        }
+        self.empty_or_closed(t)
+    }
+
+    #[inline(always)]
+    fn load_tail(&self) -> usize {
+        let mut t = self.chan.producer.tail.load(Ordering::Acquire);
+        if let Some(cutoff) = self.cutoff.get() {
+            if before(cutoff, t) {
+                t = cutoff;
+            }
+        }
+        self.tail_cache.set(t);
+        t
+    }
+
+    #[cold]
+    fn empty_or_closed(&self, t: usize) -> Result<usize, TryRecvError> {
+        if self.cutoff.get().is_some() {
+            return Err(TryRecvError::Closed);
+        }
+        let Some(cutoff) = self.chan.shared.close.cutoff() else {
+            return Ok(t);
+        };
+        self.cutoff.set(Some(cutoff));
+        // Messages published before the close may have landed after our
+        // first tail load: look again, clamped to the cutoff.
+        let t = self.load_tail();
+        if before(self.current_head(), t) {
+            Ok(t)
+        } else {
+            Err(TryRecvError::Closed)
+        }
+    }
+
+    #[inline(always)]
+    fn current_head(&self) -> usize {
+        if self.chan.shared.overflow == Overflow::DropOldest {
+            self.chan.head.load(Ordering::Acquire)
+        } else {
+            self.head.get()
+        }
+    }
+
+    /// `DropOldest`: claims the oldest message with a compare-exchange
+    /// (the sender may be evicting it).
+    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
+        let chan = &*self.chan;
+        loop {
+            let h = chan.head.load(Ordering::Acquire);
+            let mut t = self.tail_cache.get();
+            if !before(h, t) {
+                t = self.refresh_tail()?;
+                if !before(h, t) {
+                    // Raced an eviction between our loads: retry.
+                    if h == t {
+                        return Err(TryRecvError::Empty);
+                    }
+                    continue;
+                }
+            }
+            if chan
+                .head
+                .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                // SAFETY: we won the claim of `h`, below the acquired tail:
+                // its slot is initialized and, until we store its stamp,
+                // nobody else touches it.
+                let msg = unsafe { chan.read(h) };
+                // Release: our copy out happens before the sender's reuse.
+                chan.stamp(h)
+                    .store(h.wrapping_add(chan.shared.mask + 1), Ordering::Release);
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Receives, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_until(Some(deadline))
+    }
+
+    /// The one receiving wait loop (`None`: no deadline).
+    #[inline]
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.wait(deadline, || self.try_recv())
+    }
+
+    #[inline]
+    fn wait<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut attempt: impl FnMut() -> Result<R, TryRecvError>,
+    ) -> Result<R, RecvTimeoutError> {
+        match attempt() {
+            Ok(r) => return Ok(r),
+            Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
+            Err(TryRecvError::Empty) => {}
+        }
+        park::block_on(&[&self.chan.recv_waiters], deadline, || match attempt() {
+            Ok(r) => Some(Ok(r)),
+            Err(TryRecvError::Closed) => Some(Err(RecvTimeoutError::Closed)),
+            Err(TryRecvError::Empty) => None,
+        })
+        .unwrap_or(Err(RecvTimeoutError::Timeout))
+    }
+
+    /// Waits for at least one message, then appends up to `max` buffered
+    /// messages to `buf` in one batch (one index update, one wake-up check).
+    /// Returns how many it appended; `Ok(0)` only when `max` is 0.
+    pub fn recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, RecvError> {
+        if max == 0 {
+            return Ok(0);
+        }
+        self.wait(None, || self.try_recv_many(buf, max))
+            .map_err(|_| RecvError)
+    }
+
+    fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, TryRecvError> {
+        if self.chan.shared.overflow == Overflow::DropOldest {
+            // Claims one at a time: the sender may be evicting.
+            let mut n = 0;
+            while n < max {
+                match self.try_recv_claiming() {
+                    Ok(msg) => buf.push(msg),
+                    Err(e) if n == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            return Ok(n);
+        }
+        let chan = &*self.chan;
+        let h = self.head.get();
+        let mut t = self.tail_cache.get();
+        if t.wrapping_sub(h) < max {
+            t = self.refresh_tail()?;
+            if t == h {
+                return Err(TryRecvError::Empty);
+            }
+        }
+        let n = t.wrapping_sub(h).min(max);
+        buf.reserve(n);
+        for k in 0..n {
+            // SAFETY: `h..h+n` is below the acquired tail (and cutoff); we are
+            // the only reader, and `reserve` made the pushes infallible.
+            buf.push(unsafe { chan.read(h.wrapping_add(k)) });
+        }
+        let next = h.wrapping_add(n);
+        chan.head.store(next, Ordering::Release);
+        self.head.set(next);
+        if chan.shared.overflow == Overflow::Block {
+            chan.send_waiters.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// A blocking iterator: yields messages until the channel is closed and
+    /// drained.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// A non-blocking iterator: yields what is buffered now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Closes the channel for both sides. Returns `true` only for the call
+    /// that closed it. Messages already sent can still be received; any send
+    /// that did not complete before the close fails with `Closed`.
+    pub fn close(&self) -> bool {
+        let chan = &*self.chan;
+        if !chan.shared.close.begin() {
+            return false;
+        }
+        // Pairs with the light barrier in `Sender::publish`: either we see
+        // a concurrently published tail, or that sender sees CLOSING and
+        // settles against the cutoff we store below.
+        barrier::heavy();
+        let cutoff = chan.producer.tail.load(Ordering::Acquire);
+        chan.shared.close.finish(cutoff);
+        self.cutoff.set(Some(cutoff));
+        chan.wake_all();
+        true
+    }
+
+    /// Number of buffered messages (a snapshot).
+    pub fn len(&self) -> usize {
+        self.chan.len()
+    }
+
+    /// `true` if nothing is buffered. On the receiver, `!is_empty()`
+    /// guarantees that the next `try_recv` succeeds (unless the sender
+    /// evicts under `DropOldest`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `true` if the buffer is full (a snapshot).
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.capacity()
+    }
+
+    /// The capacity the channel was created with.
+    pub fn capacity(&self) -> usize {
+        self.chan.shared.cap
+    }
+
+    /// `true` once the channel has been closed (also while messages are
+    /// still buffered).
+    pub fn is_closed(&self) -> bool {
+        self.chan.shared.close.is_closed()
+    }
+
+    /// Messages discarded by the overflow policy so far.
+    pub fn dropped(&self) -> u64 {
+        self.chan.producer.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The overflow policy of this channel.
+    pub fn overflow(&self) -> Overflow {
+        self.chan.shared.overflow
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("spsc::Receiver { .. }")
+    }
+}
+
+/// Blocking iterator over a [`Receiver`], from [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Non-blocking iterator over a [`Receiver`], from [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Owning blocking iterator, from `Receiver::into_iter`.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}

@@ -1,0 +1,116 @@
+//! The one place that imports synchronization primitives.
+//!
+//! Every atomic, `UnsafeCell`, `Arc`, mutex, thread park/unpark and spin hint
+//! used by rillet comes from here, so that building with `--cfg loom` swaps
+//! them all for loom's model-checked versions (the pattern of tokio's
+//! `src/loom/` and crossbeam-utils' `primitive` module).
+//!
+//! Two differences from std are papered over:
+//! - `UnsafeCell` exposes loom's `with` / `with_mut` API on both builds.
+//! - `spin_loop` yields to loom's scheduler under loom (loom's scheduler is
+//!   not fair, so a spin loop must yield or the model never terminates).
+
+#![allow(dead_code)]
+
+#[cfg(not(loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{
+        compiler_fence, fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub(crate) use std::sync::Arc;
+
+    pub(crate) mod thread {
+        pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
+    }
+
+    /// Spin-wait hint.
+    #[inline(always)]
+    pub(crate) fn spin_loop() {
+        std::hint::spin_loop();
+    }
+
+    /// `UnsafeCell` with loom's closure-based API.
+    #[derive(Debug)]
+    #[repr(transparent)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        #[inline(always)]
+        pub(crate) const fn new(value: T) -> Self {
+            UnsafeCell(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with a mutable raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// The slow-path lock: only taken by a thread about to park or to wake a
+    /// parked one.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(parking_lot::Mutex::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
+}
+
+#[cfg(loom)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
+    pub(crate) use loom::sync::Arc;
+
+    /// loom has no compiler fence; a real fence is strictly stronger.
+    pub(crate) fn compiler_fence(order: Ordering) {
+        fence(order);
+    }
+
+    pub(crate) mod thread {
+        pub(crate) use loom::thread::{current, park, yield_now, Thread};
+
+        /// loom has no time: a timed park is an untimed one (models never
+        /// use deadlines).
+        pub(crate) fn park_timeout(_: std::time::Duration) {
+            park();
+        }
+    }
+
+    /// Under loom a spin loop must hand control to the scheduler.
+    pub(crate) fn spin_loop() {
+        loom::thread::yield_now();
+    }
+
+    /// The slow-path lock (loom's, so that the model sees it).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+}
+
+pub(crate) use imp::*;
