@@ -1,0 +1,783 @@
+//! Integration tests for `rillet::spsc` (public API only).
+
+use rillet::{
+    spsc, Overflow, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Scales a loop count down under Miri.
+const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 50 {
+            full
+        } else {
+            50
+        }
+    } else {
+        full
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A message that counts its drops (and can be told to panic when dropped).
+#[derive(Debug)]
+struct Counted {
+    id: usize,
+    drops: Arc<AtomicUsize>,
+    panic_on_drop: bool,
+}
+
+impl Counted {
+    fn new(id: usize, drops: &Arc<AtomicUsize>) -> Self {
+        Counted {
+            id,
+            drops: drops.clone(),
+            panic_on_drop: false,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if self.panic_on_drop && !thread::panicking() {
+            panic!("Counted({}) panics in drop", self.id);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- basics
+
+#[test]
+fn send_then_recv_in_order() {
+    let (tx, rx) = spsc::channel(4);
+    for i in 0..4 {
+        tx.send(i).unwrap();
+    }
+    for i in 0..4 {
+        assert_eq!(rx.recv(), Ok(i));
+    }
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn capacity_is_exact_for_non_powers_of_two() {
+    for cap in [1, 2, 3, 5, 7, 100, 1000] {
+        let (tx, rx) = spsc::channel(cap);
+        assert_eq!(tx.capacity(), cap);
+        assert_eq!(rx.capacity(), cap);
+        for i in 0..cap {
+            tx.try_send(i).unwrap();
+        }
+        assert!(tx.is_full());
+        assert_eq!(tx.try_send(cap), Err(TrySendError::Full(cap)));
+        assert_eq!(tx.len(), cap);
+        assert_eq!(rx.recv(), Ok(0));
+        assert!(!tx.is_full());
+        tx.try_send(cap).unwrap();
+        assert_eq!(tx.try_send(cap + 1), Err(TrySendError::Full(cap + 1)));
+    }
+}
+
+#[test]
+#[should_panic(expected = "capacity must be at least 1")]
+fn zero_capacity_panics_with_a_reason() {
+    let _ = spsc::channel::<u8>(0);
+}
+
+#[test]
+#[should_panic(expected = "too large")]
+fn absurd_capacity_panics_with_a_reason() {
+    let _ = spsc::channel::<u64>(usize::MAX / 2);
+}
+
+#[test]
+fn builder_infers_type_and_sets_policy() {
+    let (tx, rx) = spsc::Builder::new(3)
+        .overflow(Overflow::DropNewest)
+        .build();
+    tx.send(1u8).unwrap();
+    assert_eq!(tx.overflow(), Overflow::DropNewest);
+    assert_eq!(rx.overflow(), Overflow::DropNewest);
+    assert_eq!(rx.recv(), Ok(1u8));
+}
+
+#[test]
+fn len_is_empty_is_full() {
+    let (tx, rx) = spsc::channel(2);
+    assert!(tx.is_empty() && rx.is_empty());
+    assert_eq!(rx.len(), 0);
+    tx.send(1).unwrap();
+    assert_eq!((tx.len(), rx.len()), (1, 1));
+    assert!(!rx.is_full());
+    tx.send(2).unwrap();
+    assert!(rx.is_full() && tx.is_full());
+    rx.recv().unwrap();
+    rx.recv().unwrap();
+    assert!(rx.is_empty());
+}
+
+#[test]
+fn zero_sized_messages() {
+    let (tx, rx) = spsc::channel(3);
+    for _ in 0..3 {
+        tx.try_send(()).unwrap();
+    }
+    assert_eq!(tx.try_send(()), Err(TrySendError::Full(())));
+    assert_eq!(rx.len(), 3);
+    for _ in 0..3 {
+        assert_eq!(rx.recv(), Ok(()));
+    }
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+}
+
+#[test]
+fn large_messages_cross_threads_intact() {
+    let count = n(200);
+    let (tx, rx) = spsc::channel::<[u64; 512]>(2);
+    let h = thread::spawn(move || {
+        for i in 0..count as u64 {
+            tx.send([i; 512]).unwrap();
+        }
+    });
+    for i in 0..count as u64 {
+        let m = rx.recv().unwrap();
+        assert!(m.iter().all(|&x| x == i));
+    }
+    h.join().unwrap();
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+// ---------------------------------------------------------------- close
+
+#[test]
+fn exactly_one_close_returns_true() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    assert!(tx.close());
+    assert!(!tx.close());
+    assert!(!rx.close());
+    assert!(!rx.close());
+
+    let (tx, rx) = spsc::channel::<u8>(1);
+    assert!(rx.close());
+    assert!(!tx.close());
+    assert!(!rx.close());
+}
+
+#[test]
+fn concurrent_closes_from_both_sides_exactly_one_wins() {
+    for _ in 0..n(500) {
+        let (tx, rx) = spsc::channel::<u8>(1);
+        let barrier = Arc::new(Barrier::new(2));
+        let b = barrier.clone();
+        let h = thread::spawn(move || {
+            b.wait();
+            tx.close()
+        });
+        barrier.wait();
+        let mine = rx.close();
+        let theirs = h.join().unwrap();
+        assert!(mine ^ theirs, "exactly one close returns true");
+    }
+}
+
+#[test]
+fn closed_while_buffered_then_drained_then_closed_forever() {
+    let (tx, rx) = spsc::channel(4);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(tx.close());
+    assert!(tx.is_closed() && rx.is_closed());
+    assert_eq!(rx.len(), 2);
+    assert_eq!(rx.try_recv(), Ok(1));
+    assert_eq!(rx.recv_timeout(ms(10)), Ok(2));
+    for _ in 0..3 {
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(rx.recv(), Err(RecvError));
+        assert_eq!(rx.recv_timeout(ms(1)), Err(RecvTimeoutError::Closed));
+    }
+}
+
+#[test]
+fn every_send_fails_after_close_and_hands_the_message_back() {
+    let (tx, rx) = spsc::channel(4);
+    assert!(rx.close());
+    assert_eq!(tx.send(1), Err(SendError(1)));
+    assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
+    assert_eq!(tx.send_timeout(3, ms(1)), Err(SendTimeoutError::Closed(3)));
+    assert_eq!(
+        tx.send_deadline(4, Instant::now()),
+        Err(SendTimeoutError::Closed(4))
+    );
+    assert_eq!(tx.send_many(vec![5, 6]), Err(SendError(vec![5])));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn receiver_close_keeps_buffered_messages_for_draining() {
+    let (tx, rx) = spsc::channel(4);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(rx.close());
+    assert_eq!(tx.send(3), Err(SendError(3)));
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn close_with_delivers_the_final_message_last() {
+    let (tx, rx) = spsc::channel(2);
+    tx.send("a").unwrap();
+    tx.send("b").unwrap();
+    let h = thread::spawn(move || tx.close_with("done")); // waits for room
+    assert_eq!(rx.recv(), Ok("a"));
+    h.join().unwrap().unwrap();
+    assert!(rx.is_closed());
+    assert!(!rx.close(), "close_with was the closing call");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), ["b", "done"]);
+}
+
+#[test]
+fn close_with_after_close_hands_the_message_back() {
+    let (tx, rx) = spsc::channel(2);
+    assert!(rx.close());
+    assert_eq!(tx.close_with(7), Err(SendError(7)));
+}
+
+#[test]
+fn close_with_under_drop_oldest_evicts() {
+    let (tx, rx) = spsc::Builder::new(2)
+        .overflow(Overflow::DropOldest)
+        .build();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    tx.close_with(3).unwrap();
+    assert_eq!(rx.dropped(), 1);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2, 3]);
+}
+
+#[test]
+fn close_with_under_drop_newest_counts_the_discarded_final_message() {
+    let (tx, rx) = spsc::Builder::new(1)
+        .overflow(Overflow::DropNewest)
+        .build();
+    tx.send(1).unwrap();
+    tx.close_with(2).unwrap();
+    assert_eq!(rx.dropped(), 1);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [1]);
+    assert!(rx.is_closed());
+}
+
+#[test]
+fn dropping_the_sender_closes() {
+    let (tx, rx) = spsc::channel(2);
+    tx.send(1).unwrap();
+    drop(tx);
+    assert!(rx.is_closed());
+    assert!(!rx.close());
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[test]
+fn dropping_the_receiver_closes() {
+    let (tx, rx) = spsc::channel(2);
+    drop(rx);
+    assert!(tx.is_closed());
+    assert!(!tx.close());
+    assert_eq!(tx.send(1), Err(SendError(1)));
+}
+
+// ---------------------------------------------------------------- wake-ups
+
+#[test]
+fn parked_receiver_is_woken_by_sender_drop() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    let h = thread::spawn(move || rx.recv());
+    thread::sleep(ms(50));
+    drop(tx);
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+}
+
+#[test]
+fn parked_receiver_is_woken_by_sender_close() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    let h = thread::spawn(move || rx.recv());
+    thread::sleep(ms(50));
+    assert!(tx.close());
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+}
+
+#[test]
+fn parked_receiver_is_woken_by_a_message() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    let h = thread::spawn(move || rx.recv());
+    thread::sleep(ms(50));
+    tx.send(9).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(9));
+}
+
+#[test]
+fn parked_sender_is_woken_by_receiver_close() {
+    let (tx, rx) = spsc::channel(1);
+    tx.send(1).unwrap();
+    let h = thread::spawn(move || tx.send(2));
+    thread::sleep(ms(50));
+    assert!(rx.close());
+    assert_eq!(h.join().unwrap(), Err(SendError(2)));
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[test]
+fn parked_sender_is_woken_by_receiver_drop() {
+    let (tx, rx) = spsc::channel(1);
+    tx.send(1).unwrap();
+    let h = thread::spawn(move || tx.send(2));
+    thread::sleep(ms(50));
+    drop(rx);
+    assert_eq!(h.join().unwrap(), Err(SendError(2)));
+}
+
+#[test]
+fn parked_sender_is_woken_by_room() {
+    let (tx, rx) = spsc::channel(1);
+    tx.send(1).unwrap();
+    let h = thread::spawn(move || tx.send(2));
+    thread::sleep(ms(50));
+    assert_eq!(rx.recv(), Ok(1));
+    h.join().unwrap().unwrap();
+    assert_eq!(rx.recv(), Ok(2));
+}
+
+// ---------------------------------------------------------------- timeouts
+
+#[test]
+fn zero_timeout_still_takes_a_queued_message() {
+    let (tx, rx) = spsc::channel(1);
+    tx.send(5).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(5));
+    assert_eq!(
+        rx.recv_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Timeout)
+    );
+    tx.send_timeout(6, Duration::ZERO).unwrap();
+    assert_eq!(
+        tx.send_timeout(7, Duration::ZERO),
+        Err(SendTimeoutError::Timeout(7))
+    );
+    assert_eq!(rx.recv_deadline(Instant::now()), Ok(6));
+}
+
+#[test]
+fn timeouts_expire_and_hand_the_message_back() {
+    let (tx, rx) = spsc::channel(1);
+    let start = Instant::now();
+    assert_eq!(rx.recv_timeout(ms(20)), Err(RecvTimeoutError::Timeout));
+    assert!(start.elapsed() >= ms(20));
+    tx.send(1).unwrap();
+    let start = Instant::now();
+    assert_eq!(tx.send_timeout(2, ms(20)), Err(SendTimeoutError::Timeout(2)));
+    assert!(start.elapsed() >= ms(20));
+    assert_eq!(
+        tx.send_deadline(3, Instant::now() + ms(5)),
+        Err(SendTimeoutError::Timeout(3))
+    );
+}
+
+#[test]
+fn closed_and_drained_reports_closed_not_timeout() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    drop(tx);
+    assert_eq!(rx.recv_timeout(ms(10)), Err(RecvTimeoutError::Closed));
+    assert_eq!(
+        rx.recv_deadline(Instant::now()),
+        Err(RecvTimeoutError::Closed)
+    );
+}
+
+#[test]
+fn duration_max_waits_without_panicking() {
+    let (tx, rx) = spsc::channel(1);
+    let h = thread::spawn(move || {
+        thread::sleep(ms(30));
+        tx.send(1).unwrap();
+        tx.send_timeout(2, Duration::MAX).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(Duration::MAX), Ok(1));
+    assert_eq!(rx.recv_timeout(Duration::MAX), Ok(2));
+    h.join().unwrap();
+    assert_eq!(rx.recv_timeout(Duration::MAX), Err(RecvTimeoutError::Closed));
+}
+
+#[test]
+fn timed_recv_is_woken_by_close() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    let h = thread::spawn(move || rx.recv_timeout(Duration::from_secs(60)));
+    thread::sleep(ms(30));
+    tx.close();
+    assert_eq!(h.join().unwrap(), Err(RecvTimeoutError::Closed));
+}
+
+// ---------------------------------------------------------------- overflow
+
+#[test]
+fn drop_newest_discards_and_counts_incoming() {
+    let (tx, rx) = spsc::Builder::new(3)
+        .overflow(Overflow::DropNewest)
+        .build();
+    for i in 0..10 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(tx.try_send(10), Ok(()));
+    assert_eq!(rx.dropped(), 8);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+#[test]
+fn drop_oldest_evicts_and_counts_the_oldest() {
+    let (tx, rx) = spsc::Builder::new(3)
+        .overflow(Overflow::DropOldest)
+        .build();
+    for i in 0..10 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(tx.try_send(10), Ok(()));
+    assert_eq!(tx.dropped(), 8);
+    assert_eq!(rx.len(), 3);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [8, 9, 10]);
+}
+
+#[test]
+fn overflow_drops_each_message_exactly_once() {
+    for policy in [Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::Builder::new(2).overflow(policy).build();
+        for i in 0..10 {
+            tx.send(Counted::new(i, &drops)).unwrap();
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 8, "{policy:?}");
+        assert_eq!(tx.dropped(), 8);
+        let got = rx.recv().unwrap();
+        assert_eq!(got.id, if policy == Overflow::DropNewest { 0 } else { 8 });
+        drop(got);
+        drop((tx, rx));
+        assert_eq!(drops.load(Ordering::SeqCst), 10, "{policy:?}");
+    }
+}
+
+#[test]
+fn drop_oldest_under_concurrency_receives_or_evicts_each_message_once() {
+    let total = n(100_000);
+    for cap in [1, 2, 5] {
+        let (tx, rx) = spsc::Builder::new(cap)
+            .overflow(Overflow::DropOldest)
+            .build();
+        let h = thread::spawn(move || {
+            for i in 0..total {
+                tx.send(i).unwrap();
+            }
+            tx.dropped()
+        });
+        let mut received = 0;
+        let mut last = None;
+        for v in rx.iter() {
+            assert!(last.map_or(true, |l| v > l), "order kept");
+            last = Some(v);
+            received += 1;
+        }
+        let dropped = h.join().unwrap();
+        assert_eq!(received + dropped as usize, total, "cap {cap}");
+        assert_eq!(last, Some(total - 1), "the newest survives");
+    }
+}
+
+// ---------------------------------------------------------------- drops
+
+#[test]
+fn buffered_messages_are_dropped_once_when_the_last_handle_goes() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(8);
+    for i in 0..5 {
+        tx.send(Counted::new(i, &drops)).unwrap();
+    }
+    drop(rx.recv().unwrap());
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(tx);
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "closing drops nothing");
+    drop(rx);
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn rejected_messages_come_back_and_are_dropped_by_the_caller() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(1);
+    tx.send(Counted::new(0, &drops)).unwrap();
+    let back = tx.try_send(Counted::new(1, &drops)).unwrap_err().into_inner();
+    assert_eq!(back.id, 1);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(back);
+    rx.close();
+    let back = tx.send(Counted::new(2, &drops)).unwrap_err().0;
+    assert_eq!(back.id, 2);
+    drop(back);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn panicking_drop_of_buffered_messages_drops_the_rest_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(4);
+    for i in 0..4 {
+        let mut m = Counted::new(i, &drops);
+        m.panic_on_drop = i == 1;
+        tx.send(m).unwrap();
+    }
+    drop(tx);
+    let result = catch_unwind(AssertUnwindSafe(move || drop(rx)));
+    assert!(result.is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn panicking_drop_of_an_evicted_message_leaves_the_channel_usable() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::Builder::new(1)
+        .overflow(Overflow::DropOldest)
+        .build();
+    let mut first = Counted::new(0, &drops);
+    first.panic_on_drop = true;
+    tx.send(first).unwrap();
+    let result = catch_unwind(AssertUnwindSafe(|| tx.send(Counted::new(1, &drops))));
+    assert!(result.is_err(), "the evicted message's drop panicked");
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(rx.recv().unwrap().id, 1, "the new message was enqueued");
+    tx.send(Counted::new(2, &drops)).unwrap();
+    assert_eq!(rx.recv().unwrap().id, 2);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn panicking_drop_of_a_received_message_is_the_callers() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(2);
+    let mut m = Counted::new(0, &drops);
+    m.panic_on_drop = true;
+    tx.send(m).unwrap();
+    tx.send(Counted::new(1, &drops)).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(rx.recv().unwrap()))).is_err());
+    assert_eq!(rx.recv().unwrap().id, 1);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------- batches
+
+#[test]
+fn send_many_and_recv_many_move_batches() {
+    let (tx, rx) = spsc::channel(8);
+    assert_eq!(tx.send_many(0..5), Ok(5));
+    let mut buf = vec![100];
+    assert_eq!(rx.recv_many(&mut buf, 3), Ok(3));
+    assert_eq!(buf, [100, 0, 1, 2]);
+    assert_eq!(rx.recv_many(&mut buf, 10), Ok(2));
+    assert_eq!(buf, [100, 0, 1, 2, 3, 4]);
+    assert_eq!(rx.recv_many(&mut buf, 0), Ok(0));
+}
+
+#[test]
+fn recv_many_waits_for_at_least_one() {
+    let (tx, rx) = spsc::channel(4);
+    let h = thread::spawn(move || {
+        thread::sleep(ms(30));
+        tx.send(1).unwrap();
+    });
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 4), Ok(1));
+    h.join().unwrap();
+    assert_eq!(rx.recv_many(&mut buf, 4), Err(RecvError));
+}
+
+#[test]
+fn send_many_larger_than_capacity_blocks_like_a_loop() {
+    let total = n(50_000);
+    let (tx, rx) = spsc::channel(7);
+    let h = thread::spawn(move || tx.send_many(0..total));
+    let mut buf = Vec::new();
+    while let Ok(_k) = rx.recv_many(&mut buf, 5) {}
+    assert_eq!(h.join().unwrap(), Ok(total));
+    assert_eq!(buf, (0..total).collect::<Vec<_>>());
+}
+
+#[test]
+fn send_many_applies_the_policy_per_message() {
+    let (tx, rx) = spsc::Builder::new(3)
+        .overflow(Overflow::DropNewest)
+        .build();
+    assert_eq!(tx.send_many(0..10), Ok(10));
+    assert_eq!(tx.dropped(), 7);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+
+    let (tx, rx) = spsc::Builder::new(3)
+        .overflow(Overflow::DropOldest)
+        .build();
+    assert_eq!(tx.send_many(0..10), Ok(10));
+    assert_eq!(tx.dropped(), 7);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [7, 8, 9]);
+}
+
+#[test]
+fn send_many_leaves_unpulled_items_in_the_iterator() {
+    let (tx, rx) = spsc::channel(2);
+    rx.close();
+    let mut items = vec![1, 2, 3].into_iter();
+    assert_eq!(tx.send_many(items.by_ref()), Err(SendError(vec![1])));
+    assert_eq!(items.collect::<Vec<_>>(), [2, 3]);
+}
+
+// ---------------------------------------------------------------- iterators
+
+#[test]
+fn iterators() {
+    let (tx, rx) = spsc::channel(8);
+    tx.send_many(0..3).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+    tx.send_many(3..6).unwrap();
+    drop(tx);
+    let mut seen = Vec::new();
+    for v in &rx {
+        seen.push(v);
+        if v == 4 {
+            break;
+        }
+    }
+    seen.extend(rx);
+    assert_eq!(seen, [3, 4, 5]);
+}
+
+// ---------------------------------------------------------------- stress
+
+#[test]
+fn two_threads_keep_order_at_every_small_capacity() {
+    let total = n(100_000);
+    for cap in [1, 2, 3, 7, 64] {
+        let (tx, rx) = spsc::channel(cap);
+        let h = thread::spawn(move || {
+            for i in 0..total {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..total {
+            assert_eq!(rx.recv(), Ok(i));
+        }
+        h.join().unwrap();
+        assert_eq!(rx.recv(), Err(RecvError));
+    }
+}
+
+#[test]
+fn receiver_close_racing_sends_loses_nothing() {
+    // Every send that returned Ok is received; every other one was handed
+    // back. Exercises the cutoff / take-back protocol.
+    for round in 0..n(600) {
+        // Small rings make the sender park; large ones keep it publishing
+        // while the close is in progress.
+        let (tx, rx) = spsc::channel(if round % 2 == 0 { 4 } else { 4096 });
+        let started = Arc::new(Barrier::new(2));
+        let go = started.clone();
+        let h = thread::spawn(move || {
+            go.wait();
+            let mut ok = 0usize;
+            let mut i = 0usize;
+            loop {
+                match tx.send(i) {
+                    Ok(()) => ok += 1,
+                    Err(SendError(v)) => {
+                        assert_eq!(v, i);
+                        break;
+                    }
+                }
+                i += 1;
+            }
+            ok
+        });
+        started.wait();
+        let mut received = 0usize;
+        for _ in 0..(round % 17) {
+            if rx.recv().is_ok() {
+                received += 1;
+            }
+        }
+        rx.close();
+        while let Ok(v) = rx.recv() {
+            assert_eq!(v, received);
+            received += 1;
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        let ok = h.join().unwrap();
+        assert_eq!(ok, received, "round {round}");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed), "closed forever");
+    }
+}
+
+#[test]
+fn receiver_close_racing_send_many_loses_nothing() {
+    for round in 0..n(600) {
+        let (tx, rx) = spsc::channel(if round % 2 == 0 { 8 } else { 4096 });
+        let started = Arc::new(Barrier::new(2));
+        let go = started.clone();
+        let h = thread::spawn(move || {
+            go.wait();
+            let mut ok = 0usize;
+            let mut next = 0usize;
+            loop {
+                match tx.send_many(next..next + 5) {
+                    Ok(k) => {
+                        ok += k;
+                        next += k;
+                    }
+                    Err(SendError(back)) => {
+                        // `back` is the tail of this batch that was not enqueued.
+                        assert!(!back.is_empty());
+                        assert_eq!(back, (back[0]..back[0] + back.len()).collect::<Vec<_>>());
+                        return ok + (back[0] - next);
+                    }
+                }
+            }
+        });
+        started.wait();
+        let mut received = 0usize;
+        for _ in 0..(round % 23) {
+            if rx.recv().is_ok() {
+                received += 1;
+            }
+        }
+        rx.close();
+        while let Ok(v) = rx.recv() {
+            assert_eq!(v, received);
+            received += 1;
+        }
+        let ok = h.join().unwrap();
+        assert_eq!(ok, received, "round {round}");
+    }
+}
+
+#[test]
+fn sender_drop_racing_a_parked_receiver_never_hangs() {
+    for _ in 0..n(300) {
+        let (tx, rx) = spsc::channel::<u8>(1);
+        let h = thread::spawn(move || rx.recv());
+        drop(tx);
+        assert_eq!(h.join().unwrap(), Err(RecvError));
+    }
+}
