@@ -74,7 +74,7 @@ mod imp {
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicU64, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
 

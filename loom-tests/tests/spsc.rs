@@ -1,0 +1,160 @@
+//! loom models of the SPSC channel: every interleaving (up to the
+//! preemption bound) of the real `rillet::spsc` code, built with
+//! `--cfg loom` so that its atomics, cells, mutex and park/unpark are loom's.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test --release`
+
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use rillet::{spsc, Overflow, RecvError, SendError, TryRecvError};
+
+/// Blocking send and receive through a capacity-1 ring: both sides park
+/// (full / empty) and must be woken; order is kept.
+#[test]
+fn send_recv_capacity_1_parks_and_wakes_both_sides() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Ok(2));
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
+    });
+}
+
+/// Capacity 2: the ring wraps (indices 0..3 reuse slots).
+#[test]
+fn send_recv_capacity_2_wraps() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(2);
+        let h = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..3 {
+            assert_eq!(rx.recv(), Ok(i));
+        }
+        h.join().unwrap();
+    });
+}
+
+/// The last sender is dropped while the receiver parks: the receiver must
+/// wake and see `Closed` (no lost wake-up).
+#[test]
+fn last_sender_drop_while_receiver_parks() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || drop(tx));
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
+    });
+}
+
+/// Closing from both sides at once: exactly one `close` returns true.
+#[test]
+fn close_racing_close_exactly_one_wins() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || tx.close());
+        let mine = rx.close();
+        let theirs = h.join().unwrap();
+        assert!(mine ^ theirs);
+    });
+}
+
+/// A send racing a receiver-side close: either the message is received, or
+/// the send fails and hands it back. Never both, never neither.
+#[test]
+fn close_racing_send_loses_nothing() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(2);
+        // The sender hands its handle back so that its drop does not close.
+        let h = thread::spawn(move || (tx.send(7), tx));
+        assert!(rx.close());
+        let received = rx.try_recv();
+        let (sent, _tx) = h.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(received, Ok(7)),
+            Err(SendError(v)) => {
+                assert_eq!(v, 7);
+                assert_eq!(received, Err(TryRecvError::Closed));
+            }
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+/// A sender parked on a full ring is woken by the receiver's close.
+#[test]
+fn close_wakes_a_parked_sender() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let h = thread::spawn(move || tx.send(2));
+        rx.close();
+        assert_eq!(h.join().unwrap(), Err(SendError(2)));
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Err(RecvError));
+    });
+}
+
+/// A receive racing a sender's close: messages sent before the close are
+/// received, then `Closed`.
+#[test]
+fn close_racing_recv_drains_first() {
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(2);
+        let h = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.close_with(2).unwrap();
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(rx.recv(), Ok(2));
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
+    });
+}
+
+/// A message that counts how often it is dropped.
+struct Tracked(usize, Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `DropOldest`: the sender evicting the oldest message races the receiver
+/// taking it. Each message is received or evicted, exactly once.
+#[test]
+fn drop_oldest_eviction_racing_recv() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<Tracked>();
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            tx.send(Tracked(2, d)).unwrap();
+            tx.dropped()
+        });
+        let first = rx.recv().unwrap().0;
+        let evicted = h.join().unwrap();
+        let rest: Vec<usize> = rx.try_iter().map(|m| m.0).collect();
+        match (first, evicted) {
+            (1, 0) => assert_eq!(rest, [2]),
+            (2, 1) => assert!(rest.is_empty()),
+            other => panic!("impossible outcome {other:?}"),
+        }
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
