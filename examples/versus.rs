@@ -14,11 +14,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 fn runs() -> usize {
-    std::env::var("VERSUS_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5)
+    std::env::var("VERSUS_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
 }
 
 fn scaled(n: u64) -> u64 {
-    let scale: f64 = std::env::var("VERSUS_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("VERSUS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64 * scale) as u64).max(1)
 }
 
@@ -38,7 +44,12 @@ fn msg64(i: u64) -> Msg64 {
 
 // ---- throughput: one producer thread, consumer on this thread ----
 
-fn rillet_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+fn rillet_spsc<T: Send + 'static>(
+    cap: usize,
+    n: u64,
+    make: fn(u64) -> T,
+    check: fn(&T) -> u64,
+) -> Duration {
     let (tx, rx) = rillet::spsc::channel(cap);
     let start = Instant::now();
     let h = thread::spawn(move || {
@@ -56,7 +67,12 @@ fn rillet_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check:
     d
 }
 
-fn crossbeam_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+fn crossbeam_spsc<T: Send + 'static>(
+    cap: usize,
+    n: u64,
+    make: fn(u64) -> T,
+    check: fn(&T) -> u64,
+) -> Duration {
     let (tx, rx) = crossbeam_channel::bounded(cap);
     let start = Instant::now();
     let h = thread::spawn(move || {
@@ -75,7 +91,12 @@ fn crossbeam_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, che
 }
 
 /// rtrb cannot block: both sides busy-wait, as rtrb's own two-thread benches do.
-fn rtrb_spsc<T: Send + 'static>(cap: usize, n: u64, make: fn(u64) -> T, check: fn(&T) -> u64) -> Duration {
+fn rtrb_spsc<T: Send + 'static>(
+    cap: usize,
+    n: u64,
+    make: fn(u64) -> T,
+    check: fn(&T) -> u64,
+) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::new(cap);
     let start = Instant::now();
     let h = thread::spawn(move || {
@@ -261,26 +282,37 @@ fn main() {
         runs()
     );
     println!(
-        "{:<40} {:>10} {:>10} {:>8}  {}",
-        "scenario", "rillet", "crossbeam", "ratio", "other"
+        "{:<40} {:>10} {:>10} {:>8}  other",
+        "scenario", "rillet", "crossbeam", "ratio"
     );
-    let n = scaled(2_000_000);
-    let id = |i: u64| i;
-    let get = |v: &u64| *v;
     let rows = [
         || Row {
             name: "spsc cap 1024, u64",
             unit: "msg/s",
             rillet: rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
-            crossbeam: rate(scaled(20_000_000), |n| crossbeam_spsc(1024, n, |i| i, |v| *v)),
-            other: Some(("rtrb", rate(scaled(20_000_000), |n| rtrb_spsc(1024, n, |i| i, |v| *v)))),
+            crossbeam: rate(scaled(20_000_000), |n| {
+                crossbeam_spsc(1024, n, |i| i, |v| *v)
+            }),
+            other: Some((
+                "rtrb",
+                rate(scaled(20_000_000), |n| rtrb_spsc(1024, n, |i| i, |v| *v)),
+            )),
         },
         || Row {
             name: "spsc cap 1024, 64-byte message",
             unit: "msg/s",
-            rillet: rate(scaled(2_000_000), |n| rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])),
-            crossbeam: rate(scaled(2_000_000), |n| crossbeam_spsc(1024, n, msg64, |m| black_box(m).0[7])),
-            other: Some(("rtrb", rate(scaled(2_000_000), |n| rtrb_spsc(1024, n, msg64, |m| black_box(m).0[7])))),
+            rillet: rate(scaled(2_000_000), |n| {
+                rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])
+            }),
+            crossbeam: rate(scaled(2_000_000), |n| {
+                crossbeam_spsc(1024, n, msg64, |m| black_box(m).0[7])
+            }),
+            other: Some((
+                "rtrb",
+                rate(scaled(2_000_000), |n| {
+                    rtrb_spsc(1024, n, msg64, |m| black_box(m).0[7])
+                }),
+            )),
         },
         || Row {
             name: "spsc cap 1, u64",
@@ -308,10 +340,12 @@ fn main() {
             unit: "msg/s",
             rillet: rate(scaled(4_000_000), rillet_batched),
             crossbeam: rate(scaled(4_000_000), crossbeam_batched),
-            other: Some(("rillet loop", rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)))),
+            other: Some((
+                "rillet loop",
+                rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
+            )),
         },
     ];
-    let _ = (n, id, get);
     for row in rows {
         print_row(&row());
     }

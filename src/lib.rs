@@ -86,8 +86,7 @@
 mod close;
 mod error;
 mod overflow;
-#[doc(hidden)]
-pub mod park;
+mod park;
 mod sync;
 
 pub mod spsc;
@@ -96,3 +95,8 @@ pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use overflow::Overflow;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

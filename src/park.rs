@@ -292,7 +292,9 @@ impl WaitQueue {
     }
 }
 
-/// Spin rounds (each `2^step` spin hints) before yielding.
+/// Polls (one spin hint apart, a few microseconds in all) before yielding.
+const SPIN_POLLS: u32 = 128;
+/// Exponential spin rounds of `wait_brief`.
 const SPIN_STEPS: u32 = 6;
 /// Yields before parking.
 const YIELD_STEPS: u32 = 4;
@@ -337,7 +339,7 @@ pub(crate) fn block_on<R>(
     // Stages 1 and 2: spin, then yield. Under loom go straight to parking so
     // the model explores registration and wake-up.
     if !cfg!(loom) {
-        let spin_steps = if single_core() { 0 } else { SPIN_STEPS };
+        let spin_polls = if single_core() { 0 } else { SPIN_POLLS };
         let mut step = 0;
         loop {
             if let Some(r) = attempt() {
@@ -346,11 +348,12 @@ pub(crate) fn block_on<R>(
             if expired(deadline) {
                 return None;
             }
-            if step < spin_steps {
-                for _ in 0..(1u32 << step) {
-                    crate::sync::spin_loop();
-                }
-            } else if step < spin_steps + YIELD_STEPS {
+            if step < spin_polls {
+                // Poll at a constant, short interval: we wait for a store
+                // to a line we only read, so polling costs the other side
+                // nothing, and a long pause would only add latency.
+                crate::sync::spin_loop();
+            } else if step < spin_polls + YIELD_STEPS {
                 thread::yield_now();
             } else {
                 break;
@@ -360,7 +363,6 @@ pub(crate) fn block_on<R>(
     }
 
     // Stage 3: register, barrier, re-check, park.
-    PARKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let waiter = Arc::new(Waiter {
         thread: thread::current(),
         notified: AtomicBool::new(false),
@@ -416,6 +418,3 @@ pub(crate) fn wait_brief(mut done: impl FnMut() -> bool) {
         }
     }
 }
-
-#[doc(hidden)]
-pub static PARKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -282,8 +282,7 @@ impl<T> Chan<T> {
     #[inline(always)]
     unsafe fn read(&self, index: usize) -> T {
         // SAFETY: guaranteed by the caller.
-        self.slot(index)
-            .with(|p| unsafe { p.read().assume_init() })
+        self.slot(index).with(|p| unsafe { p.read().assume_init() })
     }
 
     /// Moves `msg` into the slot of `index`.
@@ -409,8 +408,21 @@ enum Room<T> {
     /// The slot of `tail` is ours to write; `evicted` holds a message the
     /// DropOldest policy displaced, to be dropped after publishing.
     Free(Option<T>),
-    /// Full under `Block`.
+    /// Full under `Block` (or `DropNewest`, which then discards).
     Full,
+    /// `DropOldest` found the channel closed before evicting anything.
+    Closed,
+}
+
+/// Which kind of send asks for room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendMode {
+    /// `try_send`: any free slot, at once.
+    Try,
+    /// A blocking send: may pause briefly for more room (`wait_for_slack`).
+    Blocking,
+    /// `close_with` after winning the close: the close state is ours.
+    Closing,
 }
 
 impl<T> Sender<T> {
@@ -419,9 +431,15 @@ impl<T> Sender<T> {
     /// Fails only if the channel is closed, handing the message back.
     #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        match self.send_until(msg, None) {
+        match self.try_send_inner(msg, true) {
             Ok(()) => Ok(()),
-            Err(SendTimeoutError::Closed(m) | SendTimeoutError::Timeout(m)) => Err(SendError(m)),
+            Err(TrySendError::Closed(m)) => Err(SendError(m)),
+            Err(TrySendError::Full(m)) => match self.send_slow(m, None) {
+                Ok(()) => Ok(()),
+                Err(SendTimeoutError::Closed(m) | SendTimeoutError::Timeout(m)) => {
+                    Err(SendError(m))
+                }
+            },
         }
     }
 
@@ -437,13 +455,23 @@ impl<T> Sender<T> {
     /// [`Sender::wait_for_slack`]).
     #[inline(always)]
     fn try_send_inner(&self, msg: T, slack: bool) -> Result<(), TrySendError<T>> {
-        if !self.chan.shared.close.is_open_relaxed() {
-            return Err(TrySendError::Closed(msg));
-        }
+        // No close check up front: `publish` re-reads the close state after
+        // its barrier and takes back a message the cutoff excludes, which
+        // covers a close that completed long ago as well as a racing one.
+        // Only the paths that would discard or evict look first.
         let t = self.tail.get();
-        let evicted = match self.make_room(t, slack) {
+        let mode = if slack {
+            SendMode::Blocking
+        } else {
+            SendMode::Try
+        };
+        let evicted = match self.make_room(t, mode) {
             Room::Free(evicted) => evicted,
+            Room::Closed => return Err(TrySendError::Closed(msg)),
             Room::Full => {
+                if !self.chan.shared.close.is_open_relaxed() {
+                    return Err(TrySendError::Closed(msg));
+                }
                 return match self.chan.shared.overflow {
                     Overflow::DropNewest => {
                         self.chan.count_dropped(1);
@@ -479,11 +507,18 @@ impl<T> Sender<T> {
     /// The one sending wait loop (`None`: no deadline).
     #[inline]
     fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut pending = match self.try_send_inner(msg, true) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed(m)) => return Err(SendTimeoutError::Closed(m)),
-            Err(TrySendError::Full(m)) => Some(m),
-        };
+        match self.try_send_inner(msg, true) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
+            Err(TrySendError::Full(m)) => self.send_slow(m, deadline),
+        }
+    }
+
+    /// The waiting part of every blocking send (the ring was full).
+    #[cold]
+    #[inline(never)]
+    fn send_slow(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut pending = Some(msg);
         let outcome = park::block_on(&[&self.chan.send_waiters], deadline, || {
             let msg = pending.take()?;
             match self.try_send(msg) {
@@ -505,7 +540,7 @@ impl<T> Sender<T> {
     /// Makes index `t` writable if there is room (evicting under
     /// `DropOldest`). Does not look at the close state.
     #[inline(always)]
-    fn make_room(&self, t: usize, slack: bool) -> Room<T> {
+    fn make_room(&self, t: usize, mode: SendMode) -> Room<T> {
         let chan = &*self.chan;
         let cap = chan.shared.cap;
         if t.wrapping_sub(self.head_cache.get()) >= cap {
@@ -517,9 +552,12 @@ impl<T> Sender<T> {
                 if chan.shared.overflow != Overflow::DropOldest {
                     return Room::Full;
                 }
-                return Room::Free(self.evict(t));
+                return self.evict(t, mode);
             }
-            if slack && cap - len < cap / SLACK_DIVISOR && chan.shared.overflow == Overflow::Block {
+            if mode == SendMode::Blocking
+                && cap - len < cap / SLACK_DIVISOR
+                && chan.shared.overflow == Overflow::Block
+            {
                 self.wait_for_slack(t);
             }
         }
@@ -560,8 +598,12 @@ impl<T> Sender<T> {
     /// `DropOldest`, full: claims and removes the oldest message, then waits
     /// for the slot of `t` to be free.
     #[cold]
-    fn evict(&self, t: usize) -> Option<T> {
+    fn evict(&self, t: usize, mode: SendMode) -> Room<T> {
         let chan = &*self.chan;
+        if mode != SendMode::Closing && !chan.shared.close.is_open_relaxed() {
+            // Never evict for a send that is going to fail.
+            return Room::Closed;
+        }
         let mut evicted = None;
         loop {
             let h = chan.head.load(Ordering::Acquire);
@@ -588,7 +630,7 @@ impl<T> Sender<T> {
             }
         }
         self.wait_slot_free(t);
-        evicted
+        Room::Free(evicted)
     }
 
     /// `DropOldest`: waits until whoever claimed the previous occupant of
@@ -651,7 +693,10 @@ impl<T> Sender<T> {
     /// assert_eq!(rx.recv_many(&mut out, 10), Ok(5));
     /// assert_eq!(out, [0, 1, 2, 3, 4]);
     /// ```
-    pub fn send_many<I: IntoIterator<Item = T>>(&self, msgs: I) -> Result<usize, SendError<Vec<T>>> {
+    pub fn send_many<I: IntoIterator<Item = T>>(
+        &self,
+        msgs: I,
+    ) -> Result<usize, SendError<Vec<T>>> {
         let chan = &*self.chan;
         let cap = chan.shared.cap;
         let mut iter = msgs.into_iter();
@@ -740,7 +785,7 @@ impl<T> Sender<T> {
         // We won the close; the receiver treats CLOSING as open and cannot
         // take the close from us. Room persists: we are the only producer.
         let t = self.tail.get();
-        let evicted = match self.make_room(t, false) {
+        let evicted = match self.make_room(t, SendMode::Closing) {
             Room::Free(evicted) => {
                 // SAFETY: index `t` is free and ours.
                 unsafe { chan.write(t, msg) };
@@ -749,6 +794,7 @@ impl<T> Sender<T> {
                 self.tail.set(end);
                 evicted
             }
+            Room::Closed => unreachable!("the close is ours"),
             Room::Full => {
                 // DropNewest (Block waited for room above).
                 chan.count_dropped(1);
@@ -818,9 +864,10 @@ impl<T> Receiver<T> {
     /// channel is closed and drained.
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        match self.recv_until(None) {
+        match self.try_recv() {
             Ok(msg) => Ok(msg),
-            Err(_) => Err(RecvError),
+            Err(TryRecvError::Closed) => Err(RecvError),
+            Err(TryRecvError::Empty) => self.recv_slow(None).map_err(|_| RecvError),
         }
     }
 
@@ -946,6 +993,17 @@ impl<T> Receiver<T> {
     /// The one receiving wait loop (`None`: no deadline).
     #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        match self.try_recv() {
+            Ok(msg) => Ok(msg),
+            Err(TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
+            Err(TryRecvError::Empty) => self.recv_slow(deadline),
+        }
+    }
+
+    /// The waiting part of every blocking receive (the ring was empty).
+    #[cold]
+    #[inline(never)]
+    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         self.wait(deadline, || self.try_recv())
     }
 

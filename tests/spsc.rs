@@ -101,9 +101,7 @@ fn absurd_capacity_panics_with_a_reason() {
 
 #[test]
 fn builder_infers_type_and_sets_policy() {
-    let (tx, rx) = spsc::Builder::new(3)
-        .overflow(Overflow::DropNewest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(3).overflow(Overflow::DropNewest).build();
     tx.send(1u8).unwrap();
     assert_eq!(tx.overflow(), Overflow::DropNewest);
     assert_eq!(rx.overflow(), Overflow::DropNewest);
@@ -253,9 +251,7 @@ fn close_with_after_close_hands_the_message_back() {
 
 #[test]
 fn close_with_under_drop_oldest_evicts() {
-    let (tx, rx) = spsc::Builder::new(2)
-        .overflow(Overflow::DropOldest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropOldest).build();
     tx.send(1).unwrap();
     tx.send(2).unwrap();
     tx.close_with(3).unwrap();
@@ -265,9 +261,7 @@ fn close_with_under_drop_oldest_evicts() {
 
 #[test]
 fn close_with_under_drop_newest_counts_the_discarded_final_message() {
-    let (tx, rx) = spsc::Builder::new(1)
-        .overflow(Overflow::DropNewest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropNewest).build();
     tx.send(1).unwrap();
     tx.close_with(2).unwrap();
     assert_eq!(rx.dropped(), 1);
@@ -384,7 +378,10 @@ fn timeouts_expire_and_hand_the_message_back() {
     assert!(start.elapsed() >= ms(20));
     tx.send(1).unwrap();
     let start = Instant::now();
-    assert_eq!(tx.send_timeout(2, ms(20)), Err(SendTimeoutError::Timeout(2)));
+    assert_eq!(
+        tx.send_timeout(2, ms(20)),
+        Err(SendTimeoutError::Timeout(2))
+    );
     assert!(start.elapsed() >= ms(20));
     assert_eq!(
         tx.send_deadline(3, Instant::now() + ms(5)),
@@ -414,7 +411,10 @@ fn duration_max_waits_without_panicking() {
     assert_eq!(rx.recv_timeout(Duration::MAX), Ok(1));
     assert_eq!(rx.recv_timeout(Duration::MAX), Ok(2));
     h.join().unwrap();
-    assert_eq!(rx.recv_timeout(Duration::MAX), Err(RecvTimeoutError::Closed));
+    assert_eq!(
+        rx.recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Closed)
+    );
 }
 
 #[test]
@@ -430,9 +430,7 @@ fn timed_recv_is_woken_by_close() {
 
 #[test]
 fn drop_newest_discards_and_counts_incoming() {
-    let (tx, rx) = spsc::Builder::new(3)
-        .overflow(Overflow::DropNewest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(3).overflow(Overflow::DropNewest).build();
     for i in 0..10 {
         tx.send(i).unwrap();
     }
@@ -443,9 +441,7 @@ fn drop_newest_discards_and_counts_incoming() {
 
 #[test]
 fn drop_oldest_evicts_and_counts_the_oldest() {
-    let (tx, rx) = spsc::Builder::new(3)
-        .overflow(Overflow::DropOldest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(3).overflow(Overflow::DropOldest).build();
     for i in 0..10 {
         tx.send(i).unwrap();
     }
@@ -521,7 +517,10 @@ fn rejected_messages_come_back_and_are_dropped_by_the_caller() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = spsc::channel(1);
     tx.send(Counted::new(0, &drops)).unwrap();
-    let back = tx.try_send(Counted::new(1, &drops)).unwrap_err().into_inner();
+    let back = tx
+        .try_send(Counted::new(1, &drops))
+        .unwrap_err()
+        .into_inner();
     assert_eq!(back.id, 1);
     assert_eq!(drops.load(Ordering::SeqCst), 0);
     drop(back);
@@ -552,9 +551,7 @@ fn panicking_drop_of_buffered_messages_drops_the_rest_once() {
 #[test]
 fn panicking_drop_of_an_evicted_message_leaves_the_channel_usable() {
     let drops = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = spsc::Builder::new(1)
-        .overflow(Overflow::DropOldest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropOldest).build();
     let mut first = Counted::new(0, &drops);
     first.panic_on_drop = true;
     tx.send(first).unwrap();
@@ -621,16 +618,12 @@ fn send_many_larger_than_capacity_blocks_like_a_loop() {
 
 #[test]
 fn send_many_applies_the_policy_per_message() {
-    let (tx, rx) = spsc::Builder::new(3)
-        .overflow(Overflow::DropNewest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(3).overflow(Overflow::DropNewest).build();
     assert_eq!(tx.send_many(0..10), Ok(10));
     assert_eq!(tx.dropped(), 7);
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
 
-    let (tx, rx) = spsc::Builder::new(3)
-        .overflow(Overflow::DropOldest)
-        .build();
+    let (tx, rx) = spsc::Builder::new(3).overflow(Overflow::DropOldest).build();
     assert_eq!(tx.send_many(0..10), Ok(10));
     assert_eq!(tx.dropped(), 7);
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [7, 8, 9]);
