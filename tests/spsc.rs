@@ -188,6 +188,37 @@ fn concurrent_closes_from_both_sides_exactly_one_wins() {
 }
 
 #[test]
+fn n_threads_closing_at_once_exactly_one_wins() {
+    // SPSC handles are `Send + !Sync`; threads share them behind mutexes.
+    use std::sync::Mutex;
+    const THREADS: usize = 8;
+    for _ in 0..n(100) {
+        let (tx, rx) = spsc::channel::<u8>(1);
+        let (tx, rx) = (Arc::new(Mutex::new(tx)), Arc::new(Mutex::new(rx)));
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (tx, rx, barrier) = (tx.clone(), rx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    if i % 2 == 0 {
+                        tx.lock().unwrap().close()
+                    } else {
+                        rx.lock().unwrap().close()
+                    }
+                })
+            })
+            .collect();
+        let wins = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&won| won)
+            .count();
+        assert_eq!(wins, 1);
+    }
+}
+
+#[test]
 fn closed_while_buffered_then_drained_then_closed_forever() {
     let (tx, rx) = spsc::channel(4);
     tx.send(1).unwrap();
