@@ -16,11 +16,26 @@
 //! - `finish` stores the cutoff, then `CLOSED` with `Release`; whoever loads
 //!   `CLOSED` with `Acquire` sees the cutoff.
 //!
+//! Channels whose producers already claim positions with a compare-exchange
+//! (MPSC) keep the closed bit in the tail word instead, set by
+//! [`set_mark`]: the claim then fails atomically once closed, and no cutoff
+//! is needed.
+//!
 //! `is_closed()` is true from `begin` on. A receiver treats `CLOSING` as
 //! still open (it keeps waiting); the closer wakes every waiter after
 //! `finish`.
 
 use crate::sync::{AtomicUsize, Ordering};
+
+/// Sets `mark` in `word` (a tail that carries the closed bit, as in the MPSC
+/// ring). `true` only for the call that set it: the once-only close for a
+/// channel whose producers claim positions with a compare-exchange, so that
+/// the claim and the close check are one atomic step.
+pub(crate) fn set_mark(word: &AtomicUsize, mark: usize) -> bool {
+    // AcqRel: the closer sees every claim made before the mark; whoever
+    // observes the mark sees what the closer did before closing.
+    word.fetch_or(mark, Ordering::AcqRel) & mark == 0
+}
 
 const OPEN: usize = 0;
 const CLOSING: usize = 1;

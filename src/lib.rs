@@ -89,6 +89,7 @@ mod overflow;
 mod park;
 mod sync;
 
+pub mod mpsc;
 pub mod spsc;
 
 pub use error::{

@@ -336,30 +336,11 @@ pub(crate) fn block_on<R>(
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
-    // Stages 1 and 2: spin, then yield. Under loom go straight to parking so
-    // the model explores registration and wake-up.
-    if !cfg!(loom) {
-        let spin_polls = if single_core() { 0 } else { SPIN_POLLS };
-        let mut step = 0;
-        loop {
-            if let Some(r) = attempt() {
-                return Some(r);
-            }
-            if expired(deadline) {
-                return None;
-            }
-            if step < spin_polls {
-                // Poll at a constant, short interval: we wait for a store
-                // to a line we only read, so polling costs the other side
-                // nothing, and a long pause would only add latency.
-                crate::sync::spin_loop();
-            } else if step < spin_polls + YIELD_STEPS {
-                thread::yield_now();
-            } else {
-                break;
-            }
-            step += 1;
-        }
+    // Stages 1 and 2: spin, then yield.
+    match spin_then_yield(deadline, &mut attempt) {
+        Spun::Done(r) => return Some(r),
+        Spun::Expired => return None,
+        Spun::Park => {}
     }
 
     // Stage 3: register, barrier, re-check, park.
@@ -400,6 +381,76 @@ pub(crate) fn block_on<R>(
         }
     }
     result
+}
+
+/// Outcome of the spinning stages.
+enum Spun<R> {
+    Done(R),
+    Expired,
+    Park,
+}
+
+/// Stages 1 and 2 of every wait: poll, then yield, a bounded number of
+/// times. Under loom go straight to parking so that models explore
+/// registration and wake-up.
+#[inline]
+fn spin_then_yield<R>(
+    deadline: Option<Instant>,
+    attempt: &mut impl FnMut() -> Option<R>,
+) -> Spun<R> {
+    if cfg!(loom) {
+        return Spun::Park;
+    }
+    let spin_polls = if single_core() { 0 } else { SPIN_POLLS };
+    let mut step = 0;
+    loop {
+        if let Some(r) = attempt() {
+            return Spun::Done(r);
+        }
+        if expired(deadline) {
+            return Spun::Expired;
+        }
+        if step < spin_polls {
+            // Poll at a constant, short interval: we wait for a store to a
+            // line we only read, so polling costs the other side nothing,
+            // and a long pause would only add latency.
+            crate::sync::spin_loop();
+        } else if step < spin_polls + YIELD_STEPS {
+            thread::yield_now();
+        } else {
+            return Spun::Park;
+        }
+        step += 1;
+    }
+}
+
+/// Waits until `done()` for a thread that holds our [`thread::Thread`] and
+/// unparks it after making `done()` true (a rendezvous hand-off): spin,
+/// yield, then park. No registration is needed: an unpark that comes before
+/// the park is kept by the park token. Returns `false` if `deadline` passed
+/// first (`done()` is checked before the deadline).
+pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
+    let mut attempt = || done().then_some(());
+    match spin_then_yield(deadline, &mut attempt) {
+        Spun::Done(()) => return true,
+        Spun::Expired => return false,
+        Spun::Park => {}
+    }
+    loop {
+        if done() {
+            return true;
+        }
+        match deadline {
+            None => thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return false;
+                }
+                thread::park_timeout(d - now);
+            }
+        }
+    }
 }
 
 /// Waits (spin, then yield) for a short state transition that another thread

@@ -14,6 +14,7 @@
 
 #[cfg(not(loom))]
 mod imp {
+    pub(crate) use crossbeam_utils::Backoff;
     pub(crate) use std::sync::atomic::{
         compiler_fence, fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
@@ -94,6 +95,24 @@ mod imp {
     /// Under loom a spin loop must hand control to the scheduler.
     pub(crate) fn spin_loop() {
         loom::thread::yield_now();
+    }
+
+    /// crossbeam-utils' `Backoff` shape, yielding to loom's scheduler.
+    #[derive(Debug, Default)]
+    pub(crate) struct Backoff;
+
+    impl Backoff {
+        pub(crate) fn new() -> Self {
+            Backoff
+        }
+
+        pub(crate) fn spin(&self) {
+            loom::thread::yield_now();
+        }
+
+        pub(crate) fn snooze(&self) {
+            loom::thread::yield_now();
+        }
     }
 
     /// The slow-path lock (loom's, so that the model sees it).

@@ -1,0 +1,638 @@
+//! Integration tests for `rillet::mpsc` (public API only).
+
+use rillet::{
+    mpsc, Overflow, RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError,
+    TrySendError,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Scales a loop count down under Miri.
+const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 40 {
+            full
+        } else {
+            40
+        }
+    } else {
+        full
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[derive(Debug)]
+struct Counted {
+    id: usize,
+    drops: Arc<AtomicUsize>,
+    panic_on_drop: bool,
+}
+
+impl Counted {
+    fn new(id: usize, drops: &Arc<AtomicUsize>) -> Self {
+        Counted {
+            id,
+            drops: drops.clone(),
+            panic_on_drop: false,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if self.panic_on_drop && !thread::panicking() {
+            panic!("Counted({}) panics in drop", self.id);
+        }
+    }
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+
+#[test]
+fn sender_is_send_sync_and_clone() {
+    assert_send_sync::<mpsc::Sender<u8>>();
+    let (tx, rx) = mpsc::channel(4);
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    tx2.send(2).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+// ---------------------------------------------------------------- basics
+
+#[test]
+fn capacity_is_exact() {
+    for cap in [1, 2, 3, 5, 8, 100] {
+        let (tx, rx) = mpsc::channel(cap);
+        assert_eq!(tx.capacity(), cap);
+        for i in 0..cap {
+            tx.try_send(i).unwrap();
+        }
+        assert!(tx.is_full() && rx.is_full());
+        assert_eq!(rx.len(), cap);
+        assert_eq!(tx.try_send(cap), Err(TrySendError::Full(cap)));
+        assert_eq!(rx.recv(), Ok(0));
+        tx.try_send(cap).unwrap();
+        assert_eq!(tx.try_send(0), Err(TrySendError::Full(0)));
+        let rest: Vec<_> = rx.try_iter().collect();
+        assert_eq!(rest, (1..=cap).collect::<Vec<_>>());
+        assert!(rx.is_empty());
+    }
+}
+
+#[test]
+#[should_panic(expected = "too large")]
+fn absurd_capacity_panics_with_a_reason() {
+    let _ = mpsc::channel::<u64>(usize::MAX / 2);
+}
+
+#[test]
+#[should_panic(expected = "rendezvous channel (capacity 0) has no buffer")]
+fn rendezvous_with_a_drop_policy_panics_with_a_reason() {
+    let _ = mpsc::Builder::new(0)
+        .overflow(Overflow::DropOldest)
+        .build::<u8>();
+}
+
+#[test]
+fn zero_sized_messages() {
+    let (tx, rx) = mpsc::channel(2);
+    tx.send(()).unwrap();
+    tx.send(()).unwrap();
+    assert_eq!(tx.try_send(()), Err(TrySendError::Full(())));
+    assert_eq!(rx.recv(), Ok(()));
+    assert_eq!(rx.recv(), Ok(()));
+}
+
+// ---------------------------------------------------------------- close
+
+#[test]
+fn exactly_one_close_returns_true() {
+    let (tx, rx) = mpsc::channel::<u8>(1);
+    let tx2 = tx.clone();
+    assert!(tx.close());
+    assert!(!tx2.close());
+    assert!(!rx.close());
+    let (tx, rx) = mpsc::channel::<u8>(0);
+    assert!(rx.close());
+    assert!(!tx.close());
+}
+
+#[test]
+fn concurrent_closes_from_both_sides_exactly_one_wins() {
+    const THREADS: usize = 6;
+    for cap in [0, 3] {
+        for _ in 0..n(200) {
+            let (tx, rx) = mpsc::channel::<u8>(cap);
+            let barrier = Arc::new(Barrier::new(THREADS + 1));
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (tx, barrier) = (tx.clone(), barrier.clone());
+                    thread::spawn(move || {
+                        barrier.wait();
+                        tx.close()
+                    })
+                })
+                .collect();
+            barrier.wait();
+            let mine = rx.close();
+            let wins = handles.into_iter().map(|h| h.join().unwrap());
+            let total = wins.filter(|&w| w).count() + usize::from(mine);
+            assert_eq!(total, 1);
+        }
+    }
+}
+
+#[test]
+fn close_drains_then_closed_forever() {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(rx.close());
+    assert!(tx.is_closed() && rx.is_closed());
+    assert_eq!(tx.send(3), Err(SendError(3)));
+    assert_eq!(tx.try_send(4), Err(TrySendError::Closed(4)));
+    assert_eq!(tx.send_timeout(5, ms(1)), Err(SendTimeoutError::Closed(5)));
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(2));
+    for _ in 0..3 {
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(rx.recv(), Err(RecvError));
+        assert_eq!(rx.recv_timeout(ms(1)), Err(RecvTimeoutError::Closed));
+    }
+}
+
+#[test]
+fn last_sender_drop_closes() {
+    let (tx, rx) = mpsc::channel(4);
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert!(!rx.is_closed(), "a clone is still alive");
+    tx2.send(2).unwrap();
+    drop(tx2);
+    assert!(rx.is_closed());
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn receiver_drop_closes() {
+    let (tx, rx) = mpsc::channel(4);
+    drop(rx);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(1), Err(SendError(1)));
+}
+
+#[test]
+fn close_with_is_the_last_message_even_with_racing_producers() {
+    for _ in 0..n(200) {
+        let (tx, rx) = mpsc::channel(8);
+        let barrier = Arc::new(Barrier::new(4));
+        let producers: Vec<_> = (0..3)
+            .map(|p| {
+                let (tx, barrier) = (tx.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    let mut ok = 0;
+                    while tx.send(p).is_ok() {
+                        ok += 1;
+                    }
+                    ok
+                })
+            })
+            .collect();
+        barrier.wait();
+        // The final message comes from a producer thread too; under `Block`
+        // it competes for room with the others.
+        let closer = thread::spawn(move || {
+            thread::yield_now();
+            tx.close_with(99)
+        });
+        let got: Vec<_> = rx.iter().collect();
+        closer.join().unwrap().unwrap();
+        assert_eq!(got.last(), Some(&99), "the final message is last");
+        let sent: usize = producers.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(got.len(), sent + 1, "every Ok send was received");
+    }
+}
+
+#[test]
+fn close_with_fails_on_a_closed_channel() {
+    let (tx, rx) = mpsc::channel(2);
+    rx.close();
+    assert_eq!(tx.close_with(1), Err(SendError(1)));
+}
+
+#[test]
+fn close_with_under_each_policy_on_a_full_ring() {
+    let (tx, rx) = mpsc::Builder::new(1).overflow(Overflow::DropOldest).build();
+    tx.send(1).unwrap();
+    tx.close_with(2).unwrap();
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2]);
+    assert_eq!(rx.dropped(), 1);
+
+    let (tx, rx) = mpsc::Builder::new(1).overflow(Overflow::DropNewest).build();
+    tx.send(1).unwrap();
+    tx.close_with(2).unwrap();
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [1]);
+    assert_eq!(rx.dropped(), 1);
+
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(1).unwrap();
+    let h = thread::spawn(move || tx.close_with(2));
+    thread::sleep(ms(30));
+    assert_eq!(rx.recv(), Ok(1));
+    h.join().unwrap().unwrap();
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2]);
+}
+
+// ---------------------------------------------------------------- wake-ups
+
+#[test]
+fn parked_receiver_is_woken_by_last_sender_drop() {
+    let (tx, rx) = mpsc::channel::<u8>(2);
+    let tx2 = tx.clone();
+    let h = thread::spawn(move || rx.recv());
+    thread::sleep(ms(30));
+    drop(tx);
+    thread::sleep(ms(10));
+    drop(tx2);
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+}
+
+#[test]
+fn parked_senders_are_woken_by_receiver_close() {
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(0).unwrap();
+    let handles: Vec<_> = (1..4)
+        .map(|i| {
+            let tx = tx.clone();
+            thread::spawn(move || tx.send(i))
+        })
+        .collect();
+    thread::sleep(ms(50));
+    rx.close();
+    for h in handles {
+        assert!(h.join().unwrap().is_err());
+    }
+    assert_eq!(rx.recv(), Ok(0));
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[test]
+fn timeouts() {
+    let (tx, rx) = mpsc::channel(1);
+    assert_eq!(rx.recv_timeout(ms(10)), Err(RecvTimeoutError::Timeout));
+    tx.send(1).unwrap();
+    assert_eq!(
+        tx.send_timeout(2, ms(10)),
+        Err(SendTimeoutError::Timeout(2))
+    );
+    assert_eq!(
+        tx.send_deadline(3, Instant::now()),
+        Err(SendTimeoutError::Timeout(3))
+    );
+    assert_eq!(rx.recv_deadline(Instant::now()), Ok(1));
+    let h = thread::spawn(move || {
+        thread::sleep(ms(20));
+        tx.send(4).unwrap();
+    });
+    assert_eq!(rx.recv_timeout(Duration::MAX), Ok(4));
+    h.join().unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Closed)
+    );
+}
+
+// ---------------------------------------------------------------- overflow
+
+#[test]
+fn drop_newest_and_drop_oldest() {
+    let (tx, rx) = mpsc::Builder::new(3).overflow(Overflow::DropNewest).build();
+    for i in 0..10 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(tx.dropped(), 7);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2]);
+
+    let (tx, rx) = mpsc::Builder::new(3).overflow(Overflow::DropOldest).build();
+    for i in 0..10 {
+        tx.try_send(i).unwrap();
+    }
+    assert_eq!(rx.dropped(), 7);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [7, 8, 9]);
+}
+
+#[test]
+fn drop_oldest_with_racing_producers_receives_or_evicts_each_once() {
+    let per = n(20_000);
+    for cap in [1, 2, 7] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(cap)
+            .overflow(Overflow::DropOldest)
+            .build();
+        let producers: Vec<_> = (0..3)
+            .map(|p| {
+                let (tx, drops) = (tx.clone(), drops.clone());
+                thread::spawn(move || {
+                    for i in 0..per {
+                        tx.send(Counted::new(p * per + i, &drops)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut seen = vec![false; 3 * per];
+        let mut last = [None::<usize>; 3];
+        for m in rx.iter() {
+            assert!(!seen[m.id], "received twice");
+            seen[m.id] = true;
+            let p = m.id / per;
+            assert!(last[p].map_or(true, |l| m.id > l), "per-producer order");
+            last[p] = Some(m.id);
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        let received = seen.iter().filter(|&&s| s).count();
+        assert_eq!(received as u64 + rx.dropped(), 3 * per as u64, "cap {cap}");
+        drop(rx);
+        assert_eq!(drops.load(Ordering::SeqCst), 3 * per);
+    }
+}
+
+// ---------------------------------------------------------------- drops
+
+#[test]
+fn buffered_evicted_and_rejected_messages_are_dropped_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::Builder::new(2).overflow(Overflow::DropOldest).build();
+    for i in 0..5 {
+        tx.send(Counted::new(i, &drops)).unwrap();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 3, "evicted");
+    rx.close();
+    let back = tx.send(Counted::new(9, &drops)).unwrap_err().0;
+    assert_eq!(back.id, 9);
+    drop(back);
+    assert_eq!(drops.load(Ordering::SeqCst), 4, "rejected");
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 6, "buffered");
+}
+
+#[test]
+fn panicking_drop_of_buffered_messages_drops_the_rest_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel(4);
+    for i in 0..4 {
+        let mut m = Counted::new(i, &drops);
+        m.panic_on_drop = i == 0;
+        tx.send(m).unwrap();
+    }
+    drop(tx);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(rx))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
+// ---------------------------------------------------------------- batches
+
+#[test]
+fn send_many_and_recv_many() {
+    let (tx, rx) = mpsc::channel(100);
+    assert_eq!(tx.send_many(0..70), Ok(70));
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 50), Ok(50));
+    assert_eq!(rx.recv_many(&mut buf, 50), Ok(20));
+    assert_eq!(buf, (0..70).collect::<Vec<_>>());
+    assert_eq!(rx.recv_many(&mut buf, 0), Ok(0));
+    rx.close();
+    let mut rest = vec![1, 2, 3].into_iter();
+    assert_eq!(tx.send_many(rest.by_ref()), Err(SendError(vec![1])));
+    assert_eq!(rest.collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(rx.recv_many(&mut buf, 5), Err(RecvError));
+}
+
+#[test]
+fn send_many_from_many_producers_keeps_per_producer_order() {
+    let per = n(20_000);
+    let (tx, rx) = mpsc::channel(16);
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let items: Vec<_> = (0..per).map(|i| (p, i)).collect();
+                for chunk in items.chunks(37) {
+                    assert_eq!(tx.send_many(chunk.iter().copied()), Ok(chunk.len()));
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut next = [0usize; 4];
+    let mut buf = Vec::new();
+    while rx.recv_many(&mut buf, 13).is_ok() {
+        for (p, i) in buf.drain(..) {
+            assert_eq!(i, next[p]);
+            next[p] += 1;
+        }
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(next, [per; 4]);
+}
+
+// ---------------------------------------------------------------- stress
+
+#[test]
+fn eight_producers_checksum() {
+    let per = n(50_000) as u64;
+    for cap in [1, 4, 1024] {
+        let (tx, rx) = mpsc::channel(cap);
+        let producers: Vec<_> = (0..8u64)
+            .map(|p| {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    for i in 0..per {
+                        tx.send(p * per + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let (mut sum, mut count) = (0u64, 0u64);
+        let mut last = [None::<u64>; 8];
+        for v in rx.iter() {
+            let p = (v / per) as usize;
+            assert!(last[p].map_or(true, |l| v > l));
+            last[p] = Some(v);
+            sum += v;
+            count += 1;
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        let total = 8 * per;
+        assert_eq!(count, total);
+        assert_eq!(sum, total * (total - 1) / 2, "cap {cap}");
+    }
+}
+
+#[test]
+fn last_sender_drops_racing_a_parked_receiver() {
+    for _ in 0..n(300) {
+        let (tx, rx) = mpsc::channel::<u8>(1);
+        let others: Vec<_> = (0..3).map(|_| tx.clone()).collect();
+        let h = thread::spawn(move || rx.recv());
+        let droppers: Vec<_> = others
+            .into_iter()
+            .map(|tx| thread::spawn(move || drop(tx)))
+            .collect();
+        drop(tx);
+        for d in droppers {
+            d.join().unwrap();
+        }
+        assert_eq!(h.join().unwrap(), Err(RecvError));
+    }
+}
+
+// ---------------------------------------------------------------- rendezvous
+
+#[test]
+fn rendezvous_send_completes_only_when_received() {
+    let (tx, rx) = mpsc::channel(0);
+    assert_eq!(tx.capacity(), 0);
+    assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let t = taken.clone();
+    let h = thread::spawn(move || {
+        tx.send(7).unwrap();
+        assert_eq!(
+            t.load(Ordering::SeqCst),
+            1,
+            "send returned before the receive"
+        );
+        tx.send(8).unwrap();
+    });
+    thread::sleep(ms(30));
+    taken.store(1, Ordering::SeqCst);
+    assert_eq!(rx.recv(), Ok(7));
+    assert_eq!(rx.recv(), Ok(8));
+    h.join().unwrap();
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[test]
+fn rendezvous_timeout_hands_the_message_back() {
+    let (tx, rx) = mpsc::channel(0);
+    assert_eq!(
+        tx.send_timeout(1, ms(20)),
+        Err(SendTimeoutError::Timeout(1))
+    );
+    assert_eq!(rx.recv_timeout(ms(20)), Err(RecvTimeoutError::Timeout));
+    rx.close();
+    assert_eq!(tx.send(2), Err(SendError(2)));
+}
+
+#[test]
+fn rendezvous_try_send_meets_a_waiting_receiver() {
+    let (tx, rx) = mpsc::channel(0);
+    let h = thread::spawn(move || rx.recv());
+    let mut v = 5;
+    loop {
+        match tx.try_send(v) {
+            Ok(()) => break,
+            Err(TrySendError::Full(back)) => {
+                v = back;
+                thread::yield_now();
+            }
+            Err(TrySendError::Closed(_)) => unreachable!(),
+        }
+    }
+    assert_eq!(h.join().unwrap(), Ok(5));
+}
+
+#[test]
+fn rendezvous_close_wakes_waiting_senders_with_their_messages() {
+    let (tx, rx) = mpsc::channel(0);
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let tx = tx.clone();
+            thread::spawn(move || tx.send(i))
+        })
+        .collect();
+    thread::sleep(ms(30));
+    rx.close();
+    let mut back: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().unwrap().unwrap_err().0)
+        .collect();
+    back.sort();
+    assert_eq!(back, [0, 1, 2]);
+}
+
+#[test]
+fn rendezvous_close_with_closes_after_the_meeting() {
+    let (tx, rx) = mpsc::channel(0);
+    let h = thread::spawn(move || tx.close_with("done"));
+    assert_eq!(rx.recv(), Ok("done"));
+    h.join().unwrap().unwrap();
+    assert!(rx.is_closed());
+    assert!(!rx.close());
+    assert_eq!(rx.recv(), Err(RecvError));
+}
+
+#[test]
+fn rendezvous_many_senders_each_delivered_once() {
+    let per = n(2_000);
+    let (tx, rx) = mpsc::channel(0);
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send(p * per + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut got: Vec<_> = rx.iter().collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    got.sort();
+    assert_eq!(got, (0..4 * per).collect::<Vec<_>>());
+}
+
+#[test]
+fn rendezvous_timed_sends_racing_receives_lose_nothing() {
+    for _ in 0..n(200) {
+        let (tx, rx) = mpsc::channel(0);
+        let h = thread::spawn(move || {
+            let mut ok = 0;
+            for i in 0..20 {
+                match tx.send_timeout(i, Duration::from_micros(50)) {
+                    Ok(()) => ok += 1,
+                    Err(SendTimeoutError::Timeout(v)) => assert_eq!(v, i),
+                    Err(SendTimeoutError::Closed(_)) => unreachable!(),
+                }
+            }
+            ok
+        });
+        let mut got = 0;
+        while let Ok(_v) = rx.recv() {
+            got += 1;
+        }
+        assert_eq!(h.join().unwrap(), got);
+    }
+}
