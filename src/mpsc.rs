@@ -858,11 +858,15 @@ impl<T> Packet<T> {
         self.msg.with_mut(|p| unsafe { *p = Some(msg) });
     }
 
-    /// Marks the packet and wakes its thread (the caller removed it from
-    /// the list under the lock).
-    fn finish(&self, state: u8) {
+    /// Marks the packet (the caller removed it from the list under the
+    /// lock). The caller then wakes it with [`wake`](Self::wake) after
+    /// releasing the lock, so that the woken thread does not block on it.
+    fn mark(&self, state: u8) {
         // Release: the message (taken or put) is visible to the owner.
         self.state.store(state, Ordering::Release);
+    }
+
+    fn wake(&self) {
         self.thread.unpark();
     }
 }
@@ -953,10 +957,15 @@ impl<T> Zero<T> {
                 self.sync_counts(&inner);
                 // SAFETY: the receiver's packet is listed and we hold the lock.
                 unsafe { receiver.put(msg) };
-                receiver.finish(DONE);
-                if last {
-                    self.close_locked(&mut inner);
-                }
+                receiver.mark(DONE);
+                let closed = if last {
+                    self.close_locked(&mut inner)
+                } else {
+                    None
+                };
+                drop(inner);
+                receiver.wake();
+                closed.into_iter().flatten().for_each(|p| p.wake());
                 return Ok(());
             }
             if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -1005,10 +1014,15 @@ impl<T> Zero<T> {
                 self.sync_counts(&inner);
                 // SAFETY: the sender's packet was listed and we hold the lock.
                 let msg = unsafe { sender.take() }.expect("a waiting sender holds its message");
-                sender.finish(DONE);
-                if sender.last {
-                    self.close_locked(&mut inner);
-                }
+                sender.mark(DONE);
+                let closed = if sender.last {
+                    self.close_locked(&mut inner)
+                } else {
+                    None
+                };
+                drop(inner);
+                sender.wake();
+                closed.into_iter().flatten().for_each(|p| p.wake());
                 return Ok(msg);
             }
             if inner.closed {
@@ -1045,24 +1059,31 @@ impl<T> Zero<T> {
     }
 
     fn close(&self) -> bool {
-        let mut inner = self.inner.lock();
-        self.close_locked(&mut inner)
+        let closed = self.close_locked(&mut self.inner.lock());
+        match closed {
+            Some(packets) => {
+                packets.iter().for_each(|p| p.wake());
+                true
+            }
+            None => false,
+        }
     }
 
-    fn close_locked(&self, inner: &mut ZeroInner<T>) -> bool {
+    /// Closes under the lock: `None` if already closed, else the packets
+    /// (all marked `CLOSED`) that the caller wakes after unlocking.
+    fn close_locked(&self, inner: &mut ZeroInner<T>) -> Option<Vec<Arc<Packet<T>>>> {
         if inner.closed {
-            return false;
+            return None;
         }
         inner.closed = true;
         self.closed.store(1, Ordering::Release);
-        for p in inner.senders.drain(..) {
-            p.finish(CLOSED);
-        }
-        if let Some(p) = inner.receiver.take() {
-            p.finish(CLOSED);
+        let mut packets: Vec<_> = inner.senders.drain(..).collect();
+        packets.extend(inner.receiver.take());
+        for p in &packets {
+            p.mark(CLOSED);
         }
         self.sync_counts(inner);
-        true
+        Some(packets)
     }
 
     /// Waits for the receiver like `send`; the meeting closes the channel.

@@ -263,16 +263,26 @@ impl WaitQueue {
     #[cold]
     #[inline(never)]
     pub(crate) fn wake(&self, all: bool) {
-        let list = self.list.lock();
-        for waiter in list.iter() {
-            // AcqRel: the waiter's re-arm swap reads this value, so whatever
-            // this thread published before it is visible to the waiter.
-            if !waiter.notified.swap(true, Ordering::AcqRel) {
-                waiter.thread.unpark();
-                if !all {
-                    break;
+        let mut chosen = Vec::new();
+        {
+            let list = self.list.lock();
+            for waiter in list.iter() {
+                // AcqRel: the waiter's re-arm swap reads this value, so
+                // whatever this thread published before it is visible to
+                // the waiter.
+                if !waiter.notified.swap(true, Ordering::AcqRel) {
+                    chosen.push(waiter.clone());
+                    if !all {
+                        break;
+                    }
                 }
             }
+        }
+        // Unpark after unlocking, so a woken thread never blocks on our lock
+        // (and loom, which treats an unpark of a thread blocked on a mutex
+        // as an error, agrees).
+        for waiter in chosen {
+            waiter.thread.unpark();
         }
     }
 
@@ -360,7 +370,9 @@ pub(crate) fn block_on<R>(
             None => thread::park(),
             Some(d) => {
                 let now = Instant::now();
-                if now >= d {
+                // loom has no time: a deadline expires the first time we
+                // would sleep, so models explore the timeout races.
+                if now >= d || cfg!(loom) {
                     break None;
                 }
                 thread::park_timeout(d - now);
@@ -444,7 +456,8 @@ pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool
             None => thread::park(),
             Some(d) => {
                 let now = Instant::now();
-                if now >= d {
+                // See `block_on`: under loom a deadline expires here.
+                if now >= d || cfg!(loom) {
                     return false;
                 }
                 thread::park_timeout(d - now);

@@ -74,7 +74,9 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{
+        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    };
     pub(crate) use loom::sync::Arc;
 
     /// loom has no compiler fence; a real fence is strictly stronger.
@@ -115,17 +117,65 @@ mod imp {
         }
     }
 
-    /// The slow-path lock (loom's, so that the model sees it).
-    #[derive(Debug, Default)]
-    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+    /// The slow-path lock under loom: a spin lock on a loom atomic. (loom's
+    /// own `Mutex` treats an `unpark` of a thread blocked on it as a bug,
+    /// while std only stores the token; our waiters are unparked by threads
+    /// that do not hold their lock, so loom's `Mutex` cannot model them.)
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T> {
+        locked: AtomicBool,
+        value: loom::cell::UnsafeCell<T>,
+    }
+
+    pub(crate) struct MutexGuard<'a, T> {
+        locked: &'a AtomicBool,
+        ptr: std::mem::ManuallyDrop<loom::cell::MutPtr<T>>,
+    }
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
-            Mutex(loom::sync::Mutex::new(value))
+            Mutex {
+                locked: AtomicBool::new(false),
+                value: loom::cell::UnsafeCell::new(value),
+            }
         }
 
-        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            while self
+                .locked
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                loom::thread::yield_now();
+            }
+            MutexGuard {
+                locked: &self.locked,
+                ptr: std::mem::ManuallyDrop::new(self.value.get_mut()),
+            }
+        }
+    }
+
+    impl<T> std::ops::Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            // SAFETY: the guard holds the lock, so access is exclusive.
+            unsafe { &*loom::cell::MutPtr::deref(&self.ptr) }
+        }
+    }
+
+    impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            // SAFETY: the guard holds the lock, so access is exclusive.
+            unsafe { loom::cell::MutPtr::deref(&self.ptr) }
+        }
+    }
+
+    impl<T> Drop for MutexGuard<'_, T> {
+        fn drop(&mut self) {
+            // End the tracked access before releasing the lock.
+            // SAFETY: `ptr` is not used after this.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.ptr) };
+            self.locked.store(false, Ordering::Release);
         }
     }
 }

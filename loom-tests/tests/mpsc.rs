@@ -1,0 +1,139 @@
+//! loom models of the MPSC channel (ring and rendezvous), on the real
+//! `rillet::mpsc` code built with `--cfg loom`.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test mpsc`
+//! (three threads with claim retries: bound 2 keeps it to seconds).
+
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use rillet::{mpsc, Overflow, RecvError, SendError, SendTimeoutError, TryRecvError};
+use std::time::Duration;
+
+/// Producers wait (with a yield) for a slot another producer claimed but has
+/// not written yet, so these models need more branches than loom's default.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+/// Two producers and the consumer at capacity 1: claims race on the tail,
+/// the consumer parks on empty, a producer parks on full; every message
+/// arrives once, then `Closed`.
+#[test]
+fn two_producers_capacity_1() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(1).unwrap());
+        let b = thread::spawn(move || tx2.send(2).unwrap());
+        let mut got = [rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        assert_eq!(rx.recv(), Err(RecvError));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+/// `close_with` racing another producer's send: the final message is last,
+/// and the other send either lands before it or fails with its message.
+#[test]
+fn close_with_racing_a_send() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        let tx2 = tx.clone();
+        let closer = thread::spawn(move || tx.close_with(99));
+        let other = thread::spawn(move || tx2.send(1));
+        assert_eq!(closer.join().unwrap(), Ok(()));
+        let sent = other.join().unwrap();
+        let got: Vec<usize> = rx.try_iter().collect();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        match sent {
+            Ok(()) => assert_eq!(got, [1, 99]),
+            Err(SendError(v)) => {
+                assert_eq!(v, 1);
+                assert_eq!(got, [99]);
+            }
+        }
+    });
+}
+
+struct Tracked(usize, Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `DropOldest`: a producer evicting the oldest message races the consumer
+/// taking it. Each message is received or evicted, exactly once.
+#[test]
+fn eviction_racing_recv() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<Tracked>();
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            tx.send(Tracked(2, d)).unwrap();
+            tx.dropped()
+        });
+        let first = rx.recv().unwrap().0;
+        let evicted = h.join().unwrap();
+        let rest: Vec<usize> = rx.try_iter().map(|m| m.0).collect();
+        match (first, evicted) {
+            (1, 0) => assert_eq!(rest, [2]),
+            (2, 1) => assert!(rest.is_empty()),
+            other => panic!("impossible outcome {other:?}"),
+        }
+        assert_eq!(rx.try_recv().map(|m| m.0), Err(TryRecvError::Closed));
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Rendezvous: a timed send (under loom the deadline expires the first time
+/// it would sleep) races the receiver taking its message. `Ok` exactly when
+/// the receiver got it; otherwise the message comes back.
+#[test]
+fn rendezvous_hand_off_racing_a_timeout() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let h = thread::spawn(move || {
+            let r = tx.send_timeout(7, Duration::from_secs(3600));
+            drop(tx);
+            r
+        });
+        let got = rx.recv();
+        match h.join().unwrap() {
+            Ok(()) => assert_eq!(got, Ok(7)),
+            Err(SendTimeoutError::Timeout(v)) => {
+                assert_eq!(v, 7);
+                assert_eq!(got, Err(RecvError));
+            }
+            Err(SendTimeoutError::Closed(_)) => panic!("nobody closed before the send"),
+        }
+    });
+}
+
+/// Rendezvous: the receiver closing while a sender waits wakes it with its
+/// message.
+#[test]
+fn rendezvous_close_wakes_a_waiting_sender() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let h = thread::spawn(move || tx.send(5));
+        assert!(rx.close());
+        match h.join().unwrap() {
+            Err(SendError(v)) => assert_eq!(v, 5),
+            Ok(()) => panic!("nobody received"),
+        }
+    });
+}
