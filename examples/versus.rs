@@ -253,6 +253,102 @@ fn crossbeam_batched(n: u64) -> Duration {
     d
 }
 
+// ---- MPSC: P producer threads, consumer on this thread ----
+
+fn rillet_mpsc(producers: u64, n: u64) -> Duration {
+    let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
+    let per = n / producers;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send(p * per + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut sum = 0u64;
+    for v in rx.iter() {
+        sum = sum.wrapping_add(v);
+    }
+    let d = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * producers;
+    assert_eq!(sum, total * (total - 1) / 2);
+    d
+}
+
+fn crossbeam_mpsc(producers: u64, n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+    let per = n / producers;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send(p * per + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut sum = 0u64;
+    for v in rx.iter() {
+        sum = sum.wrapping_add(v);
+    }
+    let d = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * producers;
+    assert_eq!(sum, total * (total - 1) / 2);
+    d
+}
+
+fn rillet_rendezvous_pingpong(n: u64) -> Duration {
+    let (tx1, rx1) = rillet::mpsc::channel::<u64>(0);
+    let (tx2, rx2) = rillet::mpsc::channel::<u64>(0);
+    let h = thread::spawn(move || {
+        for v in rx1.iter() {
+            tx2.send(v + 1).unwrap();
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        tx1.send(i).unwrap();
+        assert_eq!(rx2.recv().unwrap(), i + 1);
+    }
+    let d = start.elapsed();
+    drop(tx1);
+    h.join().unwrap();
+    d
+}
+
+fn crossbeam_rendezvous_pingpong(n: u64) -> Duration {
+    let (tx1, rx1) = crossbeam_channel::bounded::<u64>(0);
+    let (tx2, rx2) = crossbeam_channel::bounded::<u64>(0);
+    let h = thread::spawn(move || {
+        for v in rx1.iter() {
+            tx2.send(v + 1).unwrap();
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        tx1.send(i).unwrap();
+        assert_eq!(rx2.recv().unwrap(), i + 1);
+    }
+    let d = start.elapsed();
+    drop(tx1);
+    h.join().unwrap();
+    d
+}
+
 struct Row {
     name: &'static str,
     unit: &'static str,
@@ -344,6 +440,34 @@ fn main() {
                 "rillet loop",
                 rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
             )),
+        },
+        || Row {
+            name: "mpsc cap 1024, 2 producers",
+            unit: "msg/s",
+            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(2, n)),
+            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(2, n)),
+            other: None,
+        },
+        || Row {
+            name: "mpsc cap 1024, 4 producers",
+            unit: "msg/s",
+            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(4, n)),
+            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(4, n)),
+            other: None,
+        },
+        || Row {
+            name: "mpsc cap 1024, 8 producers",
+            unit: "msg/s",
+            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(8, n)),
+            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(8, n)),
+            other: None,
+        },
+        || Row {
+            name: "rendezvous ping-pong (cap 0)",
+            unit: "round trips/s",
+            rillet: rate(scaled(50_000), rillet_rendezvous_pingpong),
+            crossbeam: rate(scaled(50_000), crossbeam_rendezvous_pingpong),
+            other: None,
         },
     ];
     for row in rows {
