@@ -1,0 +1,147 @@
+//! MPSC benches: rillet beside crossbeam-channel on the same work in every
+//! group; each measured run checks what it received.
+//!
+//! `cargo bench --bench mpsc`; compare ratios within one run.
+
+// criterion's macros generate undocumented functions.
+#![allow(missing_docs)]
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// `producers` threads send `iters` messages in all through a capacity-1024
+/// channel; this thread receives them. Timed to the last receive.
+fn producers<S, R>(
+    iters: u64,
+    producers: u64,
+    make: fn() -> (S, R),
+    send: fn(&S, u64),
+    recv_all: fn(R) -> (u64, u64),
+) -> Duration
+where
+    S: Clone + Send + 'static,
+{
+    let (tx, rx) = make();
+    let per = (iters / producers).max(1);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    send(&tx, p * per + i);
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let (count, sum) = recv_all(rx);
+    let elapsed = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * producers;
+    assert_eq!((count, sum), (total, total * (total - 1) / 2));
+    elapsed
+}
+
+fn rillet_make() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
+    rillet::mpsc::channel(1024)
+}
+fn rillet_send(tx: &rillet::mpsc::Sender<u64>, v: u64) {
+    tx.send(v).unwrap();
+}
+fn rillet_recv_all(rx: rillet::mpsc::Receiver<u64>) -> (u64, u64) {
+    rx.iter().fold((0, 0), |(c, s), v| (c + 1, s + v))
+}
+fn cb_make() -> (
+    crossbeam_channel::Sender<u64>,
+    crossbeam_channel::Receiver<u64>,
+) {
+    crossbeam_channel::bounded(1024)
+}
+fn cb_send(tx: &crossbeam_channel::Sender<u64>, v: u64) {
+    tx.send(v).unwrap();
+}
+fn cb_recv_all(rx: crossbeam_channel::Receiver<u64>) -> (u64, u64) {
+    rx.iter().fold((0, 0), |(c, s), v| (c + 1, s + v))
+}
+
+fn mpsc_producers(c: &mut Criterion) {
+    for p in [2u64, 4, 8] {
+        let mut g = c.benchmark_group(format!("mpsc/cap1024_{p}_producers"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function("rillet", |b| {
+            b.iter_custom(|iters| {
+                producers(iters.max(p), p, rillet_make, rillet_send, rillet_recv_all)
+            })
+        });
+        g.bench_function("crossbeam", |b| {
+            b.iter_custom(|iters| producers(iters.max(p), p, cb_make, cb_send, cb_recv_all))
+        });
+        g.finish();
+    }
+}
+
+/// Round trips through two rendezvous channels (rillet `mpsc::channel(0)`,
+/// crossbeam `bounded(0)`).
+fn mpsc_rendezvous(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mpsc/rendezvous_pingpong");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            let (tx1, rx1) = rillet::mpsc::channel::<u64>(0);
+            let (tx2, rx2) = rillet::mpsc::channel::<u64>(0);
+            let h = thread::spawn(move || {
+                for v in rx1.iter() {
+                    tx2.send(v + 1).unwrap();
+                }
+            });
+            let start = Instant::now();
+            for i in 0..iters {
+                tx1.send(i).unwrap();
+                assert_eq!(rx2.recv().unwrap(), i + 1);
+            }
+            let elapsed = start.elapsed();
+            drop(tx1);
+            h.join().unwrap();
+            elapsed
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            let (tx1, rx1) = crossbeam_channel::bounded::<u64>(0);
+            let (tx2, rx2) = crossbeam_channel::bounded::<u64>(0);
+            let h = thread::spawn(move || {
+                for v in rx1.iter() {
+                    tx2.send(v + 1).unwrap();
+                }
+            });
+            let start = Instant::now();
+            for i in 0..iters {
+                tx1.send(i).unwrap();
+                assert_eq!(rx2.recv().unwrap(), i + 1);
+            }
+            let elapsed = start.elapsed();
+            drop(tx1);
+            h.join().unwrap();
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = mpsc_producers, mpsc_rendezvous
+}
+criterion_main!(benches);
