@@ -213,10 +213,20 @@ pub(crate) struct Waiter {
 /// arrived", "room became free").
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
-    /// Number of registered waiters; read (after the light barrier) by every
-    /// notification, written under `list`'s lock.
+    /// Number of registered waiters not yet notified through this queue;
+    /// read (after the light barrier) by every notification, written under
+    /// `list`'s lock. Waiters already notified are not counted, so a
+    /// notifier skips the lock while every waiter is awake but not yet
+    /// re-armed (many producers on few cores).
     waiting: CachePadded<AtomicUsize>,
-    list: Mutex<Vec<Arc<Waiter>>>,
+    list: Mutex<Vec<Entry>>,
+}
+
+/// A registration: the waiter, and whether `waiting` counts it.
+#[derive(Debug)]
+struct Entry {
+    waiter: Arc<Waiter>,
+    counted: bool,
 }
 
 impl Default for WaitQueue {
@@ -265,18 +275,24 @@ impl WaitQueue {
     pub(crate) fn wake(&self, all: bool) {
         let mut chosen = Vec::new();
         {
-            let list = self.list.lock();
-            for waiter in list.iter() {
+            let mut list = self.list.lock();
+            let mut waiting = self.waiting.load(Ordering::Relaxed);
+            for entry in list.iter_mut().filter(|e| e.counted) {
+                // Notified here or through another queue of the same select:
+                // either way it is awake (or about to be) and will re-arm.
+                entry.counted = false;
+                waiting -= 1;
                 // AcqRel: the waiter's re-arm swap reads this value, so
                 // whatever this thread published before it is visible to
                 // the waiter.
-                if !waiter.notified.swap(true, Ordering::AcqRel) {
-                    chosen.push(waiter.clone());
+                if !entry.waiter.notified.swap(true, Ordering::AcqRel) {
+                    chosen.push(entry.waiter.clone());
                     if !all {
                         break;
                     }
                 }
             }
+            self.waiting.store(waiting, Ordering::Relaxed);
         }
         // Unpark after unlocking, so a woken thread never blocks on our lock
         // (and loom, which treats an unpark of a thread blocked on a mutex
@@ -286,19 +302,31 @@ impl WaitQueue {
         }
     }
 
-    fn register(&self, waiter: &Arc<Waiter>) {
+    /// Registers `waiter` (not notified), or counts it again after it
+    /// re-armed.
+    fn arm(&self, waiter: &Arc<Waiter>) {
         let mut list = self.list.lock();
-        list.push(waiter.clone());
+        match list.iter_mut().find(|e| Arc::ptr_eq(&e.waiter, waiter)) {
+            Some(entry) if entry.counted => return,
+            Some(entry) => entry.counted = true,
+            None => list.push(Entry {
+                waiter: waiter.clone(),
+                counted: true,
+            }),
+        }
         // Relaxed: ordered before the waiter's re-check by the heavy barrier.
-        self.waiting.store(list.len(), Ordering::Relaxed);
+        self.waiting
+            .store(self.waiting.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     fn unregister(&self, waiter: &Arc<Waiter>) {
         let mut list = self.list.lock();
-        if let Some(i) = list.iter().position(|w| Arc::ptr_eq(w, waiter)) {
-            list.remove(i);
+        if let Some(i) = list.iter().position(|e| Arc::ptr_eq(&e.waiter, waiter)) {
+            if list.remove(i).counted {
+                self.waiting
+                    .store(self.waiting.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+            }
         }
-        self.waiting.store(list.len(), Ordering::Relaxed);
     }
 }
 
@@ -359,7 +387,7 @@ pub(crate) fn block_on<R>(
         notified: AtomicBool::new(false),
     });
     for q in queues {
-        q.register(&waiter);
+        q.arm(&waiter);
     }
     barrier::heavy();
     let result = loop {
@@ -378,9 +406,17 @@ pub(crate) fn block_on<R>(
                 thread::park_timeout(d - now);
             }
         }
-        // Re-arm. If a notifier skipped us because we were still marked
-        // notified, this swap reads its value and acquires what it published.
-        waiter.notified.swap(false, Ordering::AcqRel);
+        // Re-arm: a notifier skips waiters it does not count, so count
+        // ourselves again and re-check after the heavy barrier (the same
+        // Dekker pairing as the first registration). If a notifier skipped
+        // us because we were still marked notified, this swap reads its
+        // value and acquires what it published.
+        if waiter.notified.swap(false, Ordering::AcqRel) {
+            for q in queues {
+                q.arm(&waiter);
+            }
+            barrier::heavy();
+        }
     };
     for q in queues {
         q.unregister(&waiter);
