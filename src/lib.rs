@@ -19,6 +19,18 @@
 //!
 //! - [`spsc`]: one sender, one receiver; the fastest. Both handles are
 //!   `Send` but not `Sync`: one thread at a time on each side.
+//! - [`mpsc`]: many senders (`Sender` is `Clone + Send + Sync`), one
+//!   receiver. `mpsc::channel(0)` is a rendezvous channel, Go's unbuffered
+//!   channel: a send completes only when the receiver takes the message.
+//!
+//! ```
+//! use rillet::mpsc;
+//!
+//! let (tx, rx) = mpsc::channel(0); // rendezvous
+//! let h = std::thread::spawn(move || tx.send(42).unwrap()); // returns once received
+//! assert_eq!(rx.recv(), Ok(42));
+//! h.join().unwrap();
+//! ```
 //!
 //! # Capacity and overflow
 //!
@@ -54,11 +66,14 @@
 //! assert_eq!(rx.recv(), Err(RecvError));
 //! ```
 //!
-//! `close_with(msg)` sends a final message and closes in one step:
+//! `close_with(msg)` sends a final message and closes in one step: on an
+//! N:1 channel, no other sender's message can land after it.
 //!
 //! ```
-//! let (tx, rx) = rillet::spsc::channel(4);
-//! tx.send("work").unwrap();
+//! let (tx, rx) = rillet::mpsc::channel(4);
+//! let worker = tx.clone();
+//! worker.send("work").unwrap();
+//! drop(worker);
 //! tx.close_with("done").unwrap();
 //! assert_eq!(rx.iter().collect::<Vec<_>>(), ["work", "done"]);
 //! ```

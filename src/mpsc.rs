@@ -43,7 +43,7 @@
 //!   it, stores `stamp = position + ONE_LAP` ("free for the next lap") and
 //!   stores the new `head`. No read-modify-write on the consumer side.
 //! - Exactly `cap` slots: capacity is exact without a division.
-//! - Closing is one `fetch_or(MARK)` on `tail` ([`crate::close::set_mark`]):
+//! - Closing is one `fetch_or(MARK)` on `tail` (`close::set_mark` in `src/close.rs`):
 //!   the call that set the bit is the one that closed; a producer's claim
 //!   is a compare-exchange of an unmarked `tail`, so no message can be
 //!   claimed after the close. `close_with` claims its slot and sets the mark
@@ -53,7 +53,7 @@
 //!   returns `Empty`; a blocking `recv` waits for that producer's wake-up.
 //!
 //! After storing a stamp each side issues the light barrier and loads the
-//! other side's waiter count ([`crate::park`]): no lock unless a thread is
+//! other side's waiter count (`src/park.rs`): no lock unless a thread is
 //! parked.
 //!
 //! ## `DropOldest`

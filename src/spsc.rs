@@ -38,7 +38,7 @@
 //!   the capacity limit is enforced on `tail - head`, so it is exact.
 //!
 //! After publishing, each side issues the *light* barrier and loads the other
-//! side's waiter count (see [`crate::park`]); only if a thread is parked does
+//! side's waiter count (see `src/park.rs`); only if a thread is parked does
 //! it take a lock. The sender also reloads the close state there, which is
 //! how a send racing a receiver-side close is resolved (below).
 //!
@@ -57,7 +57,7 @@
 //!
 //! # Closing
 //!
-//! The close state is [`crate::close`]: one compare-exchange decides the
+//! The close state is `src/close.rs`: one compare-exchange decides the
 //! closer, which then stores the *cutoff*, the index one past the last
 //! message that belongs to the channel.
 //! - A sender-side close (`close`, `close_with`, dropping the `Sender`) sets
