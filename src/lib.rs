@@ -98,6 +98,73 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+#[macro_use]
+mod iter {
+    /// Defines `Iter`, `TryIter`, `IntoIter` and the `IntoIterator` impls for a
+    /// module's `Receiver<T>` (which has `recv` and `try_recv`): one definition
+    /// for every channel kind.
+    macro_rules! receiver_iterators {
+        () => {
+            /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`]: yields
+            /// messages until the channel is closed and drained.
+            #[derive(Debug)]
+            pub struct Iter<'a, T> {
+                rx: &'a Receiver<T>,
+            }
+
+            impl<T> Iterator for Iter<'_, T> {
+                type Item = T;
+                fn next(&mut self) -> Option<T> {
+                    self.rx.recv().ok()
+                }
+            }
+
+            /// Non-blocking iterator over a [`Receiver`], from
+            /// [`Receiver::try_iter`]: yields what is buffered now.
+            #[derive(Debug)]
+            pub struct TryIter<'a, T> {
+                rx: &'a Receiver<T>,
+            }
+
+            impl<T> Iterator for TryIter<'_, T> {
+                type Item = T;
+                fn next(&mut self) -> Option<T> {
+                    self.rx.try_recv().ok()
+                }
+            }
+
+            /// Owning blocking iterator, from `Receiver::into_iter`.
+            #[derive(Debug)]
+            pub struct IntoIter<T> {
+                rx: Receiver<T>,
+            }
+
+            impl<T> Iterator for IntoIter<T> {
+                type Item = T;
+                fn next(&mut self) -> Option<T> {
+                    self.rx.recv().ok()
+                }
+            }
+
+            impl<'a, T> IntoIterator for &'a Receiver<T> {
+                type Item = T;
+                type IntoIter = Iter<'a, T>;
+                fn into_iter(self) -> Iter<'a, T> {
+                    self.iter()
+                }
+            }
+
+            impl<T> IntoIterator for Receiver<T> {
+                type Item = T;
+                type IntoIter = IntoIter<T>;
+                fn into_iter(self) -> IntoIter<T> {
+                    IntoIter { rx: self }
+                }
+            }
+        };
+    }
+}
+
 mod close;
 mod error;
 mod overflow;
