@@ -39,6 +39,32 @@ fn two_producers_capacity_1() {
     });
 }
 
+/// Capacity 2, starting mid-ring: the two producers' claims straddle the
+/// lap boundary (index 1, then index 0 of the next lap, whose stamp the
+/// consumer released) while the consumer parks on empty. Three threads with
+/// claim retries and parking: explored with one preemption, which already
+/// covers a producer preempted between its claim and its write.
+#[test]
+fn two_producers_capacity_2_across_a_lap() {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.preemption_bound = Some(1);
+    builder.check(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        tx.send(0).unwrap();
+        assert_eq!(rx.recv(), Ok(0));
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(1).unwrap());
+        let b = thread::spawn(move || tx2.send(2).unwrap());
+        let mut got = [rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
 /// `close_with` racing another producer's send: the final message is last,
 /// and the other send either lands before it or fails with its message.
 #[test]
