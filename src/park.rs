@@ -336,6 +336,10 @@ const SPIN_POLLS: u32 = 128;
 const SPIN_STEPS: u32 = 6;
 /// Yields before parking.
 const YIELD_STEPS: u32 = 4;
+/// Yields before parking when this process has one CPU: a yield hands the
+/// CPU straight to the thread we wait for, while parking costs a futex
+/// wake (and a context switch) on the other side for every wait.
+const SINGLE_CORE_YIELD_STEPS: u32 = 8;
 
 /// `true` when this process may run on one CPU only (`taskset -c 0`, a
 /// one-core container): spinning cannot help there.
@@ -449,7 +453,11 @@ fn spin_then_yield<R>(
     if cfg!(loom) {
         return Spun::Park;
     }
-    let spin_polls = if single_core() { 0 } else { SPIN_POLLS };
+    let (spin_polls, yield_steps) = if single_core() {
+        (0, SINGLE_CORE_YIELD_STEPS)
+    } else {
+        (SPIN_POLLS, YIELD_STEPS)
+    };
     let mut step = 0;
     loop {
         if let Some(r) = attempt() {
@@ -463,7 +471,7 @@ fn spin_then_yield<R>(
             // line we only read, so polling costs the other side nothing,
             // and a long pause would only add latency.
             crate::sync::spin_loop();
-        } else if step < spin_polls + YIELD_STEPS {
+        } else if step < spin_polls + yield_steps {
             thread::yield_now();
         } else {
             return Spun::Park;
