@@ -165,6 +165,50 @@ mod iter {
     }
 }
 
+/// Helpers shared by the ring-based channels.
+mod ring {
+    /// Drops the message at every position from `first` up to `end`
+    /// (advancing with `next`) through `drop_at`, which moves it out and
+    /// drops it. If one message's drop panics, unwinding drops the rest, so
+    /// none leaks and none is dropped twice. Used by a channel's `Drop`,
+    /// when no other handle exists.
+    pub(crate) fn drop_positions(
+        first: usize,
+        end: usize,
+        next: impl Fn(usize) -> usize,
+        drop_at: impl Fn(usize),
+    ) {
+        struct Rest<N: Fn(usize) -> usize, D: Fn(usize)> {
+            pos: usize,
+            end: usize,
+            next: N,
+            drop_at: D,
+        }
+        impl<N: Fn(usize) -> usize, D: Fn(usize)> Rest<N, D> {
+            fn run(&mut self) {
+                while self.pos != self.end {
+                    let pos = self.pos;
+                    self.pos = (self.next)(pos);
+                    (self.drop_at)(pos);
+                }
+            }
+        }
+        impl<N: Fn(usize) -> usize, D: Fn(usize)> Drop for Rest<N, D> {
+            // Reached only if a message's drop panicked: drop the rest.
+            fn drop(&mut self) {
+                self.run();
+            }
+        }
+        Rest {
+            pos: first,
+            end,
+            next,
+            drop_at,
+        }
+        .run();
+    }
+}
+
 mod close;
 mod error;
 mod overflow;

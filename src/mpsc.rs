@@ -781,34 +781,14 @@ impl<T> Drop for Array<T> {
         let tail = self.tail.load(Ordering::Relaxed) & !self.config.mark;
         let head = self.head.load(Ordering::Relaxed);
 
-        struct Rest<'a, T> {
-            chan: &'a Array<T>,
-            pos: usize,
-            end: usize,
-        }
-        impl<T> Rest<'_, T> {
-            fn run(&mut self) {
-                while self.pos != self.end {
-                    let pos = self.pos;
-                    self.pos = self.chan.next(pos);
-                    // SAFETY: `pos` is in `head..tail`, so its message is
-                    // initialized, and no other handle exists.
-                    drop(unsafe { self.chan.read(pos) });
-                }
-            }
-        }
-        impl<T> Drop for Rest<'_, T> {
-            // Reached only if a message's drop panicked: drop the rest.
-            fn drop(&mut self) {
-                self.run();
-            }
-        }
-        let mut rest = Rest {
-            chan: self,
-            pos: head,
-            end: tail,
-        };
-        rest.run();
+        crate::ring::drop_positions(
+            head,
+            tail,
+            |pos| self.next(pos),
+            // SAFETY: `pos` is in `head..tail`, so its message is
+            // initialized, and no other handle exists.
+            |pos| drop(unsafe { self.read(pos) }),
+        );
     }
 }
 

@@ -325,37 +325,14 @@ impl<T> Drop for Chan<T> {
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.producer.tail.load(Ordering::Relaxed);
 
-        /// Drops the messages of `next..end`; if one panics, unwinding drops
-        /// this guard, which drops the rest, so none leaks and none is
-        /// dropped twice.
-        struct Rest<'a, T> {
-            chan: &'a Chan<T>,
-            next: usize,
-            end: usize,
-        }
-        impl<T> Rest<'_, T> {
-            fn run(&mut self) {
-                while self.next != self.end {
-                    let i = self.next;
-                    self.next = i.wrapping_add(1);
-                    // SAFETY: `i` is in `head..tail`, whose slots hold
-                    // initialized messages (the `Chan` invariant), and no
-                    // other handle exists.
-                    drop(unsafe { self.chan.read(i) });
-                }
-            }
-        }
-        impl<T> Drop for Rest<'_, T> {
-            fn drop(&mut self) {
-                self.run();
-            }
-        }
-        let mut rest = Rest {
-            chan: self,
-            next: head,
-            end: tail,
-        };
-        rest.run();
+        crate::ring::drop_positions(
+            head,
+            tail,
+            |i| i.wrapping_add(1),
+            // SAFETY: `i` is in `head..tail`, whose slots hold initialized
+            // messages (the `Chan` invariant), and no other handle exists.
+            |i| drop(unsafe { self.read(i) }),
+        );
     }
 }
 
