@@ -25,17 +25,40 @@
 //! still open (it keeps waiting); the closer wakes every waiter after
 //! `finish`.
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering};
 
 /// Sets `mark` in `word` (a tail that carries the closed bit, as in the MPSC
-/// ring). `true` only for the call that set it: the once-only close for a
-/// channel whose producers claim positions with a compare-exchange, so that
-/// the claim and the close check are one atomic step.
-pub(crate) fn set_mark(word: &AtomicUsize, mark: usize) -> bool {
-    // AcqRel: the closer sees every claim made before the mark; whoever
-    // observes the mark sees what the closer did before closing.
-    word.fetch_or(mark, Ordering::AcqRel) & mark == 0
+/// and broadcast rings). `true` only for the call that set it: the once-only
+/// close for a channel whose producers claim positions with a
+/// compare-exchange, so that the claim and the close check are one atomic
+/// step.
+pub(crate) fn set_mark<W: MarkWord>(word: &W, mark: W::Value) -> bool {
+    word.set_bits(mark)
 }
+
+/// An atomic word that can carry a closed bit.
+pub(crate) trait MarkWord {
+    /// The integer type of the word.
+    type Value;
+    /// `fetch_or(bits)`; `true` if none of `bits` was set before.
+    fn set_bits(&self, bits: Self::Value) -> bool;
+}
+
+macro_rules! mark_word {
+    ($atomic:ty, $int:ty) => {
+        impl MarkWord for $atomic {
+            type Value = $int;
+            fn set_bits(&self, bits: $int) -> bool {
+                // AcqRel: the closer sees every claim made before the mark;
+                // whoever observes the mark sees what the closer did before
+                // closing.
+                self.fetch_or(bits, Ordering::AcqRel) & bits == 0
+            }
+        }
+    };
+}
+mark_word!(AtomicUsize, usize);
+mark_word!(AtomicU64, u64);
 
 const OPEN: usize = 0;
 const CLOSING: usize = 1;

@@ -101,10 +101,16 @@
 #[macro_use]
 mod iter {
     /// Defines `Iter`, `TryIter`, `IntoIter` and the `IntoIterator` impls for a
-    /// module's `Receiver<T>` (which has `recv` and `try_recv`): one definition
-    /// for every channel kind.
+    /// module's `Receiver<T>`: one definition for every channel kind. By
+    /// default the iterators end at the first error of `recv`/`try_recv`;
+    /// a kind whose receive has non-final errors (broadcast's `Lagged`)
+    /// passes the bound on `T` and its own `next` and `try_next` expressions
+    /// of `rx`.
     macro_rules! receiver_iterators {
         () => {
+            receiver_iterators!(T: Sized, |rx| rx.recv().ok(), |rx| rx.try_recv().ok());
+        };
+        (T: $bound:path, |$rx:ident| $next:expr, |$try_rx:ident| $try_next:expr) => {
             /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`]: yields
             /// messages until the channel is closed and drained.
             #[derive(Debug)]
@@ -112,10 +118,11 @@ mod iter {
                 rx: &'a Receiver<T>,
             }
 
-            impl<T> Iterator for Iter<'_, T> {
+            impl<T: $bound> Iterator for Iter<'_, T> {
                 type Item = T;
                 fn next(&mut self) -> Option<T> {
-                    self.rx.recv().ok()
+                    let $rx = self.rx;
+                    $next
                 }
             }
 
@@ -126,10 +133,11 @@ mod iter {
                 rx: &'a Receiver<T>,
             }
 
-            impl<T> Iterator for TryIter<'_, T> {
+            impl<T: $bound> Iterator for TryIter<'_, T> {
                 type Item = T;
                 fn next(&mut self) -> Option<T> {
-                    self.rx.try_recv().ok()
+                    let $try_rx = self.rx;
+                    $try_next
                 }
             }
 
@@ -139,14 +147,15 @@ mod iter {
                 rx: Receiver<T>,
             }
 
-            impl<T> Iterator for IntoIter<T> {
+            impl<T: $bound> Iterator for IntoIter<T> {
                 type Item = T;
                 fn next(&mut self) -> Option<T> {
-                    self.rx.recv().ok()
+                    let $rx = &self.rx;
+                    $next
                 }
             }
 
-            impl<'a, T> IntoIterator for &'a Receiver<T> {
+            impl<'a, T: $bound> IntoIterator for &'a Receiver<T> {
                 type Item = T;
                 type IntoIter = Iter<'a, T>;
                 fn into_iter(self) -> Iter<'a, T> {
@@ -154,7 +163,7 @@ mod iter {
                 }
             }
 
-            impl<T> IntoIterator for Receiver<T> {
+            impl<T: $bound> IntoIterator for Receiver<T> {
                 type Item = T;
                 type IntoIter = IntoIter<T>;
                 fn into_iter(self) -> IntoIter<T> {
@@ -215,6 +224,7 @@ mod overflow;
 mod park;
 mod sync;
 
+pub mod broadcast;
 pub mod mpsc;
 pub mod spsc;
 

@@ -660,7 +660,7 @@ impl<T> Array<T> {
     // ---- closing and introspection
 
     fn close(&self) -> bool {
-        if close::set_mark(&self.tail, self.config.mark) {
+        if close::set_mark(&*self.tail, self.config.mark) {
             self.recv_waiters.notify_all();
             self.send_waiters.notify_all();
             true
@@ -734,7 +734,7 @@ impl<T> Array<T> {
                     }
                 }
                 Overflow::DropNewest => {
-                    if !close::set_mark(&self.tail, config.mark) {
+                    if !close::set_mark(&*self.tail, config.mark) {
                         return Err(SendError(msg));
                     }
                     self.count_dropped(1);
