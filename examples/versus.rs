@@ -6,6 +6,12 @@
 //! second, so higher is better everywhere). Every run checks what it
 //! received before its time counts.
 //!
+//! A second table compares broadcast: one sender, `k` subscriber threads that
+//! each receive every message, rillet `broadcast` beside crossbeam-channel
+//! used as fan-out (one `bounded(1024)` channel per subscriber), `bus` and
+//! `tokio::sync::broadcast` (subscribers in `blocking_recv`), in messages
+//! sent per second and the ratios of rillet to each.
+//!
 //! Set `VERSUS_RUNS` to change the number of runs per cell (default 5) and
 //! `VERSUS_SCALE` to scale the message counts (default 1.0).
 
@@ -349,6 +355,172 @@ fn crossbeam_rendezvous_pingpong(n: u64) -> Duration {
     d
 }
 
+// ---- broadcast: one sender thread, k subscriber threads, each receives all ----
+
+/// One run: a sender thread sends `0..n` through `send`, every subscriber
+/// thread receives `n` messages through `recv` and checks their sum. Timed
+/// from the first send to the last subscriber's last receive.
+fn fanout<S: Send + 'static, R: Send + 'static>(
+    n: u64,
+    subs: usize,
+    make: fn(usize, u64) -> (S, Vec<R>),
+    send: fn(&mut S, u64),
+    recv: fn(&mut R) -> u64,
+) -> Duration {
+    let (mut tx, rxs) = make(subs, n);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(subs + 1));
+    let receivers: Vec<_> = rxs
+        .into_iter()
+        .map(|mut rx| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let mut sum = 0u64;
+                for _ in 0..n {
+                    sum = sum.wrapping_add(recv(&mut rx));
+                }
+                assert_eq!(sum, n * (n - 1) / 2);
+                Instant::now()
+            })
+        })
+        .collect();
+    let sender = thread::spawn(move || {
+        barrier.wait();
+        let start = Instant::now();
+        for i in 0..n {
+            send(&mut tx, i);
+        }
+        start
+    });
+    let start = sender.join().unwrap();
+    let end = receivers.into_iter().map(|h| h.join().unwrap()).max();
+    end.unwrap() - start
+}
+
+/// rillet: one channel, capacity 1024, `Overflow::Block` (the default).
+fn rillet_bcast_make(
+    subs: usize,
+    _n: u64,
+) -> (
+    rillet::broadcast::Sender<u64>,
+    Vec<rillet::broadcast::Receiver<u64>>,
+) {
+    let (tx, rx) = rillet::broadcast::channel(1024);
+    let mut rxs = vec![rx];
+    rxs.extend((1..subs).map(|_| tx.subscribe()));
+    (tx, rxs)
+}
+
+/// crossbeam-channel as fan-out: one `bounded(1024)` per subscriber.
+fn crossbeam_fanout_make(
+    subs: usize,
+    _n: u64,
+) -> (
+    Vec<crossbeam_channel::Sender<u64>>,
+    Vec<crossbeam_channel::Receiver<u64>>,
+) {
+    (0..subs).map(|_| crossbeam_channel::bounded(1024)).unzip()
+}
+
+fn bus_make(subs: usize, _n: u64) -> (bus::Bus<u64>, Vec<bus::BusReader<u64>>) {
+    let mut bus = bus::Bus::new(1024);
+    let rxs = (0..subs).map(|_| bus.add_rx()).collect();
+    (bus, rxs)
+}
+
+/// tokio's sender never waits: on a full ring it overwrites the oldest
+/// message and slow subscribers get `Lagged`. Capacity `n` (the whole run)
+/// so that every subscriber receives everything, as in the other columns.
+fn tokio_make(
+    subs: usize,
+    n: u64,
+) -> (
+    tokio::sync::broadcast::Sender<u64>,
+    Vec<tokio::sync::broadcast::Receiver<u64>>,
+) {
+    let (tx, rx) = tokio::sync::broadcast::channel(n as usize);
+    let mut rxs = vec![rx];
+    rxs.extend((1..subs).map(|_| tx.subscribe()));
+    (tx, rxs)
+}
+
+fn rillet_bcast(subs: usize, n: u64) -> Duration {
+    fanout(
+        n,
+        subs,
+        rillet_bcast_make,
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    )
+}
+
+fn crossbeam_fanout(subs: usize, n: u64) -> Duration {
+    fanout(
+        n,
+        subs,
+        crossbeam_fanout_make,
+        |txs, v| txs.iter().for_each(|tx| tx.send(v).unwrap()),
+        |rx| rx.recv().unwrap(),
+    )
+}
+
+fn bus_bcast(subs: usize, n: u64) -> Duration {
+    fanout(
+        n,
+        subs,
+        bus_make,
+        |tx, v| tx.broadcast(v),
+        |rx| rx.recv().unwrap(),
+    )
+}
+
+fn tokio_bcast(subs: usize, n: u64) -> Duration {
+    fanout(
+        n,
+        subs,
+        tokio_make,
+        |tx, v| {
+            tx.send(v).unwrap();
+        },
+        |rx| match rx.blocking_recv() {
+            Ok(v) => v,
+            Err(e) => panic!("tokio subscriber: {e}"),
+        },
+    )
+}
+
+struct BroadcastRow {
+    name: &'static str,
+    rillet: f64,
+    crossbeam: f64,
+    bus: f64,
+    tokio: f64,
+}
+
+fn broadcast_row(name: &'static str, subs: usize, n: u64) -> BroadcastRow {
+    BroadcastRow {
+        name,
+        rillet: rate(n, |n| rillet_bcast(subs, n)),
+        crossbeam: rate(n, |n| crossbeam_fanout(subs, n)),
+        bus: rate(n, |n| bus_bcast(subs, n)),
+        tokio: rate(n, |n| tokio_bcast(subs, n)),
+    }
+}
+
+fn print_broadcast_row(r: &BroadcastRow) {
+    println!(
+        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  {:>8.2} {:>6.2}x  {:>8.2} {:>6.2}x",
+        format!("{} [msg/s]", r.name),
+        r.rillet / 1e6,
+        r.crossbeam / 1e6,
+        r.rillet / r.crossbeam,
+        r.bus / 1e6,
+        r.rillet / r.bus,
+        r.tokio / 1e6,
+        r.rillet / r.tokio,
+    );
+}
+
 struct Row {
     name: &'static str,
     unit: &'static str,
@@ -473,4 +645,24 @@ fn main() {
     for row in rows {
         print_row(&row());
     }
+
+    println!(
+        "\nbroadcast: one sender, every subscriber receives every message; millions of \
+         messages sent per second.\ncrossbeam = one bounded(1024) channel per subscriber; \
+         tokio capacity = N (its sender overwrites instead of waiting).\n"
+    );
+    println!(
+        "{:<40} {:>10} {:>10} {:>8}  {:>8} {:>7}  {:>8} {:>7}",
+        "scenario", "rillet", "crossbeam", "ratio", "bus", "ratio", "tokio", "ratio"
+    );
+    print_broadcast_row(&broadcast_row(
+        "broadcast 1->4 cap 1024 u64",
+        4,
+        scaled(1_000_000),
+    ));
+    print_broadcast_row(&broadcast_row(
+        "broadcast 1->1 cap 1024 u64",
+        1,
+        scaled(1_000_000),
+    ));
 }

@@ -887,16 +887,20 @@ impl<T> Chan<T> {
                 Err(now) => tail = now,
             }
         };
-        let tp = tail & !LOW;
-        let mut pos = self.first_held(head, tp);
-        while pos != tp {
-            self.visit(pos, Visit::Release);
-            pos = self.next(pos);
-        }
         if tail & SUBS == 1 && tail & CLOSED == 0 {
-            // The last subscriber closed the channel.
+            // The last subscriber closed the channel: senders waiting for
+            // room fail now.
             self.wake_all();
         }
+        let tp = tail & !LOW;
+        // Passing a message may drop it; if that drop panics, the rest are
+        // still passed.
+        crate::ring::drop_positions(
+            self.first_held(head, tp),
+            tp,
+            |pos| self.next(pos),
+            |pos| self.visit(pos, Visit::Release),
+        );
     }
 
     /// `head`, or under `DropOldest` the oldest position still held if

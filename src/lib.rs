@@ -180,20 +180,21 @@ mod ring {
     /// (advancing with `next`) through `drop_at`, which moves it out and
     /// drops it. If one message's drop panics, unwinding drops the rest, so
     /// none leaks and none is dropped twice. Used by a channel's `Drop`,
-    /// when no other handle exists.
-    pub(crate) fn drop_positions(
-        first: usize,
-        end: usize,
-        next: impl Fn(usize) -> usize,
-        drop_at: impl Fn(usize),
+    /// when no other handle exists, and by a leaving broadcast subscriber
+    /// (which passes its unread messages).
+    pub(crate) fn drop_positions<P: Copy + PartialEq>(
+        first: P,
+        end: P,
+        next: impl Fn(P) -> P,
+        drop_at: impl Fn(P),
     ) {
-        struct Rest<N: Fn(usize) -> usize, D: Fn(usize)> {
-            pos: usize,
-            end: usize,
+        struct Rest<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> {
+            pos: P,
+            end: P,
             next: N,
             drop_at: D,
         }
-        impl<N: Fn(usize) -> usize, D: Fn(usize)> Rest<N, D> {
+        impl<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> Rest<P, N, D> {
             fn run(&mut self) {
                 while self.pos != self.end {
                     let pos = self.pos;
@@ -202,7 +203,7 @@ mod ring {
                 }
             }
         }
-        impl<N: Fn(usize) -> usize, D: Fn(usize)> Drop for Rest<N, D> {
+        impl<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> Drop for Rest<P, N, D> {
             // Reached only if a message's drop panicked: drop the rest.
             fn drop(&mut self) {
                 self.run();

@@ -1,0 +1,889 @@
+//! Integration tests for `rillet::broadcast` (public API only).
+
+use rillet::broadcast::{self, RecvError, RecvTimeoutError, TryRecvError};
+use rillet::{Overflow, SendError, SendTimeoutError, TrySendError};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Scales a loop count down under Miri.
+const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 40 {
+            full
+        } else {
+            40
+        }
+    } else {
+        full
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn dropping<T: Clone>(cap: usize) -> (broadcast::Sender<T>, broadcast::Receiver<T>) {
+    broadcast::Builder::new(cap)
+        .overflow(Overflow::DropOldest)
+        .build()
+}
+
+/// Counts live instances: +1 on creation and clone, -1 on drop.
+#[derive(Debug)]
+struct Counted {
+    id: usize,
+    live: Arc<AtomicUsize>,
+    drops: Arc<AtomicUsize>,
+    panic_on_clone: Arc<AtomicBool>,
+    panic_on_drop: bool,
+}
+
+impl Counted {
+    fn new(id: usize, live: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Counted {
+            id,
+            live: live.clone(),
+            drops: drops.clone(),
+            panic_on_clone: Arc::new(AtomicBool::new(false)),
+            panic_on_drop: false,
+        }
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        if self.panic_on_clone.load(Ordering::SeqCst) {
+            panic!("Counted({}) panics in clone", self.id);
+        }
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Counted {
+            id: self.id,
+            live: self.live.clone(),
+            drops: self.drops.clone(),
+            panic_on_clone: self.panic_on_clone.clone(),
+            panic_on_drop: false,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if self.panic_on_drop && !thread::panicking() {
+            panic!("Counted({}) panics in drop", self.id);
+        }
+    }
+}
+
+fn counters() -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)))
+}
+
+fn panic_message(err: &(dyn std::any::Any + Send)) -> String {
+    err.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| err.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_send<T: Send>() {}
+
+#[test]
+fn handles_are_send_and_clone() {
+    assert_send_sync::<broadcast::Sender<u8>>();
+    assert_send::<broadcast::Receiver<u8>>();
+    let (tx, rx) = broadcast::channel::<u8>(1);
+    let _tx2 = tx.clone();
+    let _rx2 = rx.clone();
+}
+
+#[test]
+fn zero_capacity_panics_with_a_reason() {
+    let err = catch_unwind(|| broadcast::channel::<u8>(0)).unwrap_err();
+    let msg = panic_message(&*err);
+    assert!(msg.contains("capacity must be at least 1"), "{msg}");
+}
+
+#[test]
+fn drop_newest_panics_naming_the_alternatives() {
+    let err = catch_unwind(|| {
+        broadcast::Builder::new(4)
+            .overflow(Overflow::DropNewest)
+            .build::<u8>()
+    })
+    .unwrap_err();
+    let msg = panic_message(&*err);
+    assert!(msg.contains("DropOldest") && msg.contains("Block"), "{msg}");
+}
+
+#[test]
+#[should_panic(expected = "too large")]
+fn absurd_capacity_panics_with_a_reason() {
+    let _ = broadcast::channel::<u64>(usize::MAX / 2);
+}
+
+#[test]
+fn capacity_is_exact_and_the_slowest_subscriber_holds_senders() {
+    for cap in [1, 2, 3, 7, 8] {
+        let (tx, fast) = broadcast::channel::<usize>(cap);
+        let slow = tx.subscribe();
+        assert_eq!(tx.capacity(), cap);
+        for i in 0..cap {
+            tx.try_send(i).unwrap();
+            assert_eq!(fast.try_recv(), Ok(i));
+        }
+        // The fast subscriber has read everything; the slow one holds all.
+        assert!(matches!(tx.try_send(99), Err(TrySendError::Full(99))));
+        assert!(tx.is_full());
+        assert_eq!(tx.len(), cap);
+        assert_eq!(slow.len(), cap);
+        assert!(slow.is_full());
+        assert_eq!(fast.len(), 0);
+        assert_eq!(slow.try_recv(), Ok(0));
+        tx.try_send(cap).unwrap();
+        assert!(matches!(tx.try_send(99), Err(TrySendError::Full(99))));
+    }
+}
+
+#[test]
+fn every_subscriber_receives_every_message() {
+    let total = n(20_000);
+    let (tx, rx) = broadcast::channel::<usize>(16);
+    let mut subs = vec![rx];
+    for _ in 0..3 {
+        subs.push(tx.subscribe());
+    }
+    let handles: Vec<_> = subs
+        .into_iter()
+        .map(|rx| {
+            thread::spawn(move || {
+                let mut expect = 0;
+                for v in rx.iter() {
+                    assert_eq!(v, expect);
+                    expect += 1;
+                }
+                expect
+            })
+        })
+        .collect();
+    for i in 0..total {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    for h in handles {
+        assert_eq!(h.join().unwrap(), total);
+    }
+}
+
+#[test]
+fn two_senders_four_subscribers_keep_per_sender_order() {
+    let per = n(10_000);
+    let (tx, rx) = broadcast::channel::<(usize, usize)>(8);
+    let subs: Vec<_> = (0..3).map(|_| tx.subscribe()).chain([rx]).collect();
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|rx| {
+            thread::spawn(move || {
+                let mut next = [0usize; 2];
+                for (s, i) in rx.iter() {
+                    assert_eq!(i, next[s]);
+                    next[s] += 1;
+                }
+                next
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2)
+        .map(|s| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send((s, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for w in writers {
+        w.join().unwrap();
+    }
+    for r in readers {
+        assert_eq!(r.join().unwrap(), [per, per]);
+    }
+}
+
+#[test]
+fn subscribe_sees_only_later_messages_and_clone_starts_at_the_same_position() {
+    let (tx, rx) = broadcast::channel(8);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    let late = tx.subscribe();
+    tx.send(3).unwrap();
+    assert_eq!(rx.recv(), Ok(1));
+    let twin = rx.clone();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(twin.try_iter().collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(late.try_iter().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn receiver_count_and_len() {
+    let (tx, rx) = broadcast::channel::<u8>(4);
+    assert_eq!(tx.receiver_count(), 1);
+    let a = tx.subscribe();
+    let b = a.clone();
+    assert_eq!(rx.receiver_count(), 3);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert_eq!((rx.len(), a.len(), b.len(), tx.len()), (2, 2, 2, 2));
+    a.recv().unwrap();
+    assert_eq!((rx.len(), a.len(), tx.len()), (2, 1, 2));
+    drop(rx);
+    drop(b);
+    // Only `a` is left: what it has read is no longer held.
+    assert_eq!(tx.len(), 1);
+    assert!(!tx.is_empty());
+    assert_eq!(tx.receiver_count(), 1);
+    a.recv().unwrap();
+    assert!(tx.is_empty() && a.is_empty());
+}
+
+#[test]
+fn sender_blocked_on_the_slowest_subscriber_wakes_when_it_reads() {
+    let (tx, fast) = broadcast::channel::<u32>(2);
+    let slow = tx.subscribe();
+    tx.send(0).unwrap();
+    tx.send(1).unwrap();
+    fast.recv().unwrap();
+    fast.recv().unwrap();
+    let h = thread::spawn(move || {
+        tx.send(2).unwrap();
+        tx
+    });
+    thread::sleep(ms(30));
+    assert_eq!(fast.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(slow.recv(), Ok(0));
+    let _tx = h.join().unwrap();
+    assert_eq!(fast.recv(), Ok(2));
+    assert_eq!(slow.try_iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn slow_subscriber_dropped_while_the_sender_is_blocked_releases_it() {
+    let (tx, fast) = broadcast::channel::<u32>(2);
+    let slow = tx.subscribe();
+    tx.send(0).unwrap();
+    tx.send(1).unwrap();
+    fast.recv().unwrap();
+    fast.recv().unwrap();
+    let h = thread::spawn(move || tx.send_timeout(2, Duration::from_secs(30)).map(|_| tx));
+    thread::sleep(ms(30));
+    drop(slow);
+    let tx = h.join().unwrap().unwrap();
+    assert_eq!(fast.recv(), Ok(2));
+    assert_eq!(tx.receiver_count(), 1);
+}
+
+#[test]
+fn drop_oldest_lag_counts_are_exact_and_per_subscriber() {
+    let (tx, a) = dropping::<u64>(3);
+    let b = tx.subscribe();
+    for i in 0..3 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(b.recv(), Ok(0));
+    assert_eq!(b.recv(), Ok(1));
+    assert_eq!(b.recv(), Ok(2));
+    for i in 3..8 {
+        tx.send(i).unwrap();
+    }
+    // a missed 0..5 (5 messages), b missed 3..5 (2 messages).
+    assert_eq!(a.recv(), Err(RecvError::Lagged(5)));
+    assert_eq!(a.recv(), Ok(5));
+    assert_eq!(b.try_recv(), Err(TryRecvError::Lagged(2)));
+    assert_eq!(b.try_iter().collect::<Vec<_>>(), [5, 6, 7]);
+    assert_eq!(a.try_iter().collect::<Vec<_>>(), [6, 7]);
+    // 0..5 were evicted, and each was missed by a (0, 1, 2 also read by b).
+    assert_eq!(tx.dropped(), 5);
+    assert_eq!(a.dropped(), 5);
+}
+
+#[test]
+fn drop_oldest_catch_up_then_lag_again() {
+    let (tx, rx) = dropping(2);
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(rx.recv(), Err(RecvError::Lagged(3)));
+    assert_eq!(rx.recv(), Ok(3));
+    assert_eq!(rx.recv(), Ok(4));
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    for i in 5..9 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(
+        rx.recv_timeout(Duration::ZERO),
+        Err(RecvTimeoutError::Lagged(2))
+    );
+    assert_eq!(rx.recv(), Ok(7));
+    assert_eq!(rx.recv(), Ok(8));
+    assert_eq!(tx.dropped(), 5);
+}
+
+#[test]
+fn drop_oldest_sender_dropped_while_a_subscriber_lags() {
+    let (tx, rx) = dropping(2);
+    for i in 0..6 {
+        tx.send(i).unwrap();
+    }
+    drop(tx);
+    assert!(rx.is_closed());
+    assert_eq!(rx.recv(), Err(RecvError::Lagged(4)));
+    assert_eq!(rx.recv(), Ok(4));
+    assert_eq!(rx.recv(), Ok(5));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+}
+
+#[test]
+fn drop_oldest_recv_many_and_iter_around_gaps() {
+    let (tx, rx) = dropping(2);
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 10), Err(RecvError::Lagged(3)));
+    assert_eq!(rx.recv_many(&mut buf, 10), Ok(2));
+    assert_eq!(buf, [3, 4]);
+    tx.send(5).unwrap();
+    tx.send(6).unwrap();
+    tx.send(7).unwrap();
+    // iter() skips the gap (5 was evicted).
+    drop(tx);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [6, 7]);
+}
+
+#[test]
+fn drop_oldest_racing_senders_lose_nothing_uncounted() {
+    let per = n(20_000);
+    let (tx, rx) = dropping::<(usize, usize)>(4);
+    let subs: Vec<_> = (0..2).map(|_| tx.subscribe()).chain([rx]).collect();
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|rx| {
+            thread::spawn(move || {
+                let (mut got, mut missed) = (0u64, 0u64);
+                let mut last = [None::<usize>; 2];
+                loop {
+                    match rx.recv() {
+                        Ok((s, i)) => {
+                            // Per-sender order is kept even across gaps.
+                            assert!(last[s].map_or(true, |l| i > l), "{s}: {i} after {last:?}");
+                            last[s] = Some(i);
+                            got += 1;
+                        }
+                        Err(RecvError::Lagged(n)) => missed += n,
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+                (got, missed)
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2)
+        .map(|s| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send((s, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    drop(tx);
+    let mut missed_any = 0;
+    for r in readers {
+        let (got, missed) = r.join().unwrap();
+        assert_eq!(
+            got + missed,
+            2 * per as u64,
+            "every position received or counted"
+        );
+        missed_any = missed_any.max(missed);
+    }
+    let _ = missed_any;
+}
+
+#[test]
+fn exactly_one_close_returns_true() {
+    for _ in 0..n(200) {
+        let (tx, rx) = broadcast::channel::<u8>(2);
+        let rx2 = tx.subscribe();
+        let barrier = Arc::new(Barrier::new(4));
+        let wins = Arc::new(AtomicUsize::new(0));
+        let mut handles = Vec::new();
+        for closer in 0..4 {
+            let (tx, rx, rx2) = (tx.clone(), rx.clone(), rx2.clone());
+            let (barrier, wins) = (barrier.clone(), wins.clone());
+            handles.push(thread::spawn(move || {
+                barrier.wait();
+                let won = match closer {
+                    0 => tx.close(),
+                    1 => rx.close(),
+                    2 => rx2.close(),
+                    _ => tx.close(),
+                };
+                if won {
+                    wins.fetch_add(1, Ordering::SeqCst);
+                }
+            }));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 1);
+        assert!(!tx.close() && !rx.close());
+    }
+}
+
+#[test]
+fn close_drains_then_closed_forever_and_subscribe_after_close_is_closed() {
+    let (tx, rx) = broadcast::channel(4);
+    let other = tx.subscribe();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert!(rx.close());
+    assert!(tx.is_closed() && rx.is_closed());
+    assert_eq!(tx.send(3), Err(SendError(3)));
+    assert!(matches!(tx.try_send(4), Err(TrySendError::Closed(4))));
+    assert!(matches!(
+        tx.send_timeout(5, ms(1)),
+        Err(SendTimeoutError::Closed(5))
+    ));
+    assert_eq!(tx.send_many([6, 7]), Err(SendError(vec![6, 7])));
+    let late = tx.subscribe();
+    assert_eq!(late.try_recv(), Err(TryRecvError::Closed));
+    assert_eq!(late.recv(), Err(RecvError::Closed));
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Ok(2));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+    assert_eq!(
+        rx.recv_timeout(Duration::MAX),
+        Err(RecvTimeoutError::Closed)
+    );
+    assert_eq!(other.iter().collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(other.try_recv(), Err(TryRecvError::Closed));
+}
+
+#[test]
+fn close_with_is_the_last_message_even_with_racing_senders() {
+    for policy in [Overflow::Block, Overflow::DropOldest] {
+        for _ in 0..n(50) {
+            let (tx, rx) = broadcast::Builder::new(64).overflow(policy).build::<i64>();
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    let tx = tx.clone();
+                    thread::spawn(move || {
+                        let mut i = 0;
+                        while tx.send(i).is_ok() {
+                            i += 1;
+                        }
+                    })
+                })
+                .collect();
+            let reader = thread::spawn(move || {
+                let mut last = None;
+                loop {
+                    match rx.recv() {
+                        Ok(v) => last = Some(v),
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return last,
+                    }
+                }
+            });
+            thread::sleep(Duration::from_micros(200));
+            tx.close_with(-1).unwrap();
+            assert_eq!(reader.join().unwrap(), Some(-1));
+            for r in racers {
+                r.join().unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn close_with_fails_on_a_closed_channel_and_counts_as_the_close() {
+    let (tx, rx) = broadcast::channel(2);
+    let tx2 = tx.clone();
+    tx.close_with(7).unwrap();
+    assert!(!tx2.close());
+    assert!(!rx.close());
+    assert_eq!(tx2.clone().close_with(8), Err(SendError(8)));
+    assert_eq!(rx.recv(), Ok(7));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+}
+
+#[test]
+fn last_sender_drop_closes() {
+    let (tx, rx) = broadcast::channel(2);
+    let tx2 = tx.clone();
+    tx.send(1).unwrap();
+    drop(tx);
+    assert!(!rx.is_closed());
+    drop(tx2);
+    assert!(rx.is_closed());
+    assert_eq!(rx.recv(), Ok(1));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+}
+
+#[test]
+fn dropping_every_receiver_closes() {
+    let (tx, rx) = broadcast::channel(2);
+    let rx2 = rx.clone();
+    drop(rx);
+    assert!(!tx.is_closed());
+    tx.send(1).unwrap();
+    drop(rx2);
+    assert!(tx.is_closed());
+    assert_eq!(tx.send(2), Err(SendError(2)));
+    assert!(!tx.close());
+}
+
+#[test]
+fn parked_receivers_are_woken_by_close_and_by_sender_drop() {
+    let (tx, rx) = broadcast::channel::<u8>(2);
+    let rx2 = tx.subscribe();
+    let h1 = thread::spawn(move || rx.recv());
+    let h2 = thread::spawn(move || rx2.recv_timeout(Duration::MAX));
+    thread::sleep(ms(30));
+    assert!(tx.close());
+    assert_eq!(h1.join().unwrap(), Err(RecvError::Closed));
+    assert_eq!(h2.join().unwrap(), Err(RecvTimeoutError::Closed));
+
+    let (tx, rx) = broadcast::channel::<u8>(2);
+    let h = thread::spawn(move || rx.recv());
+    thread::sleep(ms(30));
+    drop(tx);
+    assert_eq!(h.join().unwrap(), Err(RecvError::Closed));
+}
+
+#[test]
+fn parked_senders_are_woken_by_receiver_close_with_their_messages() {
+    let (tx, rx) = broadcast::channel::<u32>(1);
+    tx.send(0).unwrap();
+    let handles: Vec<_> = (1..3)
+        .map(|i| {
+            let tx = tx.clone();
+            thread::spawn(move || tx.send(i))
+        })
+        .collect();
+    thread::sleep(ms(30));
+    assert!(rx.close());
+    for (i, h) in (1..3).zip(handles) {
+        assert_eq!(h.join().unwrap(), Err(SendError(i)));
+    }
+    assert_eq!(rx.recv(), Ok(0));
+    assert_eq!(rx.recv(), Err(RecvError::Closed));
+}
+
+#[test]
+fn timeouts() {
+    let (tx, rx) = broadcast::channel::<u8>(1);
+    assert_eq!(rx.recv_timeout(ms(5)), Err(RecvTimeoutError::Timeout));
+    tx.send(1).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(1));
+    tx.send(2).unwrap();
+    let start = Instant::now();
+    assert!(matches!(
+        tx.send_timeout(3, ms(10)),
+        Err(SendTimeoutError::Timeout(3))
+    ));
+    assert!(start.elapsed() >= ms(10));
+    assert!(matches!(
+        tx.send_deadline(4, Instant::now()),
+        Err(SendTimeoutError::Timeout(4))
+    ));
+    assert_eq!(rx.recv_deadline(Instant::now()), Ok(2));
+    tx.send_timeout(5, Duration::MAX).unwrap();
+    assert_eq!(rx.recv_timeout(Duration::MAX), Ok(5));
+    drop(tx);
+    assert_eq!(rx.recv_timeout(ms(1)), Err(RecvTimeoutError::Closed));
+}
+
+#[test]
+fn each_message_is_dropped_once_when_every_subscriber_has_passed_it() {
+    let (live, drops) = counters();
+    let (tx, a) = broadcast::channel::<Counted>(4);
+    let b = tx.subscribe();
+    tx.send(Counted::new(0, &live, &drops)).unwrap();
+    let got_a = a.recv().unwrap();
+    // b has not passed it: the channel still holds it.
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert_eq!(live.load(Ordering::SeqCst), 2);
+    let got_b = b.recv().unwrap();
+    // The last subscriber took the original itself: nothing dropped, no
+    // extra copy.
+    assert_eq!(live.load(Ordering::SeqCst), 2);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert_eq!(tx.len(), 0);
+    drop((got_a, got_b));
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+
+    // A subscriber that goes away passes what it had not read.
+    tx.send(Counted::new(1, &live, &drops)).unwrap();
+    let _got = a.recv().unwrap();
+    assert_eq!(live.load(Ordering::SeqCst), 2);
+    drop(b);
+    assert_eq!(live.load(Ordering::SeqCst), 1);
+    assert_eq!(tx.len(), 0);
+}
+
+#[test]
+fn buffered_evicted_and_rejected_messages_are_dropped_once() {
+    for policy in [Overflow::Block, Overflow::DropOldest] {
+        let (live, drops) = counters();
+        {
+            let (tx, a) = broadcast::Builder::new(3)
+                .overflow(policy)
+                .build::<Counted>();
+            let b = tx.subscribe();
+            let c = b.clone();
+            for i in 0..6 {
+                let _ = tx.try_send(Counted::new(i, &live, &drops));
+            }
+            drop(a.recv());
+            drop(b.try_iter().count());
+            tx.close();
+            let _ = tx.try_send(Counted::new(99, &live, &drops));
+            drop(c);
+        }
+        assert_eq!(live.load(Ordering::SeqCst), 0, "{policy:?}");
+    }
+}
+
+#[test]
+fn panicking_clone_leaves_the_receiver_usable() {
+    for policy in [Overflow::Block, Overflow::DropOldest] {
+        let (live, drops) = counters();
+        {
+            let (tx, a) = broadcast::Builder::new(4)
+                .overflow(policy)
+                .build::<Counted>();
+            let b = tx.subscribe();
+            let bomb = Counted::new(0, &live, &drops);
+            let fuse = bomb.panic_on_clone.clone();
+            tx.send(bomb).unwrap();
+            tx.send(Counted::new(1, &live, &drops)).unwrap();
+            fuse.store(true, Ordering::SeqCst);
+            let err = catch_unwind(AssertUnwindSafe(|| a.recv())).unwrap_err();
+            let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(msg.contains("panics in clone"), "{msg}");
+            fuse.store(false, Ordering::SeqCst);
+            // a passed message 0; it goes on with 1.
+            assert_eq!(a.recv().unwrap().id, 1);
+            // b is the last one for 0: it takes the original (no clone).
+            assert_eq!(b.recv().unwrap().id, 0);
+            assert_eq!(b.recv().unwrap().id, 1);
+            tx.send(Counted::new(2, &live, &drops)).unwrap();
+            assert_eq!(a.recv().unwrap().id, 2);
+            assert_eq!(b.recv().unwrap().id, 2);
+            assert_eq!(tx.len(), 0);
+        }
+        assert_eq!(live.load(Ordering::SeqCst), 0, "{policy:?}");
+    }
+}
+
+#[test]
+fn panicking_drop_of_a_buffered_message_wedges_nothing() {
+    let (live, drops) = counters();
+    let (tx, a) = broadcast::channel::<Counted>(2);
+    let mut bomb = Counted::new(0, &live, &drops);
+    bomb.panic_on_drop = true;
+    tx.send(bomb).unwrap();
+    tx.send(Counted::new(1, &live, &drops)).unwrap();
+    // The only subscriber leaves: the channel drops both; the first panics.
+    let err = catch_unwind(AssertUnwindSafe(|| drop(a))).unwrap_err();
+    assert!(err
+        .downcast_ref::<String>()
+        .is_some_and(|m| m.contains("panics in drop")));
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+    assert!(tx.is_closed());
+}
+
+#[test]
+fn panicking_drop_on_eviction_wedges_nothing() {
+    let (live, drops) = counters();
+    let (tx, rx) = broadcast::Builder::new(1)
+        .overflow(Overflow::DropOldest)
+        .build::<Counted>();
+    let mut bomb = Counted::new(0, &live, &drops);
+    bomb.panic_on_drop = true;
+    tx.send(bomb).unwrap();
+    let err = catch_unwind(AssertUnwindSafe(|| {
+        tx.send(Counted::new(1, &live, &drops)).unwrap()
+    }))
+    .unwrap_err();
+    assert!(err
+        .downcast_ref::<String>()
+        .is_some_and(|m| m.contains("panics in drop")));
+    assert!(matches!(rx.recv(), Err(RecvError::Lagged(1))));
+    assert_eq!(rx.recv().unwrap().id, 1);
+    tx.send(Counted::new(2, &live, &drops)).unwrap();
+    assert_eq!(rx.recv().unwrap().id, 2);
+    drop((tx, rx));
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn send_many_and_recv_many() {
+    let (tx, rx) = broadcast::channel::<u32>(8);
+    let other = tx.subscribe();
+    assert_eq!(tx.send_many(0..5), Ok(5));
+    let mut buf = Vec::new();
+    assert_eq!(rx.recv_many(&mut buf, 3), Ok(3));
+    assert_eq!(rx.recv_many(&mut buf, 10), Ok(2));
+    assert_eq!(buf, [0, 1, 2, 3, 4]);
+    assert_eq!(rx.recv_many(&mut buf, 0), Ok(0));
+    // send_many waits for room like send: 200 messages through 8 slots.
+    let h = thread::spawn(move || tx.send_many(5..205));
+    let mut all = Vec::new();
+    let mut all_other = Vec::new();
+    while all.len() < 200 || all_other.len() < 205 {
+        if all.len() < 200 {
+            rx.recv_many(&mut all, 64).unwrap();
+        }
+        if all_other.len() < 205 {
+            other.recv_many(&mut all_other, 64).unwrap();
+        }
+    }
+    assert_eq!(h.join().unwrap(), Ok(200));
+    assert_eq!(all, (5..205).collect::<Vec<_>>());
+    assert_eq!(all_other, (0..205).collect::<Vec<_>>());
+}
+
+#[test]
+fn send_many_on_close_hands_back_what_it_took() {
+    let (tx, rx) = broadcast::channel::<u32>(2);
+    let h = {
+        let tx = tx.clone();
+        thread::spawn(move || tx.send_many(0..10))
+    };
+    thread::sleep(ms(30));
+    rx.close();
+    let Err(SendError(back)) = h.join().unwrap() else {
+        panic!("send_many succeeded on a closed channel");
+    };
+    let got: Vec<_> = rx.iter().collect();
+    assert_eq!(got, [0, 1]);
+    assert_eq!(back, (2..back.len() as u32 + 2).collect::<Vec<_>>());
+    drop(tx);
+}
+
+#[test]
+fn iterators() {
+    let (tx, rx) = broadcast::channel(4);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+    tx.send(3).unwrap();
+    let other = rx.clone();
+    drop(tx);
+    let mut got = Vec::new();
+    for v in &rx {
+        got.push(v);
+    }
+    assert_eq!(got, [3]);
+    assert_eq!(other.into_iter().collect::<Vec<_>>(), [3]);
+}
+
+#[test]
+fn zero_sized_and_large_messages() {
+    let (tx, rx) = broadcast::channel::<()>(3);
+    let rx2 = rx.clone();
+    for _ in 0..3 {
+        tx.send(()).unwrap();
+    }
+    assert!(tx.try_send(()).is_err());
+    assert_eq!(rx.try_iter().count(), 3);
+    assert_eq!(rx2.try_iter().count(), 3);
+
+    let (tx, rx) = broadcast::channel::<[u8; 4096]>(2);
+    let rx2 = tx.subscribe();
+    tx.send([7; 4096]).unwrap();
+    assert_eq!(rx.recv().unwrap()[4095], 7);
+    assert_eq!(rx2.recv().unwrap()[0], 7);
+}
+
+#[test]
+fn receivers_joining_and_leaving_while_messages_flow() {
+    let total = n(20_000);
+    let (tx, rx) = broadcast::channel::<usize>(8);
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (tx, stop) = (tx.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut joined = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let r = tx.subscribe();
+                let r2 = r.clone();
+                let _ = r.try_recv();
+                drop(r);
+                let _ = r2.try_recv();
+                joined += 1;
+            }
+            joined
+        })
+    };
+    let reader = thread::spawn(move || rx.iter().count());
+    for i in 0..total {
+        tx.send(i).unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    churn.join().unwrap();
+    drop(tx);
+    assert_eq!(reader.join().unwrap(), total);
+}
+
+#[test]
+fn subscribers_created_by_many_threads_each_see_a_suffix() {
+    let (tx, rx) = broadcast::channel::<usize>(4);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let tx2 = tx.clone();
+    let subscribers: Vec<_> = (0..3)
+        .map(|_| {
+            let (tx, seen) = (tx.clone(), seen.clone());
+            thread::spawn(move || {
+                let rx = tx.subscribe();
+                drop(tx);
+                let got: Vec<_> = rx.iter().collect();
+                seen.lock().unwrap().push(got);
+            })
+        })
+        .collect();
+    drop(tx);
+    let reader = thread::spawn(move || rx.iter().count());
+    for i in 0..n(2_000) {
+        tx2.send(i).unwrap();
+    }
+    drop(tx2);
+    assert_eq!(reader.join().unwrap(), n(2_000));
+    for s in subscribers {
+        s.join().unwrap();
+    }
+    for got in seen.lock().unwrap().iter() {
+        // A contiguous run ending at the last message.
+        if let Some(&first) = got.first() {
+            assert_eq!(*got, (first..n(2_000)).collect::<Vec<_>>());
+        }
+    }
+}
