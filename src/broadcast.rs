@@ -594,10 +594,13 @@ impl<T> Chan<T> {
             if stamp & !BUSY == prev_full {
                 if slot
                     .stamp
+                    // Release: a subscriber that sees LOCK (and so gives up
+                    // on this message) also sees our claim of `pos` in the
+                    // tail, and reports its lag.
                     .compare_exchange_weak(
                         stamp,
                         stamp | LOCK,
-                        Ordering::Acquire,
+                        Ordering::AcqRel,
                         Ordering::Relaxed,
                     )
                     .is_err()
@@ -981,7 +984,9 @@ impl<T> Chan<T> {
     /// (raising the busy count, which keeps evicters out).
     #[inline]
     fn enter<'a>(&'a self, slot: &'a Slot<T>, pos: u64) -> Option<Inside<'a, T>> {
-        if slot.stamp.load(Ordering::Relaxed) & !BUSY != pos | FULL {
+        // Acquire: if the message is being evicted, the tail we read next
+        // shows the evicting claim (see `write_evicting`).
+        if slot.stamp.load(Ordering::Acquire) & !BUSY != pos | FULL {
             return None;
         }
         // Acquire: the sender's write of the message and `refs`.

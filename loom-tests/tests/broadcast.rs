@@ -1,0 +1,222 @@
+//! loom models of the broadcast channel, on the real `rillet::broadcast`
+//! code built with `--cfg loom`.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test broadcast`
+//! (the four-thread models set their own bound of 1).
+
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::thread;
+use rillet::broadcast::{self, RecvError, TryRecvError};
+use rillet::{Overflow, SendError};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+/// Four threads (two senders, two subscribers) with parking on both sides:
+/// explored with one preemption, which covers a thread preempted between
+/// any two steps of its protocol.
+fn model_4(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.preemption_bound = Some(1);
+    builder.check(f);
+}
+
+/// Receives everything until `Closed`, adding up lags.
+fn drain(rx: &broadcast::Receiver<usize>) -> (Vec<usize>, u64) {
+    let (mut got, mut lagged) = (Vec::new(), 0);
+    loop {
+        match rx.recv() {
+            Ok(v) => got.push(v),
+            Err(RecvError::Lagged(n)) => lagged += n,
+            Err(RecvError::Closed) => return (got, lagged),
+        }
+    }
+}
+
+/// Checks per-sender order: sender A sends 1 then 2, sender B sends 3.
+fn in_sender_order(got: &[usize]) -> bool {
+    let a: Vec<_> = got.iter().filter(|&&v| v != 3).collect();
+    a.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Block, capacity 2: two senders (three messages, so one waits for room)
+/// and two subscribers that park on empty. Both subscribers get all three
+/// messages in per-sender order, then `Closed`.
+#[test]
+fn two_senders_two_subscribers_block_capacity_2() {
+    model_4(|| {
+        let (tx, rx) = broadcast::channel::<usize>(2);
+        let rx2 = tx.subscribe();
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let b = thread::spawn(move || tx2.send(3).unwrap());
+        let other = thread::spawn(move || drain(&rx2));
+        let (got, lagged) = drain(&rx);
+        a.join().unwrap();
+        b.join().unwrap();
+        let (got2, lagged2) = other.join().unwrap();
+        assert_eq!((lagged, lagged2), (0, 0));
+        for g in [&got, &got2] {
+            let mut sorted = g.clone();
+            sorted.sort();
+            assert_eq!(sorted, [1, 2, 3]);
+            assert!(in_sender_order(g), "{g:?}");
+        }
+    });
+}
+
+/// DropOldest, capacity 2: evictions race the subscribers' copies. Each
+/// subscriber receives or is told about every position exactly once, in
+/// per-sender order, and the channel drops what it evicted.
+#[test]
+fn two_senders_two_subscribers_drop_oldest_capacity_2() {
+    model_4(|| {
+        let (tx, rx) = broadcast::Builder::new(2)
+            .overflow(Overflow::DropOldest)
+            .build::<usize>();
+        let rx2 = tx.subscribe();
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let b = thread::spawn(move || tx2.send(3).unwrap());
+        let other = thread::spawn(move || drain(&rx2));
+        let (got, lagged) = drain(&rx);
+        a.join().unwrap();
+        b.join().unwrap();
+        let (got2, lagged2) = other.join().unwrap();
+        for (g, l) in [(&got, lagged), (&got2, lagged2)] {
+            assert_eq!(g.len() as u64 + l, 3, "{g:?} lagged {l}");
+            assert!(in_sender_order(g), "{g:?}");
+        }
+    });
+}
+
+/// DropOldest at capacity 1: a sender evicts the message a subscriber is
+/// copying (the busy count keeps the evicter out until the copy is done).
+/// Messages are `Arc`s: each is dropped exactly once whatever the
+/// interleaving (the final count is checked).
+#[test]
+fn eviction_racing_recv() {
+    model(|| {
+        let (tx, rx) = broadcast::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<Arc<usize>>();
+        let first = Arc::new(1);
+        let probe = first.clone();
+        tx.send(first).unwrap();
+        let sender = thread::spawn(move || tx.send(Arc::new(2)).unwrap());
+        let got = rx.try_recv();
+        sender.join().unwrap();
+        match &got {
+            Ok(v) => assert_eq!(**v, 1),
+            Err(TryRecvError::Lagged(1)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        // Only our probe (and a received copy) can still hold message 1.
+        let expected = 1 + usize::from(got.is_ok());
+        assert_eq!(Arc::strong_count(&probe), expected);
+        drop(got);
+        assert_eq!(rx.try_recv().map(|v| *v), Ok(2));
+        drop(rx);
+        assert_eq!(Arc::strong_count(&probe), 1);
+    });
+}
+
+/// Block, capacity 1: the sender waits for a slow subscriber, which goes
+/// away instead of reading: the sender is released at once and the other
+/// subscriber gets both messages.
+#[test]
+fn subscriber_dropped_while_a_sender_waits_on_it() {
+    model(|| {
+        let (tx, fast) = broadcast::channel::<usize>(1);
+        let slow = tx.subscribe();
+        tx.send(1).unwrap();
+        assert_eq!(fast.recv(), Ok(1));
+        let sender = thread::spawn(move || {
+            tx.send(2).unwrap();
+        });
+        drop(slow);
+        sender.join().unwrap();
+        assert_eq!(fast.recv(), Ok(2));
+        assert_eq!(fast.recv(), Err(RecvError::Closed));
+    });
+}
+
+/// A close (from a subscriber) racing a parked `recv` and a send: the
+/// subscriber gets the message if the send won, then `Closed`; a send that
+/// lost gets its message back.
+#[test]
+fn close_racing_recv_and_send() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<usize>(1);
+        let closer_rx = tx.subscribe();
+        let closer = thread::spawn(move || {
+            assert!(closer_rx.close());
+        });
+        let sent = tx.send(7);
+        let got = rx.recv();
+        closer.join().unwrap();
+        match sent {
+            Ok(()) => {
+                assert_eq!(got, Ok(7));
+                assert_eq!(rx.recv(), Err(RecvError::Closed));
+            }
+            Err(SendError(7)) => assert_eq!(got, Err(RecvError::Closed)),
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        assert!(!tx.close());
+    });
+}
+
+/// The last sender goes while the subscriber parks: it wakes with `Closed`.
+#[test]
+fn last_sender_drop_while_the_subscriber_parks() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<usize>(1);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || drop(tx));
+        let b = thread::spawn(move || {
+            let _ = tx2.send(5);
+        });
+        let first = rx.recv();
+        a.join().unwrap();
+        b.join().unwrap();
+        match first {
+            Ok(5) => assert_eq!(rx.recv(), Err(RecvError::Closed)),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}
+
+/// A subscriber clones itself while a message is being sent and the last
+/// other subscriber leaves: the clone gets exactly what its original gets,
+/// and the message is dropped exactly once.
+#[test]
+fn clone_racing_send_and_leave() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<Arc<usize>>(2);
+        let leaver = tx.subscribe();
+        let msg = Arc::new(1);
+        let probe = msg.clone();
+        let sender = thread::spawn(move || tx.send(msg).unwrap());
+        let leave = thread::spawn(move || drop(leaver));
+        let twin = rx.clone();
+        sender.join().unwrap();
+        leave.join().unwrap();
+        assert_eq!(*rx.recv().unwrap(), 1);
+        assert_eq!(*twin.recv().unwrap(), 1);
+        assert_eq!(Arc::strong_count(&probe), 1);
+        assert_eq!(rx.recv().map(|v| *v), Err(RecvError::Closed));
+    });
+}
