@@ -597,12 +597,7 @@ impl<T> Chan<T> {
                     // Release: a subscriber that sees LOCK (and so gives up
                     // on this message) also sees our claim of `pos` in the
                     // tail, and reports its lag.
-                    .compare_exchange_weak(
-                        stamp,
-                        stamp | LOCK,
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
+                    .compare_exchange_weak(stamp, stamp | LOCK, Ordering::AcqRel, Ordering::Relaxed)
                     .is_err()
                 {
                     continue;

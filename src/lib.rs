@@ -32,6 +32,28 @@
 //! h.join().unwrap();
 //! ```
 //!
+//! - [`broadcast`]: many senders, many subscribers; every subscriber
+//!   receives every message sent after it subscribed (`T: Clone`; the
+//!   handles are `Send` when `T: Send + Sync`). `Sender::subscribe()` adds a
+//!   subscriber; a cloned `Receiver` starts where its original is. Under
+//!   `Overflow::Block` senders wait for the slowest subscriber; under
+//!   `Overflow::DropOldest` they never wait, and a subscriber that fell
+//!   behind is told how many messages it missed.
+//!
+//! ```
+//! use rillet::{broadcast, Overflow};
+//!
+//! let (tx, rx) = broadcast::Builder::new(2).overflow(Overflow::DropOldest).build();
+//! let early = tx.subscribe();
+//! tx.send(1).unwrap();
+//! assert_eq!(early.recv(), Ok(1));
+//! tx.send(2).unwrap();
+//! tx.send(3).unwrap();
+//! assert_eq!(rx.recv(), Err(broadcast::RecvError::Lagged(1))); // 1 was evicted
+//! assert_eq!(rx.recv(), Ok(2));
+//! assert_eq!(early.try_iter().collect::<Vec<_>>(), [2, 3]);
+//! ```
+//!
 //! # Capacity and overflow
 //!
 //! Every channel is bounded and its capacity is exact. What a full channel

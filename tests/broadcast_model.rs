@@ -483,13 +483,13 @@ fn run(cap: usize, policy: Overflow, ops: Vec<Op>, drain: bool) -> Result<(), Te
         prop_assert_eq!(live.load(Ordering::Relaxed), 0);
     }
     drop(rxs);
-    // Every instance ever made, original or clone, has been dropped once.
+    // As many drops as instances ever made, originals and clones.
     prop_assert_eq!(live.load(Ordering::Relaxed), 0);
     Ok(())
 }
 
 /// Operations per case: Miri runs fewer, shorter cases.
-const MAX_OPS: usize = if cfg!(miri) { 60 } else { 100 };
+const MAX_OPS: usize = if cfg!(miri) { 40 } else { 100 };
 
 proptest! {
     #![proptest_config(ProptestConfig {
