@@ -34,11 +34,14 @@ fn scaled(n: u64) -> u64 {
     ((n as f64 * scale) as u64).max(1)
 }
 
-/// Median of `runs()` rates; `f` returns the elapsed time for `n` operations.
-fn rate(n: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
-    let mut rates: Vec<f64> = (0..runs()).map(|_| n as f64 / f(n).as_secs_f64()).collect();
+fn median(mut rates: Vec<f64>) -> f64 {
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     rates[rates.len() / 2]
+}
+
+/// Median of `runs()` rates; `f` returns the elapsed time for `n` operations.
+fn rate(n: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
+    median((0..runs()).map(|_| n as f64 / f(n).as_secs_f64()).collect())
 }
 
 #[derive(Clone, Copy)]
@@ -497,13 +500,26 @@ struct BroadcastRow {
     tokio: f64,
 }
 
+/// Median rates of the four over `runs()` rounds. Unlike `rate`, each round
+/// runs all four in turn: with more threads than cores these runs swing
+/// with the machine's state, and interleaving lets every column see the
+/// same swings.
 fn broadcast_row(name: &'static str, subs: usize, n: u64) -> BroadcastRow {
+    let impls: [fn(usize, u64) -> Duration; 4] =
+        [rillet_bcast, crossbeam_fanout, bus_bcast, tokio_bcast];
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    for _ in 0..runs() {
+        for (rates, f) in rates.iter_mut().zip(impls) {
+            rates.push(n as f64 / f(subs, n).as_secs_f64());
+        }
+    }
+    let [rillet, crossbeam, bus, tokio] = rates.map(median);
     BroadcastRow {
         name,
-        rillet: rate(n, |n| rillet_bcast(subs, n)),
-        crossbeam: rate(n, |n| crossbeam_fanout(subs, n)),
-        bus: rate(n, |n| bus_bcast(subs, n)),
-        tokio: rate(n, |n| tokio_bcast(subs, n)),
+        rillet,
+        crossbeam,
+        bus,
+        tokio,
     }
 }
 
