@@ -136,6 +136,11 @@ const BUSY: u64 = LOCK - 1;
 const MAX_SUBSCRIBERS: u64 = SUBS;
 /// Largest batch `send_many` claims with one compare-exchange.
 const MAX_BATCH: usize = 64;
+/// A blocked sender waits for `cap / SLACK_DIVISOR` free slots, a receiver
+/// that caught up for as many messages, before going on (bounded).
+const SLACK_DIVISOR: usize = 8;
+/// Exponential spin rounds of those waits.
+const SLACK_STEPS: u32 = 7;
 /// Largest capacity (keeps at least 14 bits of lap in a position).
 const MAX_CAPACITY: usize = 1 << 32;
 
@@ -479,6 +484,70 @@ impl<T> Chan<T> {
         }
     }
 
+    /// The position `k` after `pos` (`k < cap`).
+    fn forward(&self, pos: u64, k: u64) -> u64 {
+        let i = self.index(pos) as u64 + k;
+        if i < self.cap as u64 {
+            pos.wrapping_add(k * UNIT)
+        } else {
+            (pos & !(self.lap - 1))
+                .wrapping_add(self.lap)
+                .wrapping_add((i - self.cap as u64) * UNIT)
+        }
+    }
+
+    /// A blocking send found the ring full: pause (a few microseconds at
+    /// most) until `cap / SLACK_DIVISOR` slots are free, instead of taking
+    /// each slot the slowest subscriber frees the moment it frees it, which
+    /// keeps the sender on the line that subscriber is reading.
+    #[cold]
+    fn wait_for_slack(&self) {
+        if cfg!(loom) || park::single_core() {
+            return;
+        }
+        let want = (self.cap / SLACK_DIVISOR) as u64;
+        if want < 2 {
+            return;
+        }
+        for step in 0..SLACK_STEPS {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+            let tail = self.tail.load(Ordering::Relaxed);
+            if tail & CLOSED != 0 {
+                return;
+            }
+            let last = self.forward(tail & !LOW, want - 1);
+            if self.slot(last).stamp.load(Ordering::Relaxed) == last {
+                return;
+            }
+        }
+    }
+
+    /// A receive found nothing: pause (a few microseconds at most) until
+    /// `cap / SLACK_DIVISOR` messages wait, so that subscribers that caught
+    /// up do not follow the sender slot by slot (each on the lines it is
+    /// writing, in lockstep with each other).
+    #[cold]
+    fn wait_for_batch(&self, head: u64) {
+        if cfg!(loom) || park::single_core() {
+            return;
+        }
+        let want = (self.cap / SLACK_DIVISOR) as u64;
+        if want < 2 {
+            return;
+        }
+        for step in 0..SLACK_STEPS {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+            let tail = self.tail.load(Ordering::Relaxed);
+            if tail & CLOSED != 0 || self.distance(tail & !LOW, head) >= want {
+                return;
+            }
+        }
+    }
+
     fn evicting(&self) -> bool {
         self.overflow == Overflow::DropOldest
     }
@@ -665,6 +734,7 @@ impl<T> Chan<T> {
         deadline: Option<Instant>,
         last: bool,
     ) -> Result<(), SendTimeoutError<T>> {
+        self.wait_for_slack();
         let mut pending = Some(msg);
         let outcome = park::block_on(&[&self.send_waiters], deadline, || {
             match self.try_send_block(pending.take()?, last) {
@@ -1388,6 +1458,7 @@ impl<T: Clone> Receiver<T> {
     #[cold]
     #[inline(never)]
     fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.chan.wait_for_batch(self.head.get());
         let outcome = park::block_on(&[&self.chan.recv_waiters], deadline, || {
             match self.chan.try_recv(&self.head) {
                 Ok(msg) => Some(Ok(msg)),
@@ -1599,7 +1670,7 @@ mod tests {
     }
 
     #[test]
-    fn distance_and_back() {
+    fn distance_forward_and_back() {
         let (tx, _rx) = Builder::new(3).build::<u8>();
         let chan = &tx.chan;
         let mut pos = chan.start;
@@ -1613,6 +1684,9 @@ mod tests {
                 assert_eq!(chan.distance(a, b), (i - j) as u64);
                 if i - j <= 3 {
                     assert_eq!(chan.back(a, (i - j) as u64), b);
+                }
+                if i - j < 3 {
+                    assert_eq!(chan.forward(b, (i - j) as u64), a);
                 }
             }
         }
