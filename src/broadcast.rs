@@ -509,9 +509,14 @@ impl<T> Chan<T> {
         if want < 2 {
             return;
         }
+        let crowded = self.crowded();
         for step in 0..SLACK_STEPS {
-            for _ in 0..(1u32 << step) {
-                crate::sync::spin_loop();
+            if crowded {
+                crate::sync::thread::yield_now();
+            } else {
+                for _ in 0..(1u32 << step) {
+                    crate::sync::spin_loop();
+                }
             }
             let tail = self.tail.load(Ordering::Relaxed);
             if tail & CLOSED != 0 {
@@ -537,15 +542,27 @@ impl<T> Chan<T> {
         if want < 2 {
             return;
         }
+        let crowded = self.crowded();
         for step in 0..SLACK_STEPS {
-            for _ in 0..(1u32 << step) {
-                crate::sync::spin_loop();
+            if crowded {
+                crate::sync::thread::yield_now();
+            } else {
+                for _ in 0..(1u32 << step) {
+                    crate::sync::spin_loop();
+                }
             }
             let tail = self.tail.load(Ordering::Relaxed);
             if tail & CLOSED != 0 || self.distance(tail & !LOW, head) >= want {
                 return;
             }
         }
+    }
+
+    /// More subscribers and a sender than CPUs: a thread we wait for is
+    /// probably not running, so waits yield instead of spinning.
+    fn crowded(&self) -> bool {
+        let subs = (self.tail.load(Ordering::Relaxed) & SUBS) as usize;
+        subs + 1 > park::cpus()
     }
 
     fn evicting(&self) -> bool {
@@ -736,7 +753,8 @@ impl<T> Chan<T> {
     ) -> Result<(), SendTimeoutError<T>> {
         self.wait_for_slack();
         let mut pending = Some(msg);
-        let outcome = park::block_on(&[&self.send_waiters], deadline, || {
+        let spin = !self.crowded();
+        let outcome = park::block_on_with(&[&self.send_waiters], deadline, spin, || {
             match self.try_send_block(pending.take()?, last) {
                 Ok(()) => Some(Ok(())),
                 Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
@@ -1459,14 +1477,16 @@ impl<T: Clone> Receiver<T> {
     #[inline(never)]
     fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         self.chan.wait_for_batch(self.head.get());
-        let outcome = park::block_on(&[&self.chan.recv_waiters], deadline, || {
-            match self.chan.try_recv(&self.head) {
-                Ok(msg) => Some(Ok(msg)),
-                Err(Missing::Closed) => Some(Err(RecvTimeoutError::Closed)),
-                Err(Missing::Lagged(n)) => Some(Err(RecvTimeoutError::Lagged(n))),
-                Err(Missing::Empty) => None,
-            }
-        });
+        let spin = !self.chan.crowded();
+        let outcome =
+            park::block_on_with(&[&self.chan.recv_waiters], deadline, spin, || {
+                match self.chan.try_recv(&self.head) {
+                    Ok(msg) => Some(Ok(msg)),
+                    Err(Missing::Closed) => Some(Err(RecvTimeoutError::Closed)),
+                    Err(Missing::Lagged(n)) => Some(Err(RecvTimeoutError::Lagged(n))),
+                    Err(Missing::Empty) => None,
+                }
+            });
         outcome.unwrap_or(Err(RecvTimeoutError::Timeout))
     }
 

@@ -346,6 +346,11 @@ const SINGLE_CORE_YIELD_STEPS: u32 = 8;
 /// `true` when this process may run on one CPU only (`taskset -c 0`, a
 /// one-core container): spinning cannot help there.
 pub(crate) fn single_core() -> bool {
+    cpus() == 1
+}
+
+/// The number of CPUs this process may run on (cached; 2 under loom).
+pub(crate) fn cpus() -> usize {
     #[cfg(not(loom))]
     {
         use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
@@ -355,11 +360,11 @@ pub(crate) fn single_core() -> bool {
             cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             CPUS.store(cpus, StdOrdering::Relaxed);
         }
-        cpus == 1
+        cpus
     }
     #[cfg(loom)]
     {
-        false
+        2
     }
 }
 
@@ -378,10 +383,22 @@ fn expired(deadline: Option<Instant>) -> bool {
 pub(crate) fn block_on<R>(
     queues: &[&WaitQueue],
     deadline: Option<Instant>,
+    attempt: impl FnMut() -> Option<R>,
+) -> Option<R> {
+    block_on_with(queues, deadline, true, attempt)
+}
+
+/// [`block_on`], skipping the spin stage when `spin` is false: the caller
+/// knows the thread it waits for is probably not running (more threads on
+/// the channel than CPUs), so only yielding can help it.
+pub(crate) fn block_on_with<R>(
+    queues: &[&WaitQueue],
+    deadline: Option<Instant>,
+    spin: bool,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
     // Stages 1 and 2: spin, then yield.
-    match spin_then_yield(deadline, &mut attempt) {
+    match spin_then_yield(deadline, spin, &mut attempt) {
         Spun::Done(r) => return Some(r),
         Spun::Expired => return None,
         Spun::Park => {}
@@ -450,12 +467,13 @@ enum Spun<R> {
 #[inline]
 fn spin_then_yield<R>(
     deadline: Option<Instant>,
+    spin: bool,
     attempt: &mut impl FnMut() -> Option<R>,
 ) -> Spun<R> {
     if cfg!(loom) {
         return Spun::Park;
     }
-    let (spin_polls, yield_steps) = if single_core() {
+    let (spin_polls, yield_steps) = if single_core() || !spin {
         (0, SINGLE_CORE_YIELD_STEPS)
     } else {
         (SPIN_POLLS, YIELD_STEPS)
@@ -489,7 +507,7 @@ fn spin_then_yield<R>(
 /// first (`done()` is checked before the deadline).
 pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
     let mut attempt = || done().then_some(());
-    match spin_then_yield(deadline, &mut attempt) {
+    match spin_then_yield(deadline, true, &mut attempt) {
         Spun::Done(()) => return true,
         Spun::Expired => return false,
         Spun::Park => {}
