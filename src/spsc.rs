@@ -981,7 +981,36 @@ impl<T> Receiver<T> {
     #[cold]
     #[inline(never)]
     fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.wait_for_batch();
         self.wait(deadline, || self.try_recv())
+    }
+
+    /// A blocking receive found the ring empty: pause (a few microseconds
+    /// at most) until `cap / SLACK_DIVISOR` messages wait, or the channel
+    /// closes. Taking each message the moment it is published would put the
+    /// receiver on the line the sender is writing, message after message
+    /// (the mirror of the sender's `wait_for_slack`).
+    #[cold]
+    #[inline(never)]
+    fn wait_for_batch(&self) {
+        let chan = &*self.chan;
+        if cfg!(loom) || park::single_core() || chan.shared.overflow == Overflow::DropOldest {
+            return;
+        }
+        let want = chan.shared.cap / SLACK_DIVISOR;
+        if want < 2 {
+            return;
+        }
+        let h = self.head.get();
+        for step in 0..SLACK_STEPS {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+            let t = chan.producer.tail.load(Ordering::Relaxed);
+            if t.wrapping_sub(h) >= want || !chan.shared.close.is_open_relaxed() {
+                return;
+            }
+        }
     }
 
     #[inline]
