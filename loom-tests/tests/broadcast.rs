@@ -220,3 +220,32 @@ fn clone_racing_send_and_leave() {
         assert_eq!(rx.recv().map(|v| *v), Err(RecvError::Closed));
     });
 }
+
+/// DropOldest at capacity 1: a subscriber leaves (passing what it had not
+/// read) while a sender evicts that same message and another subscriber
+/// reads. Every message is dropped exactly once: by its last reader, the
+/// leaver or the evicter. (Three threads that wait on each other's slot
+/// states: one preemption.)
+#[test]
+fn leave_racing_eviction_and_recv() {
+    model_4(|| {
+        let (tx, rx) = broadcast::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<Arc<usize>>();
+        let leaver = tx.subscribe();
+        let (first, second) = (Arc::new(1), Arc::new(2));
+        let (p1, p2) = (first.clone(), second.clone());
+        tx.send(first).unwrap();
+        let sender = thread::spawn(move || tx.send(second).unwrap());
+        let leave = thread::spawn(move || drop(leaver));
+        let got = rx.try_recv().map(|v| *v);
+        sender.join().unwrap();
+        leave.join().unwrap();
+        // Message 1 is gone from the channel whoever took it.
+        assert_eq!(Arc::strong_count(&p1), 1, "got {got:?}");
+        let rest: Vec<usize> = rx.try_iter().map(|v| *v).collect();
+        assert_eq!(rest, [2]);
+        assert_eq!(Arc::strong_count(&p2), 1);
+        assert_eq!(rx.try_recv().map(|v| *v), Err(TryRecvError::Closed));
+    });
+}
