@@ -1513,10 +1513,9 @@ impl<T: Clone> Receiver<T> {
             }
             match self.chan.try_recv(&self.head) {
                 Ok(msg) => buf.push(msg),
-                Err(Missing::Lagged(missed)) => {
+                Err(Missing::Lagged(_)) => {
                     // Raced with an eviction: put the gap back for the next
                     // receive to report.
-                    let _ = missed;
                     self.head.set(pos);
                     break;
                 }
