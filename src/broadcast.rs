@@ -104,7 +104,7 @@
 
 use crate::close;
 use crate::error::{SendError, SendTimeoutError, TrySendError};
-use crate::park::{self, barrier, WaitQueue};
+use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use crossbeam_utils::CachePadded;
@@ -136,11 +136,6 @@ const BUSY: u64 = LOCK - 1;
 const MAX_SUBSCRIBERS: u64 = SUBS;
 /// Largest batch `send_many` claims with one compare-exchange.
 const MAX_BATCH: usize = 64;
-/// A blocked sender waits for `cap / SLACK_DIVISOR` free slots, a receiver
-/// that caught up for as many messages, before going on (bounded).
-const SLACK_DIVISOR: usize = 8;
-/// Exponential spin rounds of those waits.
-const SLACK_STEPS: u32 = 7;
 /// Largest capacity (keeps at least 14 bits of lap in a position).
 const MAX_CAPACITY: usize = 1 << 32;
 
@@ -502,31 +497,15 @@ impl<T> Chan<T> {
     /// keeps the sender on the line that subscriber is reading.
     #[cold]
     fn wait_for_slack(&self) {
-        if cfg!(loom) || park::single_core() {
-            return;
-        }
         let want = (self.cap / SLACK_DIVISOR) as u64;
         if want < 2 {
             return;
         }
-        let crowded = self.crowded();
-        for step in 0..SLACK_STEPS {
-            if crowded {
-                crate::sync::thread::yield_now();
-            } else {
-                for _ in 0..(1u32 << step) {
-                    crate::sync::spin_loop();
-                }
-            }
+        park::pause_until(!self.crowded(), || {
             let tail = self.tail.load(Ordering::Relaxed);
-            if tail & CLOSED != 0 {
-                return;
-            }
             let last = self.forward(tail & !LOW, want - 1);
-            if self.slot(last).stamp.load(Ordering::Relaxed) == last {
-                return;
-            }
-        }
+            tail & CLOSED != 0 || self.slot(last).stamp.load(Ordering::Relaxed) == last
+        });
     }
 
     /// A receive found nothing: pause (a few microseconds at most) until
@@ -535,27 +514,14 @@ impl<T> Chan<T> {
     /// writing, in lockstep with each other).
     #[cold]
     fn wait_for_batch(&self, head: u64) {
-        if cfg!(loom) || park::single_core() {
-            return;
-        }
         let want = (self.cap / SLACK_DIVISOR) as u64;
         if want < 2 {
             return;
         }
-        let crowded = self.crowded();
-        for step in 0..SLACK_STEPS {
-            if crowded {
-                crate::sync::thread::yield_now();
-            } else {
-                for _ in 0..(1u32 << step) {
-                    crate::sync::spin_loop();
-                }
-            }
+        park::pause_until(!self.crowded(), || {
             let tail = self.tail.load(Ordering::Relaxed);
-            if tail & CLOSED != 0 || self.distance(tail & !LOW, head) >= want {
-                return;
-            }
-        }
+            tail & CLOSED != 0 || self.distance(tail & !LOW, head) >= want
+        });
     }
 
     /// More subscribers and a sender than CPUs: a thread we wait for is

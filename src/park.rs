@@ -530,6 +530,39 @@ pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool
     }
 }
 
+/// A blocked thread waits for `cap / SLACK_DIVISOR` slots (or messages)
+/// before it goes on: see [`pause_until`].
+pub(crate) const SLACK_DIVISOR: usize = 8;
+/// Rounds of [`pause_until`]: exponential spins (about 127 spin hints in
+/// all), or one yield each.
+const PAUSE_STEPS: u32 = 7;
+
+/// A bounded pause until `ready()`: a blocked sender waiting for a batch of
+/// free slots rather than the next one, a receiver that caught up waiting
+/// for a batch of messages rather than the next one. Taking each slot the
+/// moment the other side frees it keeps both sides on the same cache lines,
+/// message after message. Spins (or, when `spin` is false because the
+/// thread we wait for is probably not running, yields) for a few
+/// microseconds at most and never parks; the caller then goes on whether or
+/// not `ready()` became true. Off under loom and on one CPU.
+pub(crate) fn pause_until(spin: bool, mut ready: impl FnMut() -> bool) {
+    if cfg!(loom) || single_core() {
+        return;
+    }
+    for step in 0..PAUSE_STEPS {
+        if spin {
+            for _ in 0..(1u32 << step) {
+                crate::sync::spin_loop();
+            }
+        } else {
+            thread::yield_now();
+        }
+        if ready() {
+            return;
+        }
+    }
+}
+
 /// Waits (spin, then yield) for a short state transition that another thread
 /// is in the middle of (a close being finished). Never parks: the other
 /// thread is running code that cannot block.

@@ -89,7 +89,7 @@ use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::park::{self, barrier, WaitQueue};
+use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crate::Overflow;
 use crossbeam_utils::CachePadded;
@@ -97,12 +97,6 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
-
-/// A blocking send that finds less than `cap / SLACK_DIVISOR` free slots
-/// waits briefly for more (see `Sender::wait_for_slack`).
-const SLACK_DIVISOR: usize = 8;
-/// Exponential pause rounds of that wait (about 127 spin hints in all).
-const SLACK_STEPS: u32 = 7;
 
 /// `a` comes strictly before `b` in wrapping index order.
 #[inline(always)]
@@ -555,21 +549,13 @@ impl<T> Sender<T> {
     #[cold]
     #[inline(never)]
     fn wait_for_slack(&self, t: usize) {
-        if cfg!(loom) || park::single_core() {
-            return;
-        }
         let chan = &*self.chan;
         let want = chan.shared.cap / SLACK_DIVISOR;
-        for step in 0..SLACK_STEPS {
-            for _ in 0..(1u32 << step) {
-                crate::sync::spin_loop();
-            }
+        park::pause_until(true, || {
             let h = chan.head.load(Ordering::Acquire);
             self.head_cache.set(h);
-            if chan.shared.cap - t.wrapping_sub(h) >= want {
-                return;
-            }
-        }
+            chan.shared.cap - t.wrapping_sub(h) >= want
+        });
     }
 
     /// `DropOldest`, full: claims and removes the oldest message, then waits
@@ -994,23 +980,15 @@ impl<T> Receiver<T> {
     #[inline(never)]
     fn wait_for_batch(&self) {
         let chan = &*self.chan;
-        if cfg!(loom) || park::single_core() || chan.shared.overflow == Overflow::DropOldest {
-            return;
-        }
         let want = chan.shared.cap / SLACK_DIVISOR;
-        if want < 2 {
+        if want < 2 || chan.shared.overflow == Overflow::DropOldest {
             return;
         }
         let h = self.head.get();
-        for step in 0..SLACK_STEPS {
-            for _ in 0..(1u32 << step) {
-                crate::sync::spin_loop();
-            }
+        park::pause_until(true, || {
             let t = chan.producer.tail.load(Ordering::Relaxed);
-            if t.wrapping_sub(h) >= want || !chan.shared.close.is_open_relaxed() {
-                return;
-            }
-        }
+            t.wrapping_sub(h) >= want || !chan.shared.close.is_open_relaxed()
+        });
     }
 
     #[inline]
