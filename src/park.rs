@@ -545,6 +545,7 @@ const PAUSE_STEPS: u32 = 7;
 /// thread we wait for is probably not running, yields) for a few
 /// microseconds at most and never parks; the caller then goes on whether or
 /// not `ready()` became true. Off under loom and on one CPU.
+#[inline(always)]
 pub(crate) fn pause_until(spin: bool, mut ready: impl FnMut() -> bool) {
     if cfg!(loom) || single_core() {
         return;
