@@ -79,6 +79,14 @@
 //! count of the subscribers (`src/park.rs`); the subscriber that frees a slot
 //! does the same for the senders. No lock unless a thread is parked.
 //!
+//! Waiting: a blocked sender first pauses (bounded, `park::pause_until`)
+//! until `capacity / 8` slots are free, and a subscriber that caught up
+//! until `capacity / 8` messages wait, so that the sender and the
+//! subscribers do not follow each other slot by slot on the same cache
+//! lines. With more subscribers and senders than CPUs, the thread waited
+//! for is probably not running: these pauses and the first stage of
+//! `park::block_on_with` yield instead of spinning.
+//!
 //! # Decisions
 //!
 //! - `T: Clone` is needed to receive; the handles are `Send` (and the
