@@ -13,10 +13,11 @@
 //!    the heavy barrier, try once more, then `thread::park` until notified.
 //!
 //! The other side, after publishing (storing a new tail, head or the closed
-//! state), issues the light barrier and loads [`WaitQueue::has_waiters`]. Only
-//! if a waiter is registered does it take the queue's lock and unpark it. So
-//! when nobody waits, a notification costs one barrier and one load of a
-//! read-mostly cache line, and no lock is ever taken on the data path.
+//! state), issues the light barrier and loads the queue's word
+//! ([`WaitQueue::needs_attention`]). Only if a waiter is registered does it
+//! take the queue's lock and unpark it. So when nobody waits, a notification
+//! costs a compiler fence and one load of a read-mostly cache line, and no
+//! lock is ever taken on the data path.
 //!
 //! No lost wake-ups, by the store-buffer (Dekker) argument:
 //!
@@ -43,8 +44,16 @@
 //! `fence(SeqCst)` per operation gave about 65 M msg/s against about 280
 //! with a compiler fence; `RILLET_NO_MEMBARRIER=1` runs the fence
 //! protocol for comparison.) Where membarrier is
-//! unavailable (other systems, seccomp, Miri, loom), both barriers are
+//! unavailable (other systems, seccomp, Miri), both barriers are
 //! `fence(SeqCst)`; the mode is chosen once, before the first channel exists.
+//!
+//! The hot path does not look at the mode: the light barrier is always a
+//! compiler fence, and where the pair is symmetric every queue word carries
+//! a sticky `ALERT` bit, so the load that follows sends the notifier to
+//! [`WaitQueue::notify_slow`], which issues the `fence(SeqCst)` and loads
+//! the word again before deciding. A channel can also [`WaitQueue::alert`]
+//! a queue itself, to fold a second rare condition into that one load: the
+//! SPSC sender learns of a close that way.
 //!
 //! # Wake-up bookkeeping
 //!
@@ -62,8 +71,10 @@ use std::time::Instant;
 /// The asymmetric barrier pair (see the module docs).
 pub(crate) mod barrier {
     #[cfg(not(loom))]
+    use crate::sync::compiler_fence;
+    #[cfg(not(loom))]
     use crate::sync::AtomicU8;
-    use crate::sync::{compiler_fence, fence, Ordering};
+    use crate::sync::{fence, Ordering};
 
     #[cfg(not(loom))]
     const UNKNOWN: u8 = 0;
@@ -96,7 +107,14 @@ pub(crate) mod barrier {
         }
     }
 
-    /// `true` when the light barrier is only a compiler fence.
+    /// `true` when the heavy barrier covers the light one (membarrier), so
+    /// notifiers may decide on the load that follows the light barrier.
+    ///
+    /// Under loom, `true`, with both barriers a `fence(SeqCst)`: loom cannot
+    /// run membarrier, but a SeqCst fence on each side gives the same
+    /// store-buffer guarantee, and this way the models check the protocol
+    /// that runs in production, fast-path skips included. (The symmetric
+    /// protocol only adds a fence and a reload before every decision.)
     #[inline(always)]
     pub(crate) fn is_asymmetric() -> bool {
         #[cfg(not(loom))]
@@ -105,17 +123,29 @@ pub(crate) mod barrier {
         }
         #[cfg(loom)]
         {
-            false
+            true
         }
     }
 
     /// The barrier on the hot path, between a publishing store and the load
-    /// of the other side's waiter count or close state.
+    /// of a [`WaitQueue`]'s word (see `WaitQueue::needs_attention`): only a
+    /// compiler fence. Where the pair is symmetric, every queue word carries
+    /// `ALERT`, so the load sends the notifier to [`settle`], which issues
+    /// the real fence before anything is decided.
     #[inline(always)]
     pub(crate) fn light() {
-        if is_asymmetric() {
-            compiler_fence(Ordering::SeqCst);
-        } else {
+        #[cfg(not(loom))]
+        compiler_fence(Ordering::SeqCst);
+        #[cfg(loom)]
+        fence(Ordering::SeqCst);
+    }
+
+    /// The notifier's half of the pair once it has left the fast path: a
+    /// full fence where the pair is symmetric, nothing where the waiter's
+    /// heavy barrier covers it.
+    #[inline]
+    pub(crate) fn settle() {
+        if !is_asymmetric() {
             fence(Ordering::SeqCst);
         }
     }
@@ -124,7 +154,9 @@ pub(crate) mod barrier {
     /// re-reading the data.
     #[cold]
     pub(crate) fn heavy() {
-        if is_asymmetric() {
+        if cfg!(loom) {
+            fence(Ordering::SeqCst);
+        } else if is_asymmetric() {
             if !membarrier::barrier() {
                 // Registration succeeded, so the kernel guarantees this cannot
                 // fail; if it does, the light barriers elsewhere are not
@@ -215,11 +247,13 @@ pub(crate) struct Waiter {
 /// arrived", "room became free").
 #[derive(Debug)]
 pub(crate) struct WaitQueue {
-    /// Number of registered waiters not yet notified through this queue;
-    /// read (after the light barrier) by every notification, written under
-    /// `list`'s lock. Waiters already notified are not counted, so a
-    /// notifier skips the lock while every waiter is awake but not yet
-    /// re-armed (many producers on few cores).
+    /// Number of registered waiters not yet notified through this queue,
+    /// plus the sticky `ALERT` bit; read (after the light barrier) by every
+    /// notification, counted under `list`'s lock. Waiters already notified
+    /// are not counted, so a notifier skips the lock while every waiter is
+    /// awake but not yet re-armed (many producers on few cores). Every
+    /// change is a read-modify-write, so an `Acquire` load that sees
+    /// `ALERT` synchronizes with the `alert` that set it.
     waiting: CachePadded<AtomicUsize>,
     list: Mutex<Vec<Entry>>,
 }
@@ -237,27 +271,37 @@ impl Default for WaitQueue {
     }
 }
 
+/// The `waiting` bit that sends every notifier to the slow path, for good:
+/// set from the start where the barrier pair is symmetric (the notifier must
+/// fence before it decides), and by [`WaitQueue::alert`].
+const ALERT: usize = 1 << (usize::BITS - 1);
+
 impl WaitQueue {
     pub(crate) fn new() -> Self {
+        barrier::init();
+        let word = if barrier::is_asymmetric() { 0 } else { ALERT };
         WaitQueue {
-            waiting: CachePadded::new(AtomicUsize::new(0)),
+            waiting: CachePadded::new(AtomicUsize::new(word)),
             list: Mutex::new(Vec::new()),
         }
     }
 
-    /// `true` if a thread is registered. Call only after the light barrier
-    /// that follows the publishing store (or use `notify_*`, which issue it).
+    /// `false` if a notifier may skip this queue: nobody is registered, the
+    /// queue was never alerted, and the light barrier suffices. Call only
+    /// after the light barrier that follows the publishing store; on `true`
+    /// call [`notify_slow`](Self::notify_slow) before deciding anything (or
+    /// use `notify_*`, which do both).
     #[inline(always)]
-    pub(crate) fn has_waiters(&self) -> bool {
+    pub(crate) fn needs_attention(&self) -> bool {
         self.waiting.load(Ordering::Relaxed) != 0
     }
 
     /// Publishing store, then this: wakes one waiter, if any.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn notify_one(&self) {
         barrier::light();
-        if self.has_waiters() {
-            self.wake(false);
+        if self.needs_attention() {
+            self.notify_slow(false);
         }
     }
 
@@ -265,9 +309,36 @@ impl WaitQueue {
     #[inline]
     pub(crate) fn notify_all(&self) {
         barrier::light();
-        if self.has_waiters() {
-            self.wake(true);
+        if self.needs_attention() {
+            self.notify_slow(true);
         }
+    }
+
+    /// The rest of a notification once [`needs_attention`] said `true`:
+    /// completes the barrier pair, then wakes one (or every) waiter if any
+    /// is registered. Afterwards the caller also sees whatever the thread
+    /// that [`alert`](Self::alert)ed this queue did before it.
+    ///
+    /// [`needs_attention`]: Self::needs_attention
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn notify_slow(&self, all: bool) {
+        barrier::settle();
+        // Acquire: pairs with `alert`'s release (see `waiting`).
+        if self.waiting.load(Ordering::Acquire) & !ALERT != 0 {
+            self.wake(all);
+        }
+    }
+
+    /// Sends every later notifier of this queue to
+    /// [`notify_slow`](Self::notify_slow) for good, where it also sees
+    /// everything this thread did before. A channel alerts a queue when its
+    /// notifiers have something else to check on the slow path (the SPSC
+    /// sender: the close state). Like registering, this is a store the
+    /// notifier's load must not miss: issue the heavy barrier after it
+    /// before reading the data the notifier published.
+    pub(crate) fn alert(&self) {
+        self.waiting.fetch_or(ALERT, Ordering::Release);
     }
 
     /// Wakes one (or all) registered waiters not yet notified. The caller
@@ -278,12 +349,12 @@ impl WaitQueue {
         let mut chosen = Vec::new();
         {
             let mut list = self.list.lock();
-            let mut waiting = self.waiting.load(Ordering::Relaxed);
+            let mut uncounted = 0;
             for entry in list.iter_mut().filter(|e| e.counted) {
                 // Notified here or through another queue of the same select:
                 // either way it is awake (or about to be) and will re-arm.
                 entry.counted = false;
-                waiting -= 1;
+                uncounted += 1;
                 // AcqRel: the waiter's re-arm swap reads this value, so
                 // whatever this thread published before it is visible to
                 // the waiter.
@@ -294,7 +365,7 @@ impl WaitQueue {
                     }
                 }
             }
-            self.waiting.store(waiting, Ordering::Relaxed);
+            self.waiting.fetch_sub(uncounted, Ordering::Relaxed);
         }
         // Unpark after unlocking, so a woken thread never blocks on our lock
         // (and loom, which treats an unpark of a thread blocked on a mutex
@@ -317,16 +388,14 @@ impl WaitQueue {
             }),
         }
         // Relaxed: ordered before the waiter's re-check by the heavy barrier.
-        self.waiting
-            .store(self.waiting.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.waiting.fetch_add(1, Ordering::Relaxed);
     }
 
     fn unregister(&self, waiter: &Arc<Waiter>) {
         let mut list = self.list.lock();
         if let Some(i) = list.iter().position(|e| Arc::ptr_eq(&e.waiter, waiter)) {
             if list.remove(i).counted {
-                self.waiting
-                    .store(self.waiting.load(Ordering::Relaxed) - 1, Ordering::Relaxed);
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }

@@ -37,10 +37,17 @@
 //! - The physical ring is the next power of two at or above the capacity;
 //!   the capacity limit is enforced on `tail - head`, so it is exact.
 //!
-//! After publishing, each side issues the *light* barrier and loads the other
-//! side's waiter count (see `src/park.rs`); only if a thread is parked does
-//! it take a lock. The sender also reloads the close state there, which is
-//! how a send racing a receiver-side close is resolved (below).
+//! After publishing, each side issues the *light* barrier and loads the word
+//! of the other side's wait queue (see `src/park.rs`); only if a thread is
+//! parked does it take a lock. Every close alerts the receiver's queue
+//! before anything else, so that one load also tells the sender when to
+//! check the close state, which is how a send racing a receiver-side close
+//! is resolved (below). So a send is: compare with the cached head, write
+//! the slot, store the tail, load one read-mostly word; a receive is the
+//! mirror image. The policy is not looked at on that path: a `DropOldest`
+//! channel always fails its fast check (`Sender::room` is 0, and the
+//! receiver's cached tail stays equal to its head) and takes the paths that
+//! claim and check stamps.
 //!
 //! # `DropOldest`
 //!
@@ -63,12 +70,13 @@
 //! - A sender-side close (`close`, `close_with`, dropping the `Sender`) sets
 //!   the cutoff to its own tail: the sender is the only producer.
 //! - A receiver-side close (`close`, dropping the `Receiver`) begins the
-//!   close, issues the heavy barrier and reads the tail as the cutoff. A
-//!   sender that published concurrently reloads the close state after its
-//!   light barrier; by the barrier pair, either the receiver's tail load saw
-//!   the message (it is below the cutoff and will be drained) or the sender
-//!   sees the close, waits for the cutoff and, if its message is at or above
-//!   it, takes the message back (rewinding the tail) and returns `Closed`.
+//!   close, alerts the receiver's wait queue, issues the heavy barrier and
+//!   reads the tail as the cutoff. A sender that published concurrently
+//!   loads that queue's word after its light barrier; by the barrier pair,
+//!   either the receiver's tail load saw the message (it is below the cutoff
+//!   and will be drained) or the sender sees the alert, and through it the
+//!   close, waits for the cutoff and, if its message is at or above it,
+//!   takes the message back (rewinding the tail) and returns `Closed`.
 //!   The receiver never reads at or past the cutoff. So "closed and drained"
 //!   is final: `Closed` is returned forever after, and a send reports `Ok`
 //!   only for a message the receiver can still drain.
@@ -190,11 +198,17 @@ impl Builder {
                 chan: chan.clone(),
                 tail: Cell::new(0),
                 head_cache: Cell::new(0),
+                room: if self.overflow == Overflow::DropOldest {
+                    0
+                } else {
+                    self.capacity
+                },
             },
             Receiver {
                 chan,
                 head: Cell::new(0),
                 tail_cache: Cell::new(0),
+                claim_tail: Cell::new(0),
                 cutoff: Cell::new(None),
             },
         )
@@ -305,6 +319,18 @@ impl<T> Chan<T> {
         tail.wrapping_sub(head).min(self.shared.cap)
     }
 
+    /// Wins the close (`true`) or finds it taken. The winner alerts
+    /// `recv_waiters` at once, so that every later `Sender::publish`, which
+    /// loads only that queue's word on its fast path, goes on to check the
+    /// close state.
+    fn begin_close(&self) -> bool {
+        if !self.shared.close.begin() {
+            return false;
+        }
+        self.recv_waiters.alert();
+        true
+    }
+
     /// Wakes every waiter on both sides (after a close).
     fn wake_all(&self) {
         self.recv_waiters.notify_all();
@@ -349,6 +375,10 @@ pub struct Sender<T> {
     tail: Cell<usize>,
     /// A possibly stale copy of the head; never ahead of the real one.
     head_cache: Cell<usize>,
+    /// `tail - head_cache` below this means "the slot of `tail` is free",
+    /// with no further check: the capacity, or 0 under `DropOldest`, whose
+    /// sends always take the path that checks the slot's stamp.
+    room: usize,
 }
 
 /// The receiving half of an SPSC channel.
@@ -368,8 +398,13 @@ pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
     /// Our copy of the head (`Block`/`DropNewest`: we are its only writer).
     head: Cell<usize>,
-    /// A possibly stale copy of the tail, never past the cutoff.
+    /// A possibly stale copy of the tail, never past the cutoff. Under
+    /// `DropOldest` it stays equal to `head` (neither is used there), so
+    /// the fast path of `try_recv` always falls through to the claiming one.
     tail_cache: Cell<usize>,
+    /// `DropOldest`: the stale copy of the tail that `tail_cache` is
+    /// elsewhere.
+    claim_tail: Cell<usize>,
     /// The cutoff, once we have seen the channel closed.
     cutoff: Cell<Option<usize>>,
 }
@@ -512,6 +547,15 @@ impl<T> Sender<T> {
     /// `DropOldest`). Does not look at the close state.
     #[inline(always)]
     fn make_room(&self, t: usize, mode: SendMode) -> Room<T> {
+        if t.wrapping_sub(self.head_cache.get()) < self.room {
+            return Room::Free(None);
+        }
+        self.make_room_slow(t, mode)
+    }
+
+    /// `make_room` when the cached head says "full", or under `DropOldest`.
+    #[inline(never)]
+    fn make_room_slow(&self, t: usize, mode: SendMode) -> Room<T> {
         let chan = &*self.chan;
         let cap = chan.shared.cap;
         if t.wrapping_sub(self.head_cache.get()) >= cap {
@@ -618,9 +662,23 @@ impl<T> Sender<T> {
         chan.producer.tail.store(new_tail, Ordering::Release);
         self.tail.set(new_tail);
         barrier::light();
-        if chan.recv_waiters.has_waiters() {
-            chan.recv_waiters.wake(false);
+        // One load decides the common case: nobody waits and nothing was
+        // closed (every close alerts `recv_waiters` before anything else).
+        if chan.recv_waiters.needs_attention() {
+            return self.publish_slow(first, new_tail);
         }
+        Ok(())
+    }
+
+    /// `publish` after the receiver queue asked for attention: wake the
+    /// receiver if it is parked, then settle against a close.
+    #[cold]
+    #[inline(never)]
+    fn publish_slow(&self, first: usize, new_tail: usize) -> Result<(), usize> {
+        let chan = &*self.chan;
+        // Also acquires the alert of any close, so the close state we load
+        // next is at least `CLOSING` if the alert was the reason.
+        chan.recv_waiters.notify_slow(false);
         if chan.shared.close.is_open_relaxed() {
             Ok(())
         } else {
@@ -712,7 +770,7 @@ impl<T> Sender<T> {
     /// returns `false`. Buffered messages can still be received.
     pub fn close(&self) -> bool {
         let chan = &*self.chan;
-        if !chan.shared.close.begin() {
+        if !chan.begin_close() {
             return false;
         }
         // We are the only producer: our tail is the cutoff.
@@ -742,7 +800,7 @@ impl<T> Sender<T> {
                 return Err(SendError(msg));
             }
         }
-        if !chan.shared.close.begin() {
+        if !chan.begin_close() {
             return Err(SendError(msg));
         }
         // We won the close; the receiver treats CLOSING as open and cannot
@@ -837,16 +895,39 @@ impl<T> Receiver<T> {
     /// Receives without waiting.
     #[inline(always)]
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let h = self.head.get();
+        if h == self.tail_cache.get() {
+            return self.try_recv_refresh();
+        }
+        // SAFETY: `h` is below the cached tail, which we acquired (and which
+        // is below any cutoff); under `DropOldest` the two are always equal.
+        Ok(unsafe { self.take(h) })
+    }
+
+    /// `try_recv` when the cached tail says "empty", or under `DropOldest`.
+    #[inline(never)]
+    fn try_recv_refresh(&self) -> Result<T, TryRecvError> {
         if self.chan.shared.overflow == Overflow::DropOldest {
             return self.try_recv_claiming();
         }
-        let chan = &*self.chan;
         let h = self.head.get();
-        if h == self.tail_cache.get() && h == self.refresh_tail()? {
+        if h == self.refresh_tail()? {
             return Err(TryRecvError::Empty);
         }
-        // SAFETY: `h` is below the tail we acquired (and below any cutoff),
-        // so its slot holds a published message; we are the only reader.
+        // SAFETY: `h` is below the tail we just acquired (and any cutoff).
+        Ok(unsafe { self.take(h) })
+    }
+
+    /// Takes the message at our head and passes it (`Block`, `DropNewest`).
+    ///
+    /// # Safety
+    ///
+    /// `h` is our head and below a tail we acquired, and below any cutoff:
+    /// its slot holds a published message, and we are the only reader.
+    #[inline(always)]
+    unsafe fn take(&self, h: usize) -> T {
+        let chan = &*self.chan;
+        // SAFETY: guaranteed by the caller.
         let msg = unsafe { chan.read(h) };
         let next = h.wrapping_add(1);
         chan.head.store(next, Ordering::Release);
@@ -854,7 +935,7 @@ impl<T> Receiver<T> {
         if chan.shared.overflow == Overflow::Block {
             chan.send_waiters.notify_one();
         }
-        Ok(msg)
+        msg
     }
 
     /// Reloads the tail (clamped to the cutoff once closed) into the cache.
@@ -877,7 +958,11 @@ impl<T> Receiver<T> {
                 t = cutoff;
             }
         }
-        self.tail_cache.set(t);
+        if self.chan.shared.overflow == Overflow::DropOldest {
+            self.claim_tail.set(t);
+        } else {
+            self.tail_cache.set(t);
+        }
         t
     }
 
@@ -915,7 +1000,7 @@ impl<T> Receiver<T> {
         let chan = &*self.chan;
         loop {
             let h = chan.head.load(Ordering::Acquire);
-            let mut t = self.tail_cache.get();
+            let mut t = self.claim_tail.get();
             if !before(h, t) {
                 t = self.refresh_tail()?;
                 if !before(h, t) {
@@ -1076,12 +1161,12 @@ impl<T> Receiver<T> {
     /// that did not complete before the close fails with `Closed`.
     pub fn close(&self) -> bool {
         let chan = &*self.chan;
-        if !chan.shared.close.begin() {
+        if !chan.begin_close() {
             return false;
         }
         // Pairs with the light barrier in `Sender::publish`: either we see
-        // a concurrently published tail, or that sender sees CLOSING and
-        // settles against the cutoff we store below.
+        // a concurrently published tail, or that sender sees our alert (and
+        // through it CLOSING) and settles against the cutoff we store below.
         barrier::heavy();
         let cutoff = chan.producer.tail.load(Ordering::Acquire);
         chan.shared.close.finish(cutoff);
