@@ -4,7 +4,8 @@
 //! median over several runs of messages per second for each implementation
 //! and the ratio rillet / crossbeam-channel (for ping-pong, round trips per
 //! second, so higher is better everywhere). Every run checks what it
-//! received before its time counts.
+//! received before its time counts. The implementations of a row take turns,
+//! run after run, so that the machine's drift reaches every column alike.
 //!
 //! A second table compares broadcast: one sender, `k` subscriber threads that
 //! each receive every message, rillet `broadcast` beside crossbeam-channel
@@ -39,9 +40,41 @@ fn median(mut rates: Vec<f64>) -> f64 {
     rates[rates.len() / 2]
 }
 
-/// Median of `runs()` rates; `f` returns the elapsed time for `n` operations.
-fn rate(n: u64, mut f: impl FnMut(u64) -> Duration) -> f64 {
-    median((0..runs()).map(|_| n as f64 / f(n).as_secs_f64()).collect())
+/// One implementation on one scenario: the operation count, and the run
+/// that performs that many operations and returns the elapsed time.
+type Bench = (u64, Box<dyn Fn(u64) -> Duration>);
+
+struct Scenario {
+    name: &'static str,
+    unit: &'static str,
+    rillet: Bench,
+    crossbeam: Bench,
+    other: Option<(&'static str, Bench)>,
+}
+
+/// Median rates over `runs()` rounds, each round running every
+/// implementation of the scenario in turn: this shared 2-core machine's
+/// speed drifts from second to second, and interleaving lets every column
+/// see the same drift, so the ratios stay comparable.
+fn measure(s: Scenario) -> Row {
+    let mut benches = vec![&s.rillet, &s.crossbeam];
+    if let Some((_, b)) = &s.other {
+        benches.push(b);
+    }
+    let mut rates = vec![Vec::new(); benches.len()];
+    for _ in 0..runs() {
+        for (rates, (n, f)) in rates.iter_mut().zip(&benches) {
+            rates.push(*n as f64 / f(*n).as_secs_f64());
+        }
+    }
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    Row {
+        name: s.name,
+        unit: s.unit,
+        rillet: medians[0],
+        crossbeam: medians[1],
+        other: s.other.map(|(name, _)| (name, medians[2])),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -569,97 +602,116 @@ fn main() {
         "{:<40} {:>10} {:>10} {:>8}  other",
         "scenario", "rillet", "crossbeam", "ratio"
     );
-    let rows = [
-        || Row {
+    let scenarios: Vec<Scenario> = vec![
+        Scenario {
             name: "spsc cap 1024, u64",
             unit: "msg/s",
-            rillet: rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
-            crossbeam: rate(scaled(20_000_000), |n| {
-                crossbeam_spsc(1024, n, |i| i, |v| *v)
-            }),
+            rillet: (
+                scaled(20_000_000),
+                Box::new(|n| rillet_spsc(1024, n, |i| i, |v| *v)),
+            ),
+            crossbeam: (
+                scaled(20_000_000),
+                Box::new(|n| crossbeam_spsc(1024, n, |i| i, |v| *v)),
+            ),
             other: Some((
                 "rtrb",
-                rate(scaled(20_000_000), |n| rtrb_spsc(1024, n, |i| i, |v| *v)),
+                (
+                    scaled(20_000_000),
+                    Box::new(|n| rtrb_spsc(1024, n, |i| i, |v| *v)),
+                ),
             )),
         },
-        || Row {
+        Scenario {
             name: "spsc cap 1024, 64-byte message",
             unit: "msg/s",
-            rillet: rate(scaled(2_000_000), |n| {
-                rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])
-            }),
-            crossbeam: rate(scaled(2_000_000), |n| {
-                crossbeam_spsc(1024, n, msg64, |m| black_box(m).0[7])
-            }),
+            rillet: (
+                scaled(2_000_000),
+                Box::new(|n| rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])),
+            ),
+            crossbeam: (
+                scaled(2_000_000),
+                Box::new(|n| crossbeam_spsc(1024, n, msg64, |m| black_box(m).0[7])),
+            ),
             other: Some((
                 "rtrb",
-                rate(scaled(2_000_000), |n| {
-                    rtrb_spsc(1024, n, msg64, |m| black_box(m).0[7])
-                }),
+                (
+                    scaled(2_000_000),
+                    Box::new(|n| rtrb_spsc(1024, n, msg64, |m| black_box(m).0[7])),
+                ),
             )),
         },
-        || Row {
+        Scenario {
             name: "spsc cap 1, u64",
             unit: "msg/s",
-            rillet: rate(scaled(300_000), |n| rillet_spsc(1, n, |i| i, |v| *v)),
-            crossbeam: rate(scaled(300_000), |n| crossbeam_spsc(1, n, |i| i, |v| *v)),
+            rillet: (
+                scaled(300_000),
+                Box::new(|n| rillet_spsc(1, n, |i| i, |v| *v)),
+            ),
+            crossbeam: (
+                scaled(300_000),
+                Box::new(|n| crossbeam_spsc(1, n, |i| i, |v| *v)),
+            ),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "ping-pong cap 1",
             unit: "round trips/s",
-            rillet: rate(scaled(100_000), rillet_pingpong),
-            crossbeam: rate(scaled(100_000), crossbeam_pingpong),
+            rillet: (scaled(100_000), Box::new(rillet_pingpong)),
+            crossbeam: (scaled(100_000), Box::new(crossbeam_pingpong)),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "one thread: send N then recv N",
             unit: "msg/s",
-            rillet: rate(scaled(100_000), rillet_fill_drain),
-            crossbeam: rate(scaled(100_000), crossbeam_fill_drain),
+            rillet: (scaled(100_000), Box::new(rillet_fill_drain)),
+            crossbeam: (scaled(100_000), Box::new(crossbeam_fill_drain)),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "spsc cap 1024, batches of 256",
             unit: "msg/s",
-            rillet: rate(scaled(4_000_000), rillet_batched),
-            crossbeam: rate(scaled(4_000_000), crossbeam_batched),
+            rillet: (scaled(4_000_000), Box::new(rillet_batched)),
+            crossbeam: (scaled(4_000_000), Box::new(crossbeam_batched)),
             other: Some((
                 "rillet loop",
-                rate(scaled(20_000_000), |n| rillet_spsc(1024, n, |i| i, |v| *v)),
+                (
+                    scaled(20_000_000),
+                    Box::new(|n| rillet_spsc(1024, n, |i| i, |v| *v)),
+                ),
             )),
         },
-        || Row {
+        Scenario {
             name: "mpsc cap 1024, 2 producers",
             unit: "msg/s",
-            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(2, n)),
-            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(2, n)),
+            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(2, n))),
+            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(2, n))),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "mpsc cap 1024, 4 producers",
             unit: "msg/s",
-            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(4, n)),
-            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(4, n)),
+            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(4, n))),
+            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(4, n))),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "mpsc cap 1024, 8 producers",
             unit: "msg/s",
-            rillet: rate(scaled(4_000_000), |n| rillet_mpsc(8, n)),
-            crossbeam: rate(scaled(4_000_000), |n| crossbeam_mpsc(8, n)),
+            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(8, n))),
+            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(8, n))),
             other: None,
         },
-        || Row {
+        Scenario {
             name: "rendezvous ping-pong (cap 0)",
             unit: "round trips/s",
-            rillet: rate(scaled(50_000), rillet_rendezvous_pingpong),
-            crossbeam: rate(scaled(50_000), crossbeam_rendezvous_pingpong),
+            rillet: (scaled(50_000), Box::new(rillet_rendezvous_pingpong)),
+            crossbeam: (scaled(50_000), Box::new(crossbeam_rendezvous_pingpong)),
             other: None,
         },
     ];
-    for row in rows {
-        print_row(&row());
+    for scenario in scenarios {
+        print_row(&measure(scenario));
     }
 
     println!(

@@ -602,9 +602,14 @@ pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool
 /// A blocked thread waits for `cap / SLACK_DIVISOR` slots (or messages)
 /// before it goes on: see [`pause_until`].
 pub(crate) const SLACK_DIVISOR: usize = 8;
-/// Rounds of [`pause_until`]: exponential spins (about 127 spin hints in
-/// all), or one yield each.
-const PAUSE_STEPS: u32 = 7;
+/// Rounds of [`pause_until`]: exponential spins starting at
+/// `FIRST_PAUSE_SPINS` spin hints (248 in all), or one yield each.
+const PAUSE_ROUNDS: u32 = 5;
+/// The first round's spin hints. Every check of `ready()` reads a line the
+/// other thread is writing and costs it a cache miss on its next store, so
+/// the first look waits a little: starting at 1 hint instead of 8 made the
+/// two-thread SPSC u64 run about 9% slower.
+const FIRST_PAUSE_SPINS: u32 = 8;
 
 /// A bounded pause until `ready()`: a blocked sender waiting for a batch of
 /// free slots rather than the next one, a receiver that caught up waiting
@@ -619,9 +624,9 @@ pub(crate) fn pause_until(spin: bool, mut ready: impl FnMut() -> bool) {
     if cfg!(loom) || single_core() {
         return;
     }
-    for step in 0..PAUSE_STEPS {
+    for round in 0..PAUSE_ROUNDS {
         if spin {
-            for _ in 0..(1u32 << step) {
+            for _ in 0..FIRST_PAUSE_SPINS << round {
                 crate::sync::spin_loop();
             }
         } else {
