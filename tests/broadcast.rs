@@ -778,6 +778,11 @@ fn send_many_on_close_hands_back_what_it_took() {
         let tx = tx.clone();
         thread::spawn(move || tx.send_many(0..10))
     };
+    // Close only once the sender has filled the ring (it then waits for
+    // room for message 2): a fixed sleep lost this race on a loaded machine.
+    while rx.len() < 2 {
+        thread::yield_now();
+    }
     thread::sleep(ms(30));
     rx.close();
     let Err(SendError(back)) = h.join().unwrap() else {
