@@ -20,7 +20,7 @@
 //! laps counted in a power-of-two unit, so that "one lap back" (the message
 //! `capacity` positions earlier, in the same slot) is one subtraction. Both
 //! atomic words of the ring keep the position in their high bits and flags in
-//! the low [`FLAG_BITS`]:
+//! the low `FLAG_BITS` (18):
 //!
 //! ```text
 //!   tail        = position | CLOSED | subscriber count
@@ -75,9 +75,10 @@
 //! this policy the stamp is only changed with read-modify-writes, so the
 //! `busy` counts of subscribers passing through are never overwritten.
 //!
-//! After publishing, a sender issues the light barrier and loads the waiter
-//! count of the subscribers (`src/park.rs`); the subscriber that frees a slot
-//! does the same for the senders. No lock unless a thread is parked.
+//! After publishing, a sender issues the light barrier and loads the
+//! subscribers' queue word (waiter count and `ALERT` bit, `src/park.rs`);
+//! the subscriber that frees a slot does the same for the senders. No lock
+//! unless a thread is parked.
 //!
 //! Waiting: a blocked sender first pauses (bounded, `park::pause_until`)
 //! until `capacity / 8` slots are free, and a subscriber that caught up
@@ -112,7 +113,7 @@
 
 use crate::close;
 use crate::error::{SendError, SendTimeoutError, TrySendError};
-use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
+use crate::park::{self, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use crossbeam_utils::CachePadded;
@@ -351,7 +352,6 @@ impl Builder {
             "broadcast::channel: capacity {cap} is too large (at most {MAX_CAPACITY} messages \
              that fit in memory)"
         );
-        barrier::init();
         let one_lap = cap.next_power_of_two() as u64;
         let lap_shift = FLAG_BITS + one_lap.trailing_zeros();
         let start = first_lap.wrapping_shl(lap_shift);

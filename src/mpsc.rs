@@ -53,8 +53,8 @@
 //!   returns `Empty`; a blocking `recv` waits for that producer's wake-up.
 //!
 //! After storing a stamp each side issues the light barrier and loads the
-//! other side's waiter count (`src/park.rs`): no lock unless a thread is
-//! parked.
+//! other side's queue word (waiter count and `ALERT` bit, `src/park.rs`):
+//! no lock unless a thread is parked.
 //!
 //! ## `DropOldest`
 //!
@@ -92,7 +92,7 @@ use crate::close;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::park::{self, barrier, WaitQueue};
+use crate::park::{self, WaitQueue};
 use crate::sync::{
     thread, Arc, AtomicU64, AtomicU8, AtomicUsize, Backoff, Mutex, Ordering, UnsafeCell,
 };
@@ -148,7 +148,6 @@ impl Builder {
     /// (capacity 0) is given a policy other than `Block`: with no buffer
     /// there is nothing to drop.
     pub fn build<T>(self) -> (Sender<T>, Receiver<T>) {
-        barrier::init();
         if self.capacity == 0 {
             assert!(
                 self.overflow == Overflow::Block,

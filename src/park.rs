@@ -90,8 +90,10 @@ pub(crate) mod barrier {
     #[cfg(not(loom))]
     static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
 
-    /// Chooses the barrier pair. Called by every channel constructor; cheap
-    /// after the first call.
+    /// Chooses the barrier pair. Called by `WaitQueue::new`, before it
+    /// builds the queue word (whose `ALERT` bit depends on the choice), so
+    /// every channel has chosen before its first notification; cheap after
+    /// the first call.
     #[inline]
     pub(crate) fn init() {
         #[cfg(not(loom))]
@@ -365,7 +367,9 @@ impl WaitQueue {
                     }
                 }
             }
-            self.waiting.fetch_sub(uncounted, Ordering::Relaxed);
+            if uncounted != 0 {
+                self.waiting.fetch_sub(uncounted, Ordering::Relaxed);
+            }
         }
         // Unpark after unlocking, so a woken thread never blocks on our lock
         // (and loom, which treats an unpark of a thread blocked on a mutex

@@ -169,7 +169,6 @@ impl Builder {
                     self.capacity
                 )
             });
-        barrier::init();
         let chan = Arc::new(Chan {
             producer: CachePadded::new(Producer {
                 tail: AtomicUsize::new(0),
