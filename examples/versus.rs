@@ -13,6 +13,13 @@
 //! `tokio::sync::broadcast` (subscribers in `blocking_recv`), in messages
 //! sent per second and the ratios of rillet to each.
 //!
+//! On one CPU, the capacity-1 and ping-pong rows show a "floor": two
+//! threads handing a turn back and forth through one atomic with
+//! `yield_now`, no channel at all. It is the least such a hand-off costs on
+//! this machine; under `taskset -c 0` (one CPU: two context switches per
+//! message or round trip) `floor / crossbeam` is the best ratio any channel
+//! could reach there.
+//!
 //! Set `VERSUS_RUNS` to change the number of runs per cell (default 5) and
 //! `VERSUS_SCALE` to scale the message counts (default 1.0).
 
@@ -190,6 +197,34 @@ fn rillet_pingpong(n: u64) -> Duration {
     drop(tx1);
     h.join().unwrap();
     d
+}
+
+/// The floor of every hand-off row, with no channel at all: two threads
+/// take turns through one counter, each yielding until it is its turn. A
+/// round trip here is the least a capacity-1 message or a ping-pong round
+/// trip can cost; on one CPU (`taskset -c 0`) it is two context switches.
+fn yield_floor(n: u64) -> Duration {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let turn = Arc::new(AtomicU64::new(0));
+    let other = turn.clone();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            while other.load(Ordering::Acquire) != 2 * i + 1 {
+                thread::yield_now();
+            }
+            other.store(2 * i + 2, Ordering::Release);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..n {
+        while turn.load(Ordering::Acquire) != 2 * i {
+            thread::yield_now();
+        }
+        turn.store(2 * i + 1, Ordering::Release);
+    }
+    h.join().unwrap();
+    start.elapsed()
 }
 
 fn crossbeam_pingpong(n: u64) -> Duration {
@@ -602,6 +637,9 @@ fn main() {
         "{:<40} {:>10} {:>10} {:>8}  other",
         "scenario", "rillet", "crossbeam", "ratio"
     );
+    // The hand-off floor is a floor only on one CPU: on several, a thread
+    // that yields in a loop is slower than one that spins.
+    let one_cpu = thread::available_parallelism().map_or(1, |n| n.get()) == 1;
     let scenarios: Vec<Scenario> = vec![
         Scenario {
             name: "spsc cap 1024, u64",
@@ -652,14 +690,16 @@ fn main() {
                 scaled(300_000),
                 Box::new(|n| crossbeam_spsc(1, n, |i| i, |v| *v)),
             ),
-            other: None,
+            other: one_cpu
+                .then(|| -> (&str, Bench) { ("floor", (scaled(300_000), Box::new(yield_floor))) }),
         },
         Scenario {
             name: "ping-pong cap 1",
             unit: "round trips/s",
             rillet: (scaled(100_000), Box::new(rillet_pingpong)),
             crossbeam: (scaled(100_000), Box::new(crossbeam_pingpong)),
-            other: None,
+            other: one_cpu
+                .then(|| -> (&str, Bench) { ("floor", (scaled(100_000), Box::new(yield_floor))) }),
         },
         Scenario {
             name: "one thread: send N then recv N",
