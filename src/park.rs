@@ -417,8 +417,8 @@ const YIELD_STEPS: u32 = 4;
 /// because with several waiters (producers of a full MPSC ring) each yield
 /// may go to another waiter rather than to the consumer: with 8, producers
 /// gave up and parked, and the consumer then paid a futex wake per message
-/// received (MPSC pinned to one CPU, 4 producers: 57 M/s with 8 yields, 65
-/// with 64; 8 producers: 42 and 60). A yield with nothing else runnable
+/// received (MPSC pinned to one CPU, 4 producers: 57 M/s with 8 yields,
+/// 78-83 with 64; 8 producers: 42 and 58-63). A yield with nothing else runnable
 /// returns at once, so 64 of them are still only tens of microseconds
 /// before the thread parks.
 const SINGLE_CORE_YIELD_STEPS: u32 = 64;

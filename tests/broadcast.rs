@@ -779,7 +779,8 @@ fn send_many_on_close_hands_back_what_it_took() {
         thread::spawn(move || tx.send_many(0..10))
     };
     // Close only once the sender has filled the ring (it then waits for
-    // room for message 2): a fixed sleep lost this race on a loaded machine.
+    // room for message 2): a fixed sleep lost this race under Miri, where
+    // the spawned sender had not started 30 ms later.
     while rx.len() < 2 {
         thread::yield_now();
     }
