@@ -198,46 +198,48 @@ mod iter {
 
 /// Helpers shared by the ring-based channels.
 mod ring {
+    /// Drops every item `next` yields until it yields `None` (and `next`
+    /// keeps yielding `None` after that). If one drop, or `next` itself,
+    /// panics, unwinding goes on with the rest, so none is leaked; a second
+    /// panic aborts, as in any drop.
+    pub(crate) fn drop_each<T>(next: impl FnMut() -> Option<T>) {
+        struct Rest<T, N: FnMut() -> Option<T>>(N);
+        impl<T, N: FnMut() -> Option<T>> Rest<T, N> {
+            fn run(&mut self) {
+                while let Some(item) = (self.0)() {
+                    drop(item);
+                }
+            }
+        }
+        impl<T, N: FnMut() -> Option<T>> Drop for Rest<T, N> {
+            // After a normal run `next` yields `None` at once; while
+            // unwinding from a panicking drop, this drops the rest.
+            fn drop(&mut self) {
+                self.run();
+            }
+        }
+        Rest(next).run();
+    }
+
     /// Drops the message at every position from `first` up to `end`
     /// (advancing with `next`) through `drop_at`, which moves it out and
-    /// drops it. If one message's drop panics, unwinding drops the rest, so
-    /// none leaks and none is dropped twice. Used by a channel's `Drop`,
-    /// when no other handle exists, and by a leaving broadcast subscriber
-    /// (which passes its unread messages).
+    /// drops it; a panicking drop does not stop the rest ([`drop_each`]).
+    /// Used by a channel's `Drop`, when no other handle exists, and by a
+    /// leaving broadcast subscriber (which passes its unread messages).
     pub(crate) fn drop_positions<P: Copy + PartialEq>(
         first: P,
         end: P,
         next: impl Fn(P) -> P,
         drop_at: impl Fn(P),
     ) {
-        struct Rest<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> {
-            pos: P,
-            end: P,
-            next: N,
-            drop_at: D,
-        }
-        impl<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> Rest<P, N, D> {
-            fn run(&mut self) {
-                while self.pos != self.end {
-                    let pos = self.pos;
-                    self.pos = (self.next)(pos);
-                    (self.drop_at)(pos);
-                }
-            }
-        }
-        impl<P: Copy + PartialEq, N: Fn(P) -> P, D: Fn(P)> Drop for Rest<P, N, D> {
-            // Reached only if a message's drop panicked: drop the rest.
-            fn drop(&mut self) {
-                self.run();
-            }
-        }
-        Rest {
-            pos: first,
-            end,
-            next,
-            drop_at,
-        }
-        .run();
+        let mut pos = first;
+        drop_each(|| {
+            (pos != end).then(|| {
+                let at = pos;
+                pos = next(at);
+                drop_at(at);
+            })
+        });
     }
 }
 

@@ -45,11 +45,11 @@
 //! is resolved (below). So a send is: compare with the cached head, write
 //! the slot, store the tail, load one read-mostly word; a receive is the
 //! mirror image. The policy is not looked at on that path: a `DropOldest`
-//! channel always fails its fast check (`Sender::room` is 0, and the
-//! receiver's cached tail stays equal to its head) and takes the paths that
-//! claim and check stamps.
+//! sender always fails its fast check (`Sender::room` is 0), and so does a
+//! claiming receiver (its cached tail stays equal to its head); they take
+//! the paths that claim and check stamps.
 //!
-//! # `DropOldest`
+//! # The dropping policies
 //!
 //! Under [`Overflow::DropOldest`] a full sender evicts the oldest message by
 //! advancing `head` itself, so `head` becomes a claim index shared by both
@@ -61,6 +61,18 @@
 //! slot is free for index `i`"; whoever finished with index `i - N` (reader
 //! or evicter) stores it with `Release`, and the sender waits for it (a
 //! bounded wait: the reader is copying one message) before writing.
+//!
+//! The ring of a dropping policy has at least one slot more than the
+//! capacity, so a full sender can write and *publish* its message first
+//! (the ring briefly holds `capacity + 1`) and evict the oldest one after:
+//! an eviction happens only for a send that succeeded. (Evicting first, a
+//! send that then lost the race with a receiver-side close would have
+//! removed a message for nothing.)
+//!
+//! `DropNewest` receives by claiming too: `close_with` on a full
+//! `DropNewest` channel evicts the oldest message for the final one, and
+//! the claim is what lets the sender take a message the receiver may be
+//! reaching for. Its sends are otherwise the `Block` fast path.
 //!
 //! # Closing
 //!
@@ -83,14 +95,25 @@
 //!
 //! # Decisions
 //!
-//! - `close_with(msg)` under `Block` waits for room first, then wins the
-//!   close, then enqueues. Under `DropNewest` with a full buffer the final
-//!   message is discarded and counted, like any send under that policy.
+//! - `close_with(msg)`: the final message always goes in. Under `Block` it
+//!   waits for room first, then wins the close, then enqueues; under the
+//!   dropping policies a full ring evicts its oldest message (counted)
+//!   after the final one is in and the close is complete.
+//! - `send_many` is a loop of `send` that publishes once per batch of free
+//!   slots. Messages it has written are published before it runs the
+//!   iterator on a full ring, when it finishes, and when the iterator calls
+//!   into the channel itself (through `written`, a receiver-side close made
+//!   from the iterator counts them): the result is the loop's. A panicking
+//!   iterator leaves what it yielded sent. A message becomes visible to the
+//!   receiver when its batch is published, so an iterator that waits for
+//!   the receiver to act on an earlier item of the same call waits forever.
 //! - `send_many` stops at the first message it cannot enqueue; the error
 //!   carries every message taken from the iterator but not enqueued (more
 //!   than one only when a batch raced a receiver-side close). Items the
 //!   iterator has not yet yielded stay in it (pass `iter.by_ref()` to keep
 //!   them).
+//! - Dropping the `Receiver` closes the channel and drops the buffered
+//!   messages at once, as std and crossbeam do.
 //! - `recv_many(buf, 0)` returns `Ok(0)` without waiting.
 
 use crate::close::CloseState;
@@ -156,9 +179,13 @@ impl Builder {
             "spsc::channel: capacity must be at least 1; a zero-capacity SPSC channel \
              could never hold a message (use mpsc::channel(0) for a rendezvous channel)"
         );
+        // Under the dropping policies the ring has a spare slot (see
+        // "Dropping policies" in the module docs).
+        let claiming = self.overflow != Overflow::Block;
         let slots = self
             .capacity
-            .checked_next_power_of_two()
+            .checked_add(usize::from(claiming))
+            .and_then(usize::checked_next_power_of_two)
             .filter(|&n| {
                 n.checked_mul(std::mem::size_of::<T>().max(1))
                     .is_some_and(|bytes| bytes <= isize::MAX as usize)
@@ -174,19 +201,21 @@ impl Builder {
                 tail: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
             }),
+            written: CachePadded::new(AtomicUsize::new(0)),
             head: CachePadded::new(AtomicUsize::new(0)),
             shared: CachePadded::new(Shared {
                 close: CloseState::new(),
                 cap: self.capacity,
                 mask: slots - 1,
                 overflow: self.overflow,
+                claiming,
             }),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
             slots: (0..slots)
                 .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
                 .collect(),
-            stamps: if self.overflow == Overflow::DropOldest {
+            stamps: if claiming {
                 (0..slots).map(AtomicUsize::new).collect()
             } else {
                 Box::new([])
@@ -239,10 +268,19 @@ struct Shared {
     cap: usize,
     mask: usize,
     overflow: Overflow,
+    /// `overflow != Block`: the receiver claims each message with a
+    /// compare-exchange on `head`, and slots carry stamps.
+    claiming: bool,
 }
 
 struct Chan<T> {
     producer: CachePadded<Producer>,
+    /// One past the last index the sender has written, published or not:
+    /// stored by `send_many` before it runs the caller's iterator, so that a
+    /// receiver-side close made from inside that iterator counts the
+    /// messages written before it (see `Receiver::close`). On a line of its
+    /// own: the receiver reads it only when it closes.
+    written: CachePadded<AtomicUsize>,
     /// Next index to read. Written by the receiver (`Release`); under
     /// `DropOldest` also claimed by the evicting sender (compare-exchange).
     head: CachePadded<AtomicUsize>,
@@ -252,12 +290,14 @@ struct Chan<T> {
     /// The sender, when it waits for room (`Block` only).
     send_waiters: WaitQueue,
     /// Invariant: the slots of indices in `head..tail` hold initialized
-    /// messages (below the cutoff once closed, see the module docs); every
-    /// other slot is uninitialized. Under `DropOldest` a claimed index stays
-    /// initialized until its claimer has read it out and stored its stamp.
+    /// messages (below the cutoff once closed, see the module docs), and so
+    /// do those of a run `send_many` has written past the tail but not yet
+    /// published (the sender's); every other slot is uninitialized. Under
+    /// the dropping policies a claimed index stays initialized until its
+    /// claimer has read it out and stored its stamp.
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
-    /// `DropOldest` only: `stamps[i & mask] == i` when the slot is free for
-    /// index `i`.
+    /// `DropNewest` and `DropOldest` only: `stamps[i & mask] == i` when the
+    /// slot is free for index `i`.
     stamps: Box<[AtomicUsize]>,
 }
 
@@ -409,25 +449,12 @@ pub struct Receiver<T> {
 }
 
 /// Outcome of the non-waiting part of a send, before the policy decides.
-enum Room<T> {
-    /// The slot of `tail` is ours to write; `evicted` holds a message the
-    /// DropOldest policy displaced, to be dropped after publishing.
-    Free(Option<T>),
-    /// Full under `Block` (or `DropNewest`, which then discards).
+enum Room {
+    /// The slot of `tail` is ours to write. `evict`: the ring is full under
+    /// `DropOldest`; once the message is published, the oldest one goes.
+    Free { evict: bool },
+    /// Full under `Block` or `DropNewest`.
     Full,
-    /// `DropOldest` found the channel closed before evicting anything.
-    Closed,
-}
-
-/// Which kind of send asks for room.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SendMode {
-    /// `try_send`: any free slot, at once.
-    Try,
-    /// A blocking send: may pause briefly for more room (`wait_for_slack`).
-    Blocking,
-    /// `close_with` after winning the close: the close state is ours.
-    Closing,
 }
 
 impl<T> Sender<T> {
@@ -463,16 +490,10 @@ impl<T> Sender<T> {
         // No close check up front: `publish` re-reads the close state after
         // its barrier and takes back a message the cutoff excludes, which
         // covers a close that completed long ago as well as a racing one.
-        // Only the paths that would discard or evict look first.
+        // Only the path that would discard looks first.
         let t = self.tail.get();
-        let mode = if slack {
-            SendMode::Blocking
-        } else {
-            SendMode::Try
-        };
-        let evicted = match self.make_room(t, mode) {
-            Room::Free(evicted) => evicted,
-            Room::Closed => return Err(TrySendError::Closed(msg)),
+        let evict = match self.make_room(t, slack) {
+            Room::Free { evict } => evict,
             Room::Full => {
                 if !self.chan.shared.close.is_open_relaxed() {
                     return Err(TrySendError::Closed(msg));
@@ -489,14 +510,20 @@ impl<T> Sender<T> {
         };
         // SAFETY: `make_room` established that index `t` is free and ours.
         unsafe { self.chan.write(t, msg) };
-        let result = match self.publish(t, t.wrapping_add(1)) {
-            Ok(()) => Ok(()),
+        match self.publish(t, t.wrapping_add(1)) {
+            Ok(()) => {
+                if evict {
+                    // Only now, for a send that succeeded. Dropped last: a
+                    // panicking (or re-entrant) drop finds the channel
+                    // consistent.
+                    drop(self.evict_excess());
+                }
+                Ok(())
+            }
             // SAFETY: `publish` handed index `t` back to us: written by us,
             // never readable by the receiver (at or past the cutoff).
             Err(_) => Err(TrySendError::Closed(unsafe { self.chan.read(t) })),
-        };
-        drop(evicted);
-        result
+        }
     }
 
     /// Sends, waiting at most `timeout` for room.
@@ -542,21 +569,22 @@ impl<T> Sender<T> {
         }
     }
 
-    /// Makes index `t` writable if there is room (evicting under
-    /// `DropOldest`). Does not look at the close state.
+    /// Makes index `t` writable if there is room. Does not look at the
+    /// close state, and never evicts (see [`Room::Free`]).
     #[inline(always)]
-    fn make_room(&self, t: usize, mode: SendMode) -> Room<T> {
+    fn make_room(&self, t: usize, slack: bool) -> Room {
         if t.wrapping_sub(self.head_cache.get()) < self.room {
-            return Room::Free(None);
+            return Room::Free { evict: false };
         }
-        self.make_room_slow(t, mode)
+        self.make_room_slow(t, slack)
     }
 
     /// `make_room` when the cached head says "full", or under `DropOldest`.
     #[inline(never)]
-    fn make_room_slow(&self, t: usize, mode: SendMode) -> Room<T> {
+    fn make_room_slow(&self, t: usize, slack: bool) -> Room {
         let chan = &*self.chan;
         let cap = chan.shared.cap;
+        let mut evict = false;
         if t.wrapping_sub(self.head_cache.get()) >= cap {
             // Acquire: the receiver finished reading every index below `h`.
             let h = chan.head.load(Ordering::Acquire);
@@ -566,9 +594,8 @@ impl<T> Sender<T> {
                 if chan.shared.overflow != Overflow::DropOldest {
                     return Room::Full;
                 }
-                return self.evict(t, mode);
-            }
-            if mode == SendMode::Blocking
+                evict = true;
+            } else if slack
                 && cap - len < cap / SLACK_DIVISOR
                 && chan.shared.overflow == Overflow::Block
             {
@@ -578,7 +605,7 @@ impl<T> Sender<T> {
         if chan.shared.overflow == Overflow::DropOldest {
             self.wait_slot_free(t);
         }
-        Room::Free(None)
+        Room::Free { evict }
     }
 
     /// A blocking send found the ring nearly full (less than
@@ -601,47 +628,42 @@ impl<T> Sender<T> {
         });
     }
 
-    /// `DropOldest`, full: claims and removes the oldest message, then waits
-    /// for the slot of `t` to be free.
+    /// The dropping policies, after publishing: if the ring now holds one
+    /// message more than the capacity, claims the oldest one and removes it
+    /// (the receiver may be claiming it too; exactly one claim succeeds, and
+    /// if the receiver's does, there is nothing to evict).
     #[cold]
-    fn evict(&self, t: usize, mode: SendMode) -> Room<T> {
+    fn evict_excess(&self) -> Option<T> {
         let chan = &*self.chan;
-        if mode != SendMode::Closing && !chan.shared.close.is_open_relaxed() {
-            // Never evict for a send that is going to fail.
-            return Room::Closed;
-        }
-        let mut evicted = None;
+        let t = chan.producer.tail.load(Ordering::Relaxed);
         loop {
             let h = chan.head.load(Ordering::Acquire);
-            if t.wrapping_sub(h) < chan.shared.cap {
+            if t.wrapping_sub(h) <= chan.shared.cap {
                 self.head_cache.set(h);
-                break;
+                return None;
             }
-            // Claim `h`; the receiver may be claiming it too, exactly one wins.
             if chan
                 .head
                 .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 // SAFETY: we won the claim of `h`, which is below the tail
-                // (full), so its slot holds the message we wrote there.
-                evicted = Some(unsafe { chan.read(h) });
-                // We are the only writer, so `Relaxed` suffices for the stamp
-                // we will read ourselves.
+                // we published, so its slot holds a message nobody else
+                // will touch until its stamp says free.
+                let old = unsafe { chan.read(h) };
+                // Only this thread reads stamps (`wait_slot_free`): Relaxed.
                 chan.stamp(h)
                     .store(h.wrapping_add(chan.shared.mask + 1), Ordering::Relaxed);
                 chan.count_dropped(1);
                 self.head_cache.set(h.wrapping_add(1));
-                break;
+                return Some(old);
             }
         }
-        self.wait_slot_free(t);
-        Room::Free(evicted)
     }
 
-    /// `DropOldest`: waits until whoever claimed the previous occupant of
-    /// `t`'s slot has finished with it. The reader is copying one message,
-    /// so this wait is short and never parks.
+    /// The dropping policies: waits until whoever claimed the previous
+    /// occupant of `t`'s slot has finished with it. The reader is copying
+    /// one message, so this wait is short and never parks.
     #[inline(always)]
     fn wait_slot_free(&self, t: usize) {
         let stamp = self.chan.stamp(t);
@@ -698,10 +720,28 @@ impl<T> Sender<T> {
         Err(keep)
     }
 
+    /// Moves the messages of `keep..end` back out of the ring (handed back
+    /// by `publish` or `resolve_close`).
+    fn take_back(&self, keep: usize, end: usize, back: &mut Vec<T>) {
+        let mut i = keep;
+        while i != end {
+            // SAFETY: the caller's `publish`/`resolve_close` handed `keep..end`
+            // back to us: written by us, never readable by the receiver.
+            back.push(unsafe { self.chan.read(i) });
+            i = i.wrapping_add(1);
+        }
+    }
+
     /// Sends every message of `msgs`, like a loop of [`send`](Self::send)
     /// but publishing once per batch of free slots. Returns how many
     /// messages were taken from the iterator (under `DropNewest`, discarded
     /// ones included).
+    ///
+    /// The result is that of the loop, also when the iterator itself calls
+    /// into this channel: a message it sends while producing item `k` lands
+    /// after item `k - 1` and before item `k`; a close it makes keeps the
+    /// items yielded before it. If the iterator panics, what it yielded
+    /// before the panic has been sent.
     ///
     /// On close it stops and returns the messages taken but not enqueued;
     /// items the iterator has not yielded yet stay in it.
@@ -718,50 +758,64 @@ impl<T> Sender<T> {
         msgs: I,
     ) -> Result<usize, SendError<Vec<T>>> {
         let chan = &*self.chan;
-        let cap = chan.shared.cap;
         let mut iter = msgs.into_iter();
         let mut taken = 0usize;
-        loop {
-            let Some(first) = iter.next() else {
-                return Ok(taken);
-            };
-            taken += 1;
-            let t = self.tail.get();
-            let mut room = cap - t.wrapping_sub(self.head_cache.get()).min(cap);
-            if room == 0 {
-                self.head_cache.set(chan.head.load(Ordering::Acquire));
-                room = cap - t.wrapping_sub(self.head_cache.get()).min(cap);
+        if chan.shared.overflow == Overflow::DropOldest {
+            // Evicting: one message at a time.
+            for msg in iter {
+                taken += 1;
+                self.send(msg).map_err(|SendError(m)| SendError(vec![m]))?;
             }
-            if room == 0 || chan.shared.overflow == Overflow::DropOldest {
-                // Full, or evicting: one message at a time through `send`.
-                if let Err(SendError(m)) = self.send(first) {
-                    return Err(SendError(vec![m]));
+            return Ok(taken);
+        }
+        // Messages written but not yet published: `run.first..run.end`. The
+        // iterator (user code) never runs while a message taken from it is
+        // half handled, and if it panics, `run` publishes what it yielded.
+        let mut run = Run {
+            tx: self,
+            first: self.tail.get(),
+            end: self.tail.get(),
+        };
+        let cap = chan.shared.cap;
+        loop {
+            let end = self.tail.get();
+            run.end = end;
+            if end.wrapping_sub(self.head_cache.get()) >= cap {
+                self.head_cache.set(chan.head.load(Ordering::Acquire));
+                if end.wrapping_sub(self.head_cache.get()) >= cap {
+                    // Full: publish before running the iterator, whose own
+                    // sends would otherwise wait for a receiver that cannot
+                    // see the run.
+                    run.settle().map_err(SendError)?;
                 }
+            }
+            // A close that the iterator makes through the receiver counts
+            // the run as sent before it.
+            chan.written.store(end, Ordering::Relaxed);
+            let Some(msg) = iter.next() else { break };
+            taken += 1;
+            if self.tail.get() == end
+                && chan.shared.close.is_open_relaxed()
+                && end.wrapping_sub(self.head_cache.get()) < cap
+            {
+                // SAFETY: `end - head < cap` (the cached head is never ahead
+                // of the real one), so index `end` is free and ours.
+                unsafe { chan.write(end, msg) };
+                self.tail.set(end.wrapping_add(1));
                 continue;
             }
-            if !chan.shared.close.is_open_relaxed() {
-                return Err(SendError(vec![first]));
-            }
-            // SAFETY: `room > 0` free indices start at `t`; they are ours.
-            unsafe { chan.write(t, first) };
-            let mut end = t.wrapping_add(1);
-            for msg in iter.by_ref().take(room - 1) {
-                // SAFETY: still within the `room` free indices.
-                unsafe { chan.write(end, msg) };
-                end = end.wrapping_add(1);
-                taken += 1;
-            }
-            if let Err(keep) = self.publish(t, end) {
-                let mut back = Vec::with_capacity(end.wrapping_sub(keep));
-                let mut i = keep;
-                while i != end {
-                    // SAFETY: `publish` handed `keep..end` back to us.
-                    back.push(unsafe { chan.read(i) });
-                    i = i.wrapping_add(1);
-                }
+            // Re-entered (the iterator sent on this channel), closed, or
+            // full: settle the run, then send this one the ordinary way
+            // (it waits for room, or fails).
+            if let Err(mut back) = run.settle() {
+                back.push(msg);
                 return Err(SendError(back));
             }
+            self.send(msg).map_err(|SendError(m)| SendError(vec![m]))?;
+            run.first = self.tail.get();
         }
+        run.end = self.tail.get();
+        run.settle().map(|()| taken).map_err(SendError)
     }
 
     /// Closes the channel for both sides. Returns `true` only for the call
@@ -781,8 +835,10 @@ impl<T> Sender<T> {
     /// Sends a final message and closes the channel in one step: the
     /// receiver gets `msg` after everything sent before it, then `Closed`.
     ///
-    /// Under `Block` waits for room first. Fails (handing `msg` back) if the
-    /// channel is already closed. A successful `close_with` is the closing
+    /// The final message always goes in: under `Block` this waits for room;
+    /// on a full `DropNewest` or `DropOldest` channel the oldest buffered
+    /// message is evicted (and counted in `dropped()`). Fails (handing `msg`
+    /// back) if the channel is already closed. A successful `close_with` is the closing
     /// call: any `close` racing it returns `false`.
     pub fn close_with(self, msg: T) -> Result<(), SendError<T>> {
         let chan = &*self.chan;
@@ -803,26 +859,26 @@ impl<T> Sender<T> {
             return Err(SendError(msg));
         }
         // We won the close; the receiver treats CLOSING as open and cannot
-        // take the close from us. Room persists: we are the only producer.
+        // take the close from us. Under `Block` room persists (we are the
+        // only producer); under the dropping policies the spare slot is free
+        // once its previous reader is done, even when the ring is full.
         let t = self.tail.get();
-        let evicted = match self.make_room(t, SendMode::Closing) {
-            Room::Free(evicted) => {
-                // SAFETY: index `t` is free and ours.
-                unsafe { chan.write(t, msg) };
-                let end = t.wrapping_add(1);
-                chan.producer.tail.store(end, Ordering::Release);
-                self.tail.set(end);
-                evicted
-            }
-            Room::Closed => unreachable!("the close is ours"),
-            Room::Full => {
-                // DropNewest (Block waited for room above).
-                chan.count_dropped(1);
-                drop(msg);
-                None
-            }
+        if chan.shared.claiming {
+            self.wait_slot_free(t);
+        }
+        // SAFETY: index `t` is free (above) and ours.
+        unsafe { chan.write(t, msg) };
+        let end = t.wrapping_add(1);
+        chan.producer.tail.store(end, Ordering::Release);
+        self.tail.set(end);
+        chan.shared.close.finish(end);
+        // A full ring now holds one message too many: the oldest goes. Its
+        // drop runs last, when the close is complete.
+        let evicted = if chan.shared.claiming {
+            self.evict_excess()
+        } else {
+            None
         };
-        chan.shared.close.finish(self.tail.get());
         chan.wake_all();
         drop(evicted);
         Ok(())
@@ -867,6 +923,50 @@ impl<T> Sender<T> {
     }
 }
 
+/// Messages `send_many` has written at `first..end` but not yet published.
+/// If the iterator panics, dropping the run publishes them, as a loop of
+/// `send` would have sent them.
+struct Run<'a, T> {
+    tx: &'a Sender<T>,
+    first: usize,
+    end: usize,
+}
+
+impl<T> Run<'_, T> {
+    /// Publishes the run (unless a re-entrant send already did), settles it
+    /// against a close, and starts a new one at the sender's tail. `Err`
+    /// holds the messages a close excluded, in order.
+    fn settle(&mut self) -> Result<(), Vec<T>> {
+        let (tx, first, end) = (self.tx, self.first, self.end);
+        let result = if first == end {
+            Ok(())
+        } else if tx.tail.get() == end {
+            tx.publish(first, end)
+        } else if tx.chan.shared.close.is_open_relaxed() {
+            // A re-entrant send wrote after the run and published both.
+            Ok(())
+        } else {
+            // ... and the channel was closed meanwhile: the cutoff decides.
+            tx.resolve_close(first, end)
+        };
+        self.first = tx.tail.get();
+        self.end = self.first;
+        result.map_err(|keep| {
+            let mut back = Vec::new();
+            tx.take_back(keep, end, &mut back);
+            back
+        })
+    }
+}
+
+impl<T> Drop for Run<'_, T> {
+    fn drop(&mut self) {
+        // A no-op once settled; when unwinding, the messages a close
+        // excluded are dropped here.
+        drop(self.settle());
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.close();
@@ -906,7 +1006,7 @@ impl<T> Receiver<T> {
     /// `try_recv` when the cached tail says "empty", or under `DropOldest`.
     #[inline(never)]
     fn try_recv_refresh(&self) -> Result<T, TryRecvError> {
-        if self.chan.shared.overflow == Overflow::DropOldest {
+        if self.chan.shared.claiming {
             return self.try_recv_claiming();
         }
         let h = self.head.get();
@@ -957,7 +1057,7 @@ impl<T> Receiver<T> {
                 t = cutoff;
             }
         }
-        if self.chan.shared.overflow == Overflow::DropOldest {
+        if self.chan.shared.claiming {
             self.claim_tail.set(t);
         } else {
             self.tail_cache.set(t);
@@ -965,36 +1065,46 @@ impl<T> Receiver<T> {
         t
     }
 
+    /// Nothing below `t` to receive: `Err(Closed)` if the channel is closed
+    /// and drained, otherwise `Ok(t)` (empty).
     #[cold]
     fn empty_or_closed(&self, t: usize) -> Result<usize, TryRecvError> {
-        if self.cutoff.get().is_some() {
-            return Err(TryRecvError::Closed);
-        }
-        let Some(cutoff) = self.chan.shared.close.cutoff() else {
-            return Ok(t);
+        let cutoff = match self.cutoff.get() {
+            Some(cutoff) => cutoff,
+            None => {
+                let Some(cutoff) = self.chan.shared.close.cutoff() else {
+                    return Ok(t);
+                };
+                self.cutoff.set(Some(cutoff));
+                // Messages published before the close may have landed after
+                // our first tail load: look again, clamped to the cutoff.
+                let t = self.load_tail();
+                if before(self.current_head(), t) {
+                    return Ok(t);
+                }
+                cutoff
+            }
         };
-        self.cutoff.set(Some(cutoff));
-        // Messages published before the close may have landed after our
-        // first tail load: look again, clamped to the cutoff.
-        let t = self.load_tail();
-        if before(self.current_head(), t) {
-            Ok(t)
-        } else {
+        // Drained only at the cutoff: below it, a `send_many` run that a
+        // close counted may still be on its way (its sender publishes it).
+        if self.current_head() == cutoff {
             Err(TryRecvError::Closed)
+        } else {
+            Ok(t)
         }
     }
 
     #[inline(always)]
     fn current_head(&self) -> usize {
-        if self.chan.shared.overflow == Overflow::DropOldest {
+        if self.chan.shared.claiming {
             self.chan.head.load(Ordering::Acquire)
         } else {
             self.head.get()
         }
     }
 
-    /// `DropOldest`: claims the oldest message with a compare-exchange
-    /// (the sender may be evicting it).
+    /// The dropping policies: claims the oldest message with a
+    /// compare-exchange (the sender may be evicting it).
     fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
         loop {
@@ -1065,7 +1175,7 @@ impl<T> Receiver<T> {
     fn wait_for_batch(&self) {
         let chan = &*self.chan;
         let want = chan.shared.cap / SLACK_DIVISOR;
-        if want < 2 || chan.shared.overflow == Overflow::DropOldest {
+        if want < 2 || chan.shared.claiming {
             return;
         }
         let h = self.head.get();
@@ -1106,7 +1216,7 @@ impl<T> Receiver<T> {
     }
 
     fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, TryRecvError> {
-        if self.chan.shared.overflow == Overflow::DropOldest {
+        if self.chan.shared.claiming {
             // Claims one at a time: the sender may be evicting.
             let mut n = 0;
             while n < max {
@@ -1167,7 +1277,17 @@ impl<T> Receiver<T> {
         // a concurrently published tail, or that sender sees our alert (and
         // through it CLOSING) and settles against the cutoff we store below.
         barrier::heavy();
-        let cutoff = chan.producer.tail.load(Ordering::Acquire);
+        let mut cutoff = chan.producer.tail.load(Ordering::Acquire);
+        // A `send_many` that called us from its iterator (same thread) has
+        // written messages it has not published yet: they were sent before
+        // this close. (Any other value of `written` is at most the tail, or
+        // belongs to a concurrent `send_many`, whose messages may count
+        // either way: they will be published, and the sender settles
+        // against this cutoff.)
+        let written = chan.written.load(Ordering::Relaxed);
+        if before(cutoff, written) {
+            cutoff = written;
+        }
         chan.shared.close.finish(cutoff);
         self.cutoff.set(Some(cutoff));
         chan.wake_all();
@@ -1216,6 +1336,10 @@ impl<T> Receiver<T> {
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.close();
+        // Buffered messages go with the receiver (as in std), not with the
+        // last handle. What a concurrent `send_many` publishes after this
+        // goes with the channel.
+        crate::ring::drop_each(|| self.try_recv().ok());
     }
 }
 

@@ -291,16 +291,6 @@ fn close_with_under_drop_oldest_evicts() {
 }
 
 #[test]
-fn close_with_under_drop_newest_counts_the_discarded_final_message() {
-    let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropNewest).build();
-    tx.send(1).unwrap();
-    tx.close_with(2).unwrap();
-    assert_eq!(rx.dropped(), 1);
-    assert_eq!(rx.iter().collect::<Vec<_>>(), [1]);
-    assert!(rx.is_closed());
-}
-
-#[test]
 fn dropping_the_sender_closes() {
     let (tx, rx) = spsc::channel(2);
     tx.send(1).unwrap();
@@ -804,4 +794,242 @@ fn sender_drop_racing_a_parked_receiver_never_hangs() {
         drop(tx);
         assert_eq!(h.join().unwrap(), Err(RecvError));
     }
+}
+
+// ------------------------------------------------- re-entrancy and panics
+
+/// A re-entrant iterator: `send_many` behaves like a loop of `send`, so a
+/// message the iterator sends while it produces item `i` lands before `i`.
+/// (Before the fix the inner send overwrote unpublished slots and moved the
+/// tail backwards: lost, repeated and double-dropped messages.)
+#[test]
+fn send_many_with_a_reentrant_iterator_is_a_loop_of_send() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(16);
+    let items = (0..4).map(|i| {
+        tx.send(Counted::new(100 + i, &drops)).unwrap();
+        Counted::new(i, &drops)
+    });
+    assert_eq!(tx.send_many(items).map_err(|_| ()), Ok(4));
+    let got: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
+    assert_eq!(got, [100, 0, 101, 1, 102, 2, 103, 3]);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 8);
+}
+
+/// The same across threads on a small ring, so that the inner sends use up
+/// the room the outer loop counted on and both wait for the receiver.
+#[test]
+fn reentrant_send_many_on_a_small_ring_keeps_loop_order() {
+    let total = n(20_000);
+    for cap in [1, 2, 3, 8] {
+        let (tx, rx) = spsc::channel(cap);
+        let h = thread::spawn(move || {
+            let tx = &tx;
+            let items = (0..total).inspect(|&i| {
+                if i % 3 == 0 {
+                    tx.send(usize::MAX - i).unwrap();
+                }
+            });
+            tx.send_many(items).map_err(|_| ())
+        });
+        let mut expected = Vec::new();
+        for i in 0..total {
+            if i % 3 == 0 {
+                expected.push(usize::MAX - i);
+            }
+            expected.push(i);
+        }
+        let got: Vec<usize> = rx.iter().collect();
+        assert_eq!(h.join().unwrap(), Ok(total));
+        assert!(
+            got == expected,
+            "cap {cap}: order differs from a loop of send"
+        );
+    }
+}
+
+/// The iterator closes the channel (through the receiver) while producing
+/// item 3: items 0..3 were sent before the close, item 3 after it.
+#[test]
+fn send_many_whose_iterator_closes_the_channel() {
+    let (tx, rx) = spsc::channel(8);
+    let mut items = (0..5).inspect(|&i| {
+        if i == 3 {
+            assert!(rx.close());
+        }
+    });
+    assert_eq!(tx.send_many(items.by_ref()), Err(SendError(vec![3])));
+    assert_eq!(items.next(), Some(4), "unpulled items stay in the iterator");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+/// A panicking iterator: what it yielded before the panic was sent, as by a
+/// loop of `send`, and the sender stays usable.
+#[test]
+fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(8);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        tx.send_many((0..5).map(|i| {
+            if i == 3 {
+                panic!("the iterator panics");
+            }
+            Counted::new(i, &drops)
+        }))
+    }));
+    assert!(result.is_err());
+    tx.send(Counted::new(9, &drops)).unwrap();
+    let got: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
+    assert_eq!(got, [0, 1, 2, 9]);
+    drop((tx, rx));
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
+/// A message whose drop sends on the same channel: an evicted message's
+/// drop runs after the send that evicted it has completed.
+#[test]
+fn evicted_message_whose_drop_sends_on_the_same_channel() {
+    struct Echo(u32);
+    thread_local! {
+        static TX: std::cell::RefCell<Option<spsc::Sender<Echo>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    impl Drop for Echo {
+        fn drop(&mut self) {
+            if self.0 < 3 {
+                let next = Echo(self.0 + 10);
+                TX.with(|tx| {
+                    if let Some(tx) = tx.borrow().as_ref() {
+                        let _ = tx.send(next);
+                    }
+                });
+            }
+        }
+    }
+    let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropOldest).build();
+    TX.with(|cell| *cell.borrow_mut() = Some(tx));
+    let send = |m| TX.with(|tx| tx.borrow().as_ref().unwrap().send(m).is_ok());
+    assert!(send(Echo(1)));
+    assert!(send(Echo(5))); // evicts 1, whose drop sends 11, which evicts 5
+    assert_eq!(rx.try_recv().map(|m| m.0).ok(), Some(11));
+    assert_eq!(rx.dropped(), 2);
+    TX.with(|cell| cell.borrow_mut().take());
+    assert_eq!(rx.try_recv().map(|m| m.0).err(), Some(TryRecvError::Closed));
+}
+
+/// `close_with` on a full `DropNewest` channel evicts the oldest message so
+/// that the final one goes in. Before the fix it dropped the final message
+/// between starting and finishing the close: a panicking drop left the close
+/// half done (`recv` timed out instead of reporting `Closed`).
+#[test]
+fn close_with_whose_eviction_panics_still_completes_the_close() {
+    for overflow in [Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::Builder::new(1).overflow(overflow).build();
+        let mut old = Counted::new(0, &drops);
+        old.panic_on_drop = true;
+        tx.send(old).unwrap();
+        let mut last = Counted::new(1, &drops);
+        last.panic_on_drop = true;
+        let result = catch_unwind(AssertUnwindSafe(move || tx.close_with(last)));
+        assert!(
+            result.is_err(),
+            "{overflow:?}: the evicted message's drop panicked"
+        );
+        assert!(!rx.close(), "{overflow:?}: close_with was the closing call");
+        let mut got = rx.recv_timeout(ms(5_000)).expect("the final message");
+        got.panic_on_drop = false;
+        assert_eq!(
+            got.id, 1,
+            "{overflow:?}: the final message, not the evicted one"
+        );
+        assert_eq!(rx.dropped(), 1);
+        assert_eq!(
+            rx.recv_timeout(ms(5_000)).err(),
+            Some(RecvTimeoutError::Closed)
+        );
+        drop(got);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[test]
+fn close_with_on_a_full_drop_newest_channel_evicts_the_oldest() {
+    let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropNewest).build();
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    tx.close_with(3).unwrap();
+    assert_eq!(rx.dropped(), 1);
+    assert_eq!(rx.len(), 2);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2, 3]);
+}
+
+/// Under `DropOldest` an eviction happens only for a send that succeeds: a
+/// send that fails on a racing close leaves the buffer as it was, so the
+/// last `capacity` messages sent successfully are all received.
+#[test]
+fn drop_oldest_send_racing_close_evicts_only_for_a_successful_send() {
+    for round in 0..n(2_000) {
+        let cap = 1 + round % 3;
+        let (tx, rx) = spsc::Builder::new(cap)
+            .overflow(Overflow::DropOldest)
+            .build();
+        let started = Arc::new(Barrier::new(2));
+        let go = started.clone();
+        let h = thread::spawn(move || {
+            go.wait();
+            let mut i = 0usize;
+            while tx.send(i).is_ok() {
+                i += 1;
+            }
+            i // messages 0..i were sent
+        });
+        started.wait();
+        let mut rest: Vec<usize> = (0..round % 7).filter_map(|_| rx.try_recv().ok()).collect();
+        rx.close();
+        rest.extend(rx.iter());
+        let sent = h.join().unwrap();
+        for m in sent.saturating_sub(cap)..sent {
+            assert!(
+                rest.contains(&m),
+                "round {round}, cap {cap}: message {m} of the last {cap} sent was lost (sent {sent}, received {rest:?})"
+            );
+        }
+    }
+}
+
+/// Dropping the receiver drops the buffered messages at once (as std and
+/// crossbeam do), not when the sender goes.
+#[test]
+fn dropping_the_receiver_drops_buffered_messages_at_once() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::Builder::new(4).overflow(overflow).build();
+        for i in 0..3 {
+            tx.send(Counted::new(i, &drops)).unwrap();
+        }
+        drop(rx);
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "{overflow:?}");
+        assert!(tx.send(Counted::new(9, &drops)).is_err());
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+        drop(tx);
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+    }
+}
+
+#[test]
+fn dropping_the_receiver_with_a_panicking_message_drops_the_rest() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::channel(4);
+    for i in 0..4 {
+        let mut m = Counted::new(i, &drops);
+        m.panic_on_drop = i == 1;
+        tx.send(m).unwrap();
+    }
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(rx))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+    assert!(tx.is_closed());
+    drop(tx);
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
