@@ -238,10 +238,11 @@ fn close_with_under_each_policy_on_a_full_ring() {
     assert_eq!(rx.iter().collect::<Vec<_>>(), [2]);
     assert_eq!(rx.dropped(), 1);
 
+    // The final message always goes in: DropNewest evicts for it too.
     let (tx, rx) = mpsc::Builder::new(1).overflow(Overflow::DropNewest).build();
     tx.send(1).unwrap();
     tx.close_with(2).unwrap();
-    assert_eq!(rx.iter().collect::<Vec<_>>(), [1]);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2]);
     assert_eq!(rx.dropped(), 1);
 
     let (tx, rx) = mpsc::channel(1);
@@ -634,5 +635,196 @@ fn rendezvous_timed_sends_racing_receives_lose_nothing() {
             got += 1;
         }
         assert_eq!(h.join().unwrap(), got);
+    }
+}
+
+// ------------------------------------------------- re-entrancy and panics
+
+/// `send_many` takes a batch from the iterator before it claims slots, so
+/// it never runs the iterator while it holds a claim. A message the
+/// iterator itself sends on the channel lands ahead of the batch being
+/// collected: each stream keeps its order, nothing is lost or repeated.
+#[test]
+fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    for cap in [1, 3, 16, 200] {
+        let (tx, rx) = mpsc::channel(cap);
+        let total = 100;
+        let h = thread::spawn(move || {
+            let inner = tx.clone();
+            // The iterator sends through the handle itself and a clone.
+            let tx = &tx;
+            let items = (0..total).inspect(|&i| {
+                if i % 2 == 0 {
+                    tx.send(1000 + i).unwrap();
+                } else {
+                    inner.send(1000 + i).unwrap();
+                }
+            });
+            tx.send_many(items).map_err(|_| ())
+        });
+        let got: Vec<usize> = rx.iter().collect();
+        assert_eq!(h.join().unwrap(), Ok(total));
+        let outer: Vec<usize> = got.iter().copied().filter(|&v| v < 1000).collect();
+        let inner: Vec<usize> = got.iter().copied().filter(|&v| v >= 1000).collect();
+        assert_eq!(outer, (0..total).collect::<Vec<_>>(), "cap {cap}");
+        assert_eq!(inner, (1000..1000 + total).collect::<Vec<_>>(), "cap {cap}");
+        for i in 0..total {
+            let at = |v| got.iter().position(|&x| x == v).unwrap();
+            assert!(
+                at(1000 + i) < at(i),
+                "cap {cap}: the iterator's send of {i} came later"
+            );
+        }
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+}
+
+/// A panicking iterator: the batch being collected is dropped (none of it
+/// enqueued), everything before it was sent, and the sender stays usable.
+#[test]
+fn send_many_whose_iterator_panics_wedges_nothing() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel(16);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        tx.send_many((0..10).map(|i| {
+            if i == 6 {
+                panic!("the iterator panics");
+            }
+            Counted::new(i, &drops)
+        }))
+    }));
+    assert!(result.is_err());
+    let before: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
+    assert!(before.len() <= 6);
+    assert_eq!(before, (0..before.len()).collect::<Vec<_>>());
+    tx.send(Counted::new(9, &drops)).unwrap();
+    assert_eq!(rx.recv().unwrap().id, 9);
+    drop((tx, rx));
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        7,
+        "every message dropped once"
+    );
+}
+
+#[test]
+fn close_with_on_a_full_channel_evicts_the_oldest_under_both_drop_policies() {
+    for overflow in [Overflow::DropNewest, Overflow::DropOldest] {
+        let (tx, rx) = mpsc::Builder::new(2).overflow(overflow).build();
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        tx.close_with(3).unwrap();
+        assert_eq!(rx.dropped(), 1, "{overflow:?}");
+        assert_eq!(rx.len(), 2, "{overflow:?}");
+        assert_eq!(rx.iter().collect::<Vec<_>>(), [2, 3], "{overflow:?}");
+    }
+}
+
+#[test]
+fn close_with_on_a_full_drop_newest_channel_with_other_senders_is_last() {
+    let (tx, rx) = mpsc::Builder::new(1).overflow(Overflow::DropNewest).build();
+    let other = tx.clone();
+    other.send(1).unwrap();
+    tx.close_with(2).unwrap();
+    assert_eq!(other.send(3), Err(SendError(3)));
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2]);
+    assert_eq!(rx.dropped(), 1);
+}
+
+/// Under `DropOldest` an eviction happens only for a send that succeeds: a
+/// send that fails on a racing close leaves the buffer as it was.
+#[test]
+fn drop_oldest_send_racing_close_evicts_only_for_a_successful_send() {
+    for round in 0..n(2_000) {
+        let cap = 1 + round % 3;
+        let (tx, rx) = mpsc::Builder::new(cap)
+            .overflow(Overflow::DropOldest)
+            .build();
+        let started = Arc::new(Barrier::new(2));
+        let go = started.clone();
+        let h = thread::spawn(move || {
+            go.wait();
+            let mut i = 0usize;
+            while tx.send(i).is_ok() {
+                i += 1;
+            }
+            i
+        });
+        started.wait();
+        let mut rest: Vec<usize> = (0..round % 7).filter_map(|_| rx.try_recv().ok()).collect();
+        rx.close();
+        rest.extend(rx.iter());
+        let sent = h.join().unwrap();
+        for m in sent.saturating_sub(cap)..sent {
+            assert!(
+                rest.contains(&m),
+                "round {round}, cap {cap}: message {m} of the last {cap} sent was lost (sent {sent}, received {rest:?})"
+            );
+        }
+    }
+}
+
+/// Dropping the receiver drops the buffered messages at once, while senders
+/// still exist (std's `drop_unreceived`).
+#[test]
+fn dropping_the_receiver_drops_buffered_messages_at_once() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(4).overflow(overflow).build();
+        for i in 0..3 {
+            tx.send(Counted::new(i, &drops)).unwrap();
+        }
+        drop(rx);
+        assert_eq!(drops.load(Ordering::SeqCst), 3, "{overflow:?}");
+        assert!(tx.send(Counted::new(9, &drops)).is_err());
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+        drop(tx);
+        assert_eq!(drops.load(Ordering::SeqCst), 4);
+    }
+}
+
+#[test]
+fn dropping_the_receiver_with_a_panicking_message_drops_the_rest() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel(4);
+    for i in 0..4 {
+        let mut m = Counted::new(i, &drops);
+        m.panic_on_drop = i == 1;
+        tx.send(m).unwrap();
+    }
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(rx))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+    assert!(tx.is_closed());
+}
+
+/// Senders racing the receiver's drop: every message is dropped exactly
+/// once, and none outlives the receiver by more than the sends in flight.
+#[test]
+fn dropping_the_receiver_while_senders_run_drops_each_message_once() {
+    for _ in 0..n(200) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel(8);
+        let senders: Vec<_> = (0..2)
+            .map(|p| {
+                let tx = tx.clone();
+                let drops = drops.clone();
+                thread::spawn(move || {
+                    let mut made = 0;
+                    for i in 0..1000 {
+                        made += 1;
+                        if tx.send(Counted::new(p * 1000 + i, &drops)).is_err() {
+                            break;
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        drop(tx);
+        let _ = rx.recv();
+        drop(rx);
+        let made: usize = senders.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(drops.load(Ordering::SeqCst), made);
     }
 }

@@ -163,3 +163,77 @@ fn rendezvous_close_wakes_a_waiting_sender() {
         }
     });
 }
+
+/// `DropOldest` at capacity 1: a send racing a receiver-side close. An
+/// eviction happens only for a send that succeeds: if the send fails, the
+/// buffered message is still there for the receiver to drain.
+#[test]
+fn drop_oldest_send_racing_close_evicts_only_for_a_successful_send() {
+    model(|| {
+        let (tx, rx) = mpsc::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<usize>();
+        tx.send(1).unwrap();
+        let h = thread::spawn(move || tx.send(2).is_ok());
+        rx.close();
+        // `iter`: a send claimed before the close may still be in flight.
+        let rest: Vec<usize> = rx.iter().collect();
+        let sent = h.join().unwrap();
+        if sent {
+            assert!(rest == [2] || rest == [1, 2], "{rest:?}");
+        } else {
+            assert_eq!(rest, [1], "a failed send evicted the buffered message");
+        }
+    });
+}
+
+/// `close_with` on a full `DropNewest` channel evicts the oldest message
+/// while the receiver may be claiming it: the final message arrives last,
+/// every other message is received or counted once.
+#[test]
+fn close_with_evicting_races_recv() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(1)
+            .overflow(Overflow::DropNewest)
+            .build::<Tracked>();
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let h = thread::spawn(move || tx.close_with(Tracked(2, d)).is_ok());
+        let first = rx.recv().unwrap().0;
+        assert!(h.join().unwrap());
+        let rest: Vec<usize> = rx.iter().map(|m| m.0).collect();
+        match first {
+            1 => assert_eq!((rest.as_slice(), rx.dropped()), (&[2][..], 0)),
+            2 => assert_eq!((rest.as_slice(), rx.dropped()), (&[][..], 1)),
+            other => panic!("impossible first message {other}"),
+        }
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// Dropping the receiver while a sender sends: every message is dropped
+/// exactly once, by the receiver (buffered before it went) or by whoever
+/// holds it last.
+#[test]
+fn receiver_drop_racing_a_send_drops_each_message_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel::<Tracked>(2);
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            let r = tx.send(Tracked(2, d));
+            (r.is_ok(), tx)
+        });
+        drop(rx);
+        let (_, tx) = h.join().unwrap();
+        assert!(
+            drops.load(Ordering::Relaxed) >= 1,
+            "the buffered message went with the receiver"
+        );
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
