@@ -105,8 +105,16 @@
 //!   subscriber had received them.
 //! - At most 65535 subscribers at once (the count shares the tail word);
 //!   `subscribe` and `Receiver::clone` panic beyond that.
-//! - `close_with(msg)` under `Block` waits for room; under `DropOldest` it
-//!   evicts. `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
+//! - `close_with(msg)`: the final message always goes in; under `Block` it
+//!   waits for room, under `DropOldest` it evicts.
+//! - `send_many` takes up to 64 messages from the iterator, then claims
+//!   their positions with one compare-exchange: it never runs the iterator
+//!   while it holds a claim. A message the iterator sends on this channel
+//!   itself lands ahead of the batch being collected. Under `DropOldest` the
+//!   messages a batch evicts are dropped once all of it is written.
+//! - When the last subscriber goes, the messages it had not received go
+//!   with it (std's behaviour for a dropped receiver), not with the last
+//!   sender. `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
 //!   sender cannot tell which subscriber a dropped message would be missing
 //!   for; use `DropOldest` (subscribers learn their loss as `Lagged`) or
 //!   `Block`.
@@ -632,8 +640,11 @@ impl<T> Chan<T> {
     }
 
     /// Writes the message of the claimed `pos` under `DropOldest`, evicting
-    /// the message one lap back if it is still there.
-    fn write_evicting(&self, pos: u64, msg: T, subs: u64) {
+    /// the message one lap back if it is still there. Returns the evicted
+    /// message: the caller drops it once every position it claimed is
+    /// written, so that a panicking drop leaves none claimed and unwritten.
+    #[must_use]
+    fn write_evicting(&self, pos: u64, msg: T, subs: u64) -> Option<T> {
         let slot = self.slot(pos);
         let prev_full = pos.wrapping_sub(self.lap) | FULL;
         let backoff = Backoff::new();
@@ -689,9 +700,7 @@ impl<T> Chan<T> {
             backoff.snooze();
         };
         self.recv_waiters.notify_all();
-        // Dropped after the slot is consistent: a panicking drop wedges
-        // nothing.
-        drop(evicted);
+        evicted
     }
 
     /// Sends, waiting for room under `Block` until `deadline`.
@@ -704,7 +713,7 @@ impl<T> Chan<T> {
         if self.evicting() {
             return match self.claim_evicting(1, last) {
                 Some((pos, subs)) => {
-                    self.write_evicting(pos, msg, subs);
+                    drop(self.write_evicting(pos, msg, subs));
                     Ok(())
                 }
                 None => Err(SendTimeoutError::Closed(msg)),
@@ -809,11 +818,15 @@ impl<T> Chan<T> {
                     batch.reverse();
                     return Err(SendError(batch));
                 };
+                let mut evicted = Vec::new();
                 while let Some(msg) = batch.pop() {
-                    self.write_evicting(pos, msg, subs);
+                    evicted.extend(self.write_evicting(pos, msg, subs));
                     pos = self.next(pos);
                 }
                 sent += n;
+                // Every claimed position is written: drop what was evicted
+                // (a panicking drop still drops the rest, and wedges nothing).
+                drop(evicted);
                 continue;
             }
             let claim = match self.claim_free(batch.len()) {

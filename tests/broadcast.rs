@@ -893,3 +893,133 @@ fn subscribers_created_by_many_threads_each_see_a_suffix() {
         }
     }
 }
+
+// ------------------------------------------------- re-entrancy and panics
+
+/// Runs `f` on another thread and fails the test if it has not finished
+/// within `limit`: a wedged channel fails instead of hanging the suite.
+fn finishes_within<R: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done_tx.send(f());
+    });
+    done_rx.recv_timeout(limit).expect("the channel is wedged")
+}
+
+/// `send_many` under `DropOldest`: an evicted message whose drop panics.
+/// Before the fix the panic escaped between claiming the batch's positions
+/// and writing them; the claimed-but-never-written positions wedged every
+/// later sender (it spun forever).
+#[test]
+fn send_many_whose_evicted_message_panics_on_drop_wedges_nothing() {
+    let (live, drops) = counters();
+    let (tx, rx) = dropping(2);
+    let mut first = Counted::new(0, &live, &drops);
+    first.panic_on_drop = true;
+    tx.send(first).unwrap();
+    tx.send(Counted::new(1, &live, &drops)).unwrap();
+    let batch: Vec<_> = (2..5).map(|i| Counted::new(i, &live, &drops)).collect();
+    let result = catch_unwind(AssertUnwindSafe(|| tx.send_many(batch)));
+    assert!(result.is_err(), "the evicted message's drop panicked");
+    let (tx, rx) = finishes_within(ms(10_000), move || {
+        tx.send(Counted::new(5, &live, &drops)).unwrap();
+        (tx, rx)
+    });
+    assert_eq!(rx.recv().map(|m| m.id), Err(RecvError::Lagged(4)));
+    assert_eq!(rx.try_iter().map(|m| m.id).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(tx.dropped(), 4);
+}
+
+/// A message the iterator sends itself lands ahead of the batch being
+/// collected; nothing is lost or repeated.
+#[test]
+fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
+    for overflow in [Overflow::Block, Overflow::DropOldest] {
+        let (tx, rx) = broadcast::Builder::new(256).overflow(overflow).build();
+        let items = (0..100).inspect(|&i| {
+            tx.send(1000 + i).unwrap();
+        });
+        assert_eq!(tx.send_many(items), Ok(100));
+        drop(tx);
+        let got: Vec<usize> = rx.iter().collect();
+        let outer: Vec<usize> = got.iter().copied().filter(|&v| v < 1000).collect();
+        let inner: Vec<usize> = got.iter().copied().filter(|&v| v >= 1000).collect();
+        assert_eq!(outer, (0..100).collect::<Vec<_>>(), "{overflow:?}");
+        assert_eq!(inner, (1000..1100).collect::<Vec<_>>(), "{overflow:?}");
+    }
+}
+
+/// A message whose `Clone` sends on the same channel (with room): the send
+/// completes as if made after the receive that ran it.
+#[test]
+fn clone_that_sends_on_the_same_channel() {
+    #[derive(Debug)]
+    struct Loud(u32);
+    thread_local! {
+        static TX: std::cell::RefCell<Option<broadcast::Sender<Loud>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    impl Clone for Loud {
+        fn clone(&self) -> Self {
+            if self.0 < 10 {
+                TX.with(|tx| {
+                    if let Some(tx) = tx.borrow().as_ref() {
+                        tx.send(Loud(self.0 + 10)).unwrap();
+                    }
+                });
+            }
+            Loud(self.0)
+        }
+    }
+    for overflow in [Overflow::Block, Overflow::DropOldest] {
+        let (tx, rx) = broadcast::Builder::new(16).overflow(overflow).build();
+        let other = tx.subscribe(); // two subscribers: the first one clones
+        TX.with(|cell| *cell.borrow_mut() = Some(tx));
+        TX.with(|tx| tx.borrow().as_ref().unwrap().send(Loud(1)).unwrap());
+        assert_eq!(rx.try_recv().map(|m| m.0), Ok(1)); // its clone sends 11
+        assert_eq!(rx.try_recv().map(|m| m.0), Ok(11));
+        TX.with(|cell| cell.borrow_mut().take());
+        // Under DropOldest every subscriber clones (its clone of 1 sends
+        // another 11); under Block the last one moves the message out.
+        let rest: Vec<u32> = other.iter().map(|m| m.0).collect();
+        assert_eq!(rest[..2], [1, 11], "{overflow:?}");
+        assert!(rest[2..].iter().all(|&m| m == 11), "{overflow:?}");
+    }
+}
+
+/// Dropping every subscriber drops the buffered messages at once, while a
+/// sender still exists.
+#[test]
+fn dropping_every_receiver_drops_buffered_messages_at_once() {
+    for overflow in [Overflow::Block, Overflow::DropOldest] {
+        let (live, drops) = counters();
+        let (tx, rx) = broadcast::Builder::new(4).overflow(overflow).build();
+        let rx2 = rx.clone();
+        for i in 0..3 {
+            tx.send(Counted::new(i, &live, &drops)).unwrap();
+        }
+        drop(rx);
+        assert_eq!(
+            live.load(Ordering::SeqCst),
+            3,
+            "{overflow:?}: rx2 still holds them"
+        );
+        drop(rx2);
+        assert_eq!(live.load(Ordering::SeqCst), 0, "{overflow:?}");
+        assert!(tx.send(Counted::new(9, &live, &drops)).is_err());
+        assert_eq!(live.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn close_with_on_a_full_drop_oldest_channel_evicts_the_oldest() {
+    let (tx, rx) = dropping(2);
+    tx.send(1).unwrap();
+    tx.send(2).unwrap();
+    tx.close_with(3).unwrap();
+    assert_eq!(rx.recv(), Err(RecvError::Lagged(1)));
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [2, 3]);
+}
