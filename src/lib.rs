@@ -121,132 +121,13 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 #[macro_use]
-mod iter {
-    /// Defines `Iter`, `TryIter`, `IntoIter` and the `IntoIterator` impls for a
-    /// module's `Receiver<T>`: one definition for every channel kind. By
-    /// default the iterators end at the first error of `recv`/`try_recv`;
-    /// a kind whose receive has non-final errors (broadcast's `Lagged`)
-    /// passes the bound on `T` and its own `next` and `try_next` expressions
-    /// of `rx`.
-    macro_rules! receiver_iterators {
-        () => {
-            receiver_iterators!(T: Sized, |rx| rx.recv().ok(), |rx| rx.try_recv().ok());
-        };
-        (T: $bound:path, |$rx:ident| $next:expr, |$try_rx:ident| $try_next:expr) => {
-            /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`]: yields
-            /// messages until the channel is closed and drained.
-            #[derive(Debug)]
-            pub struct Iter<'a, T> {
-                rx: &'a Receiver<T>,
-            }
-
-            impl<T: $bound> Iterator for Iter<'_, T> {
-                type Item = T;
-                fn next(&mut self) -> Option<T> {
-                    let $rx = self.rx;
-                    $next
-                }
-            }
-
-            /// Non-blocking iterator over a [`Receiver`], from
-            /// [`Receiver::try_iter`]: yields what is buffered now.
-            #[derive(Debug)]
-            pub struct TryIter<'a, T> {
-                rx: &'a Receiver<T>,
-            }
-
-            impl<T: $bound> Iterator for TryIter<'_, T> {
-                type Item = T;
-                fn next(&mut self) -> Option<T> {
-                    let $try_rx = self.rx;
-                    $try_next
-                }
-            }
-
-            /// Owning blocking iterator, from `Receiver::into_iter`.
-            #[derive(Debug)]
-            pub struct IntoIter<T> {
-                rx: Receiver<T>,
-            }
-
-            impl<T: $bound> Iterator for IntoIter<T> {
-                type Item = T;
-                fn next(&mut self) -> Option<T> {
-                    let $rx = &self.rx;
-                    $next
-                }
-            }
-
-            impl<'a, T: $bound> IntoIterator for &'a Receiver<T> {
-                type Item = T;
-                type IntoIter = Iter<'a, T>;
-                fn into_iter(self) -> Iter<'a, T> {
-                    self.iter()
-                }
-            }
-
-            impl<T: $bound> IntoIterator for Receiver<T> {
-                type Item = T;
-                type IntoIter = IntoIter<T>;
-                fn into_iter(self) -> IntoIter<T> {
-                    IntoIter { rx: self }
-                }
-            }
-        };
-    }
-}
-
-/// Helpers shared by the ring-based channels.
-mod ring {
-    /// Drops every item `next` yields until it yields `None` (and `next`
-    /// keeps yielding `None` after that). If one drop, or `next` itself,
-    /// panics, unwinding goes on with the rest, so none is leaked; a second
-    /// panic aborts, as in any drop.
-    pub(crate) fn drop_each<T>(next: impl FnMut() -> Option<T>) {
-        struct Rest<T, N: FnMut() -> Option<T>>(N);
-        impl<T, N: FnMut() -> Option<T>> Rest<T, N> {
-            fn run(&mut self) {
-                while let Some(item) = (self.0)() {
-                    drop(item);
-                }
-            }
-        }
-        impl<T, N: FnMut() -> Option<T>> Drop for Rest<T, N> {
-            // After a normal run `next` yields `None` at once; while
-            // unwinding from a panicking drop, this drops the rest.
-            fn drop(&mut self) {
-                self.run();
-            }
-        }
-        Rest(next).run();
-    }
-
-    /// Drops the message at every position from `first` up to `end`
-    /// (advancing with `next`) through `drop_at`, which moves it out and
-    /// drops it; a panicking drop does not stop the rest ([`drop_each`]).
-    /// Used by a channel's `Drop`, when no other handle exists, and by a
-    /// leaving broadcast subscriber (which passes its unread messages).
-    pub(crate) fn drop_positions<P: Copy + PartialEq>(
-        first: P,
-        end: P,
-        next: impl Fn(P) -> P,
-        drop_at: impl Fn(P),
-    ) {
-        let mut pos = first;
-        drop_each(|| {
-            (pos != end).then(|| {
-                let at = pos;
-                pos = next(at);
-                drop_at(at);
-            })
-        });
-    }
-}
-
+mod chan;
 mod close;
+mod counter;
 mod error;
 mod overflow;
 mod park;
+mod ring;
 mod sync;
 
 pub mod broadcast;

@@ -116,6 +116,7 @@
 //!   messages at once, as std and crossbeam do.
 //! - `recv_many(buf, 0)` returns `Ok(0)` without waiting.
 
+use crate::chan::{self, Core, FromMissing, Handle, Missing, Receiving, SendMode, Sending};
 use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -127,7 +128,7 @@ use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `a` comes strictly before `b` in wrapping index order.
 #[inline(always)]
@@ -135,38 +136,9 @@ fn before(a: usize, b: usize) -> bool {
     (b.wrapping_sub(a) as isize) > 0
 }
 
-/// Configures and creates an SPSC channel.
-///
-/// ```
-/// use rillet::{spsc, Overflow};
-/// let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropOldest).build();
-/// for i in 0..5 {
-///     tx.send(i).unwrap();
-/// }
-/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3, 4]);
-/// assert_eq!(tx.dropped(), 3);
-/// ```
-#[derive(Debug, Clone)]
-pub struct Builder {
-    capacity: usize,
-    overflow: Overflow,
-}
+builder!("spsc", |_| {});
 
 impl Builder {
-    /// A builder for a channel holding at most `capacity` messages.
-    pub fn new(capacity: usize) -> Self {
-        Builder {
-            capacity,
-            overflow: Overflow::Block,
-        }
-    }
-
-    /// Sets the overflow policy (default [`Overflow::Block`]).
-    pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
-        self
-    }
-
     /// Creates the channel.
     ///
     /// # Panics
@@ -273,7 +245,7 @@ struct Shared {
     claiming: bool,
 }
 
-struct Chan<T> {
+pub(crate) struct Chan<T> {
     producer: CachePadded<Producer>,
     /// One past the last index the sender has written, published or not:
     /// stored by `send_many` before it runs the caller's iterator, so that a
@@ -377,6 +349,54 @@ impl<T> Chan<T> {
     }
 }
 
+impl<T> Core for Chan<T> {
+    fn len(&self) -> usize {
+        Chan::len(self)
+    }
+
+    fn capacity(&self) -> usize {
+        self.shared.cap
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared.close.is_closed()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.producer.dropped.load(Ordering::Relaxed)
+    }
+
+    fn overflow(&self) -> Overflow {
+        self.shared.overflow
+    }
+
+    /// A receiver-side close (the sender's own is `Handle::close` on
+    /// `Sender`): the cutoff is the tail as seen after the heavy barrier.
+    fn close(&self) -> bool {
+        if !self.begin_close() {
+            return false;
+        }
+        // Pairs with the light barrier in `Sender::publish`: either we see
+        // a concurrently published tail, or that sender sees our alert (and
+        // through it CLOSING) and settles against the cutoff we store below.
+        barrier::heavy();
+        let mut cutoff = self.producer.tail.load(Ordering::Acquire);
+        // A `send_many` that called us from its iterator (same thread) has
+        // written messages it has not published yet: they were sent before
+        // this close. (Any other value of `written` is at most the tail, or
+        // belongs to a concurrent `send_many`, whose messages may count
+        // either way: they will be published, and the sender settles
+        // against this cutoff.)
+        let written = self.written.load(Ordering::Relaxed);
+        if before(cutoff, written) {
+            cutoff = written;
+        }
+        self.shared.close.finish(cutoff);
+        self.wake_all();
+        true
+    }
+}
+
 impl<T> Drop for Chan<T> {
     fn drop(&mut self) {
         // We are the last handle: `&mut self` gives exclusive access, and the
@@ -457,29 +477,31 @@ enum Room {
     Full,
 }
 
-impl<T> Sender<T> {
-    /// Sends a message, waiting for room under [`Overflow::Block`].
-    ///
-    /// Fails only if the channel is closed, handing the message back.
-    #[inline]
-    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        match self.try_send_inner(msg, true) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(m)) => Err(SendError(m)),
-            Err(TrySendError::Full(m)) => match self.send_slow(m, None) {
-                Ok(()) => Ok(()),
-                Err(SendTimeoutError::Closed(m) | SendTimeoutError::Timeout(m)) => {
-                    Err(SendError(m))
-                }
-            },
+impl<T> Sending<T> for Sender<T> {
+    #[inline(always)]
+    fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        match mode {
+            SendMode::Last => self.try_close_with(msg),
+            _ => self.try_send_inner(msg, mode == SendMode::Wait),
         }
     }
 
-    /// Sends without waiting. Under `Block` a full channel returns
-    /// [`TrySendError::Full`]; the other policies never do.
+    fn send_queue(&self) -> &WaitQueue {
+        &self.chan.send_waiters
+    }
+}
+
+impl<T> Sender<T> {
+    sender_methods!("spsc");
+
     #[inline(always)]
-    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+    fn try_send_now(&self, msg: T) -> Result<(), TrySendError<T>> {
         self.try_send_inner(msg, false)
+    }
+
+    #[inline]
+    fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        chan::send(self, msg, deadline, SendMode::Wait)
     }
 
     /// The non-waiting send. `slack`: called from a blocking send, which may
@@ -523,49 +545,6 @@ impl<T> Sender<T> {
             // SAFETY: `publish` handed index `t` back to us: written by us,
             // never readable by the receiver (at or past the cutoff).
             Err(_) => Err(TrySendError::Closed(unsafe { self.chan.read(t) })),
-        }
-    }
-
-    /// Sends, waiting at most `timeout` for room.
-    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(msg, Instant::now().checked_add(timeout))
-    }
-
-    /// Sends, waiting until `deadline` at most for room.
-    pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
-        self.send_until(msg, Some(deadline))
-    }
-
-    /// The one sending wait loop (`None`: no deadline).
-    #[inline]
-    fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        match self.try_send_inner(msg, true) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
-            Err(TrySendError::Full(m)) => self.send_slow(m, deadline),
-        }
-    }
-
-    /// The waiting part of every blocking send (the ring was full).
-    #[cold]
-    #[inline(never)]
-    fn send_slow(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        let mut pending = Some(msg);
-        let outcome = park::block_on(&[&self.chan.send_waiters], deadline, || {
-            let msg = pending.take()?;
-            match self.try_send(msg) {
-                Ok(()) => Some(Ok(())),
-                Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
-                Err(TrySendError::Full(m)) => {
-                    pending = Some(m);
-                    None
-                }
-            }
-        });
-        match (outcome, pending) {
-            (Some(result), _) => result,
-            (None, Some(m)) => Err(SendTimeoutError::Timeout(m)),
-            (None, None) => unreachable!("a timed-out send still holds its message"),
         }
     }
 
@@ -818,51 +797,46 @@ impl<T> Sender<T> {
         run.settle().map(|()| taken).map_err(SendError)
     }
 
-    /// Closes the channel for both sides. Returns `true` only for the call
-    /// that closed it; every later or concurrent `close` (from either side)
-    /// returns `false`. Buffered messages can still be received.
-    pub fn close(&self) -> bool {
-        let chan = &*self.chan;
-        if !chan.begin_close() {
-            return false;
-        }
-        // We are the only producer: our tail is the cutoff.
-        chan.shared.close.finish(self.tail.get());
-        chan.wake_all();
-        true
-    }
-
     /// Sends a final message and closes the channel in one step: the
     /// receiver gets `msg` after everything sent before it, then `Closed`.
     ///
     /// The final message always goes in: under `Block` this waits for room;
     /// on a full `DropNewest` or `DropOldest` channel the oldest buffered
-    /// message is evicted (and counted in `dropped()`). Fails (handing `msg`
-    /// back) if the channel is already closed. A successful `close_with` is the closing
-    /// call: any `close` racing it returns `false`.
+    /// message is evicted (and counted in `dropped()`). A successful
+    /// `close_with` is the closing call: a racing `close` returns `false`.
+    /// Fails (handing `msg` back) if the channel is already closed.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel(4);
+    /// tx.send("work").unwrap();
+    /// tx.close_with("done").unwrap();
+    /// assert_eq!(rx.iter().collect::<Vec<_>>(), ["work", "done"]);
+    /// ```
     pub fn close_with(self, msg: T) -> Result<(), SendError<T>> {
+        chan::send(&self, msg, None, SendMode::Last).map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// `close_with`'s attempt: `Full` under `Block` without room (the wait
+    /// loop retries), `Closed` if the channel is already closed.
+    fn try_close_with(&self, msg: T) -> Result<(), TrySendError<T>> {
         let chan = &*self.chan;
-        if chan.shared.overflow == Overflow::Block {
-            let t = self.tail.get();
-            let room = park::block_on(&[&chan.send_waiters], None, || {
-                if !chan.shared.close.is_open_relaxed() {
-                    return Some(false);
-                }
-                self.head_cache.set(chan.head.load(Ordering::Acquire));
-                (t.wrapping_sub(self.head_cache.get()) < chan.shared.cap).then_some(true)
-            });
-            if room != Some(true) {
-                return Err(SendError(msg));
+        let t = self.tail.get();
+        if !chan.shared.claiming {
+            if !chan.shared.close.is_open_relaxed() {
+                return Err(TrySendError::Closed(msg));
+            }
+            self.head_cache.set(chan.head.load(Ordering::Acquire));
+            if t.wrapping_sub(self.head_cache.get()) >= chan.shared.cap {
+                return Err(TrySendError::Full(msg));
             }
         }
         if !chan.begin_close() {
-            return Err(SendError(msg));
+            return Err(TrySendError::Closed(msg));
         }
         // We won the close; the receiver treats CLOSING as open and cannot
         // take the close from us. Under `Block` room persists (we are the
         // only producer); under the dropping policies the spare slot is free
         // once its previous reader is done, even when the ring is full.
-        let t = self.tail.get();
         if chan.shared.claiming {
             self.wait_slot_free(t);
         }
@@ -884,43 +858,7 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Number of buffered messages (a snapshot).
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// `true` if nothing is buffered (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `true` if the buffer is full (a snapshot). On the sender,
-    /// `!is_full()` guarantees that the next `try_send` finds room: only the
-    /// receiver can change it, and only by making room.
-    pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity()
-    }
-
-    /// The capacity the channel was created with.
-    pub fn capacity(&self) -> usize {
-        self.chan.shared.cap
-    }
-
-    /// `true` once the channel has been closed (also while messages are
-    /// still buffered).
-    pub fn is_closed(&self) -> bool {
-        self.chan.shared.close.is_closed()
-    }
-
-    /// Messages discarded by the overflow policy so far.
-    pub fn dropped(&self) -> u64 {
-        self.chan.producer.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The overflow policy of this channel.
-    pub fn overflow(&self) -> Overflow {
-        self.chan.shared.overflow
-    }
+    introspection_methods!("spsc", "tx");
 }
 
 /// Messages `send_many` has written at `first..end` but not yet published.
@@ -979,39 +917,52 @@ impl<T> fmt::Debug for Sender<T> {
     }
 }
 
-impl<T> Receiver<T> {
-    /// Receives a message, waiting until one arrives. Fails only when the
-    /// channel is closed and drained.
-    #[inline]
-    pub fn recv(&self) -> Result<T, RecvError> {
-        match self.try_recv() {
-            Ok(msg) => Ok(msg),
-            Err(TryRecvError::Closed) => Err(RecvError),
-            Err(TryRecvError::Empty) => self.recv_slow(None).map_err(|_| RecvError),
-        }
-    }
+impl<T> Receiving for Receiver<T> {
+    type Msg = T;
 
-    /// Receives without waiting.
     #[inline(always)]
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+    fn try_recv_as(&self) -> Result<T, Missing> {
         let h = self.head.get();
         if h == self.tail_cache.get() {
             return self.try_recv_refresh();
         }
         // SAFETY: `h` is below the cached tail, which we acquired (and which
-        // is below any cutoff); under `DropOldest` the two are always equal.
+        // is below any cutoff); when claiming the two are always equal.
         Ok(unsafe { self.take(h) })
+    }
+
+    fn recv_queue(&self) -> &WaitQueue {
+        &self.chan.recv_waiters
+    }
+
+    fn before_recv_wait(&self) {
+        self.wait_for_batch();
+    }
+}
+
+impl<T> Receiver<T> {
+    receiver_methods!("spsc", RecvError, TryRecvError, RecvTimeoutError);
+
+    #[inline(always)]
+    fn try_recv_now(&self) -> Result<T, TryRecvError> {
+        self.try_recv_as().map_err(TryRecvError::from_missing)
+    }
+
+    #[inline]
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        chan::recv_with(self, deadline, || self.try_recv_as())
+            .map_err(RecvTimeoutError::from_missing)
     }
 
     /// `try_recv` when the cached tail says "empty", or under `DropOldest`.
     #[inline(never)]
-    fn try_recv_refresh(&self) -> Result<T, TryRecvError> {
+    fn try_recv_refresh(&self) -> Result<T, Missing> {
         if self.chan.shared.claiming {
             return self.try_recv_claiming();
         }
         let h = self.head.get();
         if h == self.refresh_tail()? {
-            return Err(TryRecvError::Empty);
+            return Err(Missing::Empty);
         }
         // SAFETY: `h` is below the tail we just acquired (and any cutoff).
         Ok(unsafe { self.take(h) })
@@ -1041,7 +992,7 @@ impl<T> Receiver<T> {
     /// If nothing is available, finds out whether the channel is closed:
     /// `Err(Closed)` once closed and drained, otherwise `Ok(tail)`.
     #[inline]
-    fn refresh_tail(&self) -> Result<usize, TryRecvError> {
+    fn refresh_tail(&self) -> Result<usize, Missing> {
         let t = self.load_tail();
         if before(self.current_head(), t) {
             return Ok(t);
@@ -1068,7 +1019,7 @@ impl<T> Receiver<T> {
     /// Nothing below `t` to receive: `Err(Closed)` if the channel is closed
     /// and drained, otherwise `Ok(t)` (empty).
     #[cold]
-    fn empty_or_closed(&self, t: usize) -> Result<usize, TryRecvError> {
+    fn empty_or_closed(&self, t: usize) -> Result<usize, Missing> {
         let cutoff = match self.cutoff.get() {
             Some(cutoff) => cutoff,
             None => {
@@ -1088,7 +1039,7 @@ impl<T> Receiver<T> {
         // Drained only at the cutoff: below it, a `send_many` run that a
         // close counted may still be on its way (its sender publishes it).
         if self.current_head() == cutoff {
-            Err(TryRecvError::Closed)
+            Err(Missing::Closed)
         } else {
             Ok(t)
         }
@@ -1105,7 +1056,7 @@ impl<T> Receiver<T> {
 
     /// The dropping policies: claims the oldest message with a
     /// compare-exchange (the sender may be evicting it).
-    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
+    fn try_recv_claiming(&self) -> Result<T, Missing> {
         let chan = &*self.chan;
         loop {
             let h = chan.head.load(Ordering::Acquire);
@@ -1115,7 +1066,7 @@ impl<T> Receiver<T> {
                 if !before(h, t) {
                     // Raced an eviction between our loads: retry.
                     if h == t {
-                        return Err(TryRecvError::Empty);
+                        return Err(Missing::Empty);
                     }
                     continue;
                 }
@@ -1135,34 +1086,6 @@ impl<T> Receiver<T> {
                 return Ok(msg);
             }
         }
-    }
-
-    /// Receives, waiting at most `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_until(Instant::now().checked_add(timeout))
-    }
-
-    /// Receives, waiting until `deadline` at most.
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.recv_until(Some(deadline))
-    }
-
-    /// The one receiving wait loop (`None`: no deadline).
-    #[inline]
-    fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        match self.try_recv() {
-            Ok(msg) => Ok(msg),
-            Err(TryRecvError::Closed) => Err(RecvTimeoutError::Closed),
-            Err(TryRecvError::Empty) => self.recv_slow(deadline),
-        }
-    }
-
-    /// The waiting part of every blocking receive (the ring was empty).
-    #[cold]
-    #[inline(never)]
-    fn recv_slow(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        self.wait_for_batch();
-        self.wait(deadline, || self.try_recv())
     }
 
     /// A blocking receive found the ring empty: pause (a few microseconds
@@ -1185,25 +1108,6 @@ impl<T> Receiver<T> {
         });
     }
 
-    #[inline]
-    fn wait<R>(
-        &self,
-        deadline: Option<Instant>,
-        mut attempt: impl FnMut() -> Result<R, TryRecvError>,
-    ) -> Result<R, RecvTimeoutError> {
-        match attempt() {
-            Ok(r) => return Ok(r),
-            Err(TryRecvError::Closed) => return Err(RecvTimeoutError::Closed),
-            Err(TryRecvError::Empty) => {}
-        }
-        park::block_on(&[&self.chan.recv_waiters], deadline, || match attempt() {
-            Ok(r) => Some(Ok(r)),
-            Err(TryRecvError::Closed) => Some(Err(RecvTimeoutError::Closed)),
-            Err(TryRecvError::Empty) => None,
-        })
-        .unwrap_or(Err(RecvTimeoutError::Timeout))
-    }
-
     /// Waits for at least one message, then appends up to `max` buffered
     /// messages to `buf` in one batch (one index update, one wake-up check).
     /// Returns how many it appended; `Ok(0)` only when `max` is 0.
@@ -1211,11 +1115,10 @@ impl<T> Receiver<T> {
         if max == 0 {
             return Ok(0);
         }
-        self.wait(None, || self.try_recv_many(buf, max))
-            .map_err(|_| RecvError)
+        chan::recv_with(self, None, || self.try_recv_many(buf, max)).map_err(|_| RecvError)
     }
 
-    fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, TryRecvError> {
+    fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, Missing> {
         if self.chan.shared.claiming {
             // Claims one at a time: the sender may be evicting.
             let mut n = 0;
@@ -1235,7 +1138,7 @@ impl<T> Receiver<T> {
         if t.wrapping_sub(h) < max {
             t = self.refresh_tail()?;
             if t == h {
-                return Err(TryRecvError::Empty);
+                return Err(Missing::Empty);
             }
         }
         let n = t.wrapping_sub(h).min(max);
@@ -1254,82 +1157,45 @@ impl<T> Receiver<T> {
         Ok(n)
     }
 
-    /// A blocking iterator: yields messages until the channel is closed and
-    /// drained.
-    pub fn iter(&self) -> Iter<'_, T> {
-        Iter { rx: self }
+    introspection_methods!("spsc", "rx");
+}
+
+impl<T> Handle for Sender<T> {
+    type Core = Chan<T>;
+
+    fn core(&self) -> &Chan<T> {
+        &self.chan
     }
 
-    /// A non-blocking iterator: yields what is buffered now.
-    pub fn try_iter(&self) -> TryIter<'_, T> {
-        TryIter { rx: self }
-    }
-
-    /// Closes the channel for both sides. Returns `true` only for the call
-    /// that closed it. Messages already sent can still be received; any send
-    /// that did not complete before the close fails with `Closed`.
-    pub fn close(&self) -> bool {
+    /// A sender-side close: the sender is the only producer, so its own
+    /// tail is the cutoff (no barrier needed).
+    fn close(&self) -> bool {
         let chan = &*self.chan;
         if !chan.begin_close() {
             return false;
         }
-        // Pairs with the light barrier in `Sender::publish`: either we see
-        // a concurrently published tail, or that sender sees our alert (and
-        // through it CLOSING) and settles against the cutoff we store below.
-        barrier::heavy();
-        let mut cutoff = chan.producer.tail.load(Ordering::Acquire);
-        // A `send_many` that called us from its iterator (same thread) has
-        // written messages it has not published yet: they were sent before
-        // this close. (Any other value of `written` is at most the tail, or
-        // belongs to a concurrent `send_many`, whose messages may count
-        // either way: they will be published, and the sender settles
-        // against this cutoff.)
-        let written = chan.written.load(Ordering::Relaxed);
-        if before(cutoff, written) {
-            cutoff = written;
-        }
-        chan.shared.close.finish(cutoff);
-        self.cutoff.set(Some(cutoff));
+        chan.shared.close.finish(self.tail.get());
         chan.wake_all();
         true
     }
+}
 
-    /// Number of buffered messages (a snapshot).
-    pub fn len(&self) -> usize {
-        self.chan.len()
+impl<T> Handle for Receiver<T> {
+    type Core = Chan<T>;
+
+    fn core(&self) -> &Chan<T> {
+        &self.chan
     }
 
-    /// `true` if nothing is buffered. On the receiver, `!is_empty()`
-    /// guarantees that the next `try_recv` succeeds (unless the sender
-    /// evicts under `DropOldest`).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// `true` if the buffer is full (a snapshot).
-    pub fn is_full(&self) -> bool {
-        self.len() >= self.capacity()
-    }
-
-    /// The capacity the channel was created with.
-    pub fn capacity(&self) -> usize {
-        self.chan.shared.cap
-    }
-
-    /// `true` once the channel has been closed (also while messages are
-    /// still buffered).
-    pub fn is_closed(&self) -> bool {
-        self.chan.shared.close.is_closed()
-    }
-
-    /// Messages discarded by the overflow policy so far.
-    pub fn dropped(&self) -> u64 {
-        self.chan.producer.dropped.load(Ordering::Relaxed)
-    }
-
-    /// The overflow policy of this channel.
-    pub fn overflow(&self) -> Overflow {
-        self.chan.shared.overflow
+    fn close(&self) -> bool {
+        if !self.chan.close() {
+            return false;
+        }
+        // From now on read nothing at or past the cutoff: a sender that
+        // raced the close may publish a message there for a moment before
+        // it takes it back.
+        self.cutoff.set(self.chan.shared.close.cutoff());
+        true
     }
 }
 

@@ -1,0 +1,661 @@
+//! The one internal surface every channel kind presents, and the public
+//! methods written once on top of it.
+//!
+//! A kind provides, per handle, a handful of private primitives:
+//!
+//! - senders: `try_send_now(msg)` (never waits) and
+//!   `send_until(msg, deadline)` (waits under `Block` until `deadline`,
+//!   `None` meaning forever);
+//! - receivers: `try_recv_now()` and `recv_until(deadline)`;
+//! - both: [`Handle::core`], a [`Core`] with the introspection of the
+//!   channel.
+//!
+//! The macros below turn those into the public methods (`send`,
+//! `send_timeout`, `send_deadline`, `recv`, `iter`, `len`, `is_full`, ...)
+//! with their documentation and a runnable example per kind, so every
+//! handle of every kind has the same methods, written once. The waiting
+//! itself is [`send`] and [`recv_with`] over `park::block_on_with`, for
+//! every kind that implements [`Sending`] and [`Receiving`]: one sending
+//! wait loop and one receiving wait loop.
+
+use crate::error::{SendTimeoutError, TrySendError};
+use crate::park::{self, WaitQueue};
+use crate::Overflow;
+use std::time::Instant;
+
+/// Largest batch `send_many` takes from its iterator before it claims room
+/// for it (MPSC, broadcast: one compare-exchange per batch).
+pub(crate) const MAX_BATCH: usize = 64;
+
+/// Why a non-waiting receive returned nothing. `Lagged` only for broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// Nothing to receive now.
+    Empty,
+    /// Closed, and this receiver has received everything.
+    Closed,
+    /// Broadcast under `DropOldest`: this many messages were evicted before
+    /// this subscriber received them.
+    Lagged(u64),
+}
+
+/// How a send attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendMode {
+    /// `try_send`: take any free slot at once.
+    Try,
+    /// A blocking send's first attempt: may pause briefly for more room
+    /// (SPSC's `wait_for_slack`); its retries are `Try`.
+    Wait,
+    /// `close_with`: the message goes in and the channel closes in one
+    /// step; waits for room under `Block` like a send.
+    Last,
+}
+
+/// The sending side of a channel kind, as the one sending wait loop sees
+/// it.
+pub(crate) trait Sending<T> {
+    /// One attempt that never parks. `Full` only while waiting could help
+    /// (under `Block`); the dropping policies act here. A `Last` attempt
+    /// that succeeds has closed the channel.
+    fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>>;
+    /// The queue a blocked sender waits on.
+    fn send_queue(&self) -> &WaitQueue;
+    /// Whether a blocked sender spins before it yields (see
+    /// `park::block_on_with`).
+    fn spin_on_send(&self) -> bool {
+        true
+    }
+    /// Runs once when a send is about to wait.
+    fn before_send_wait(&self) {}
+}
+
+/// Sends through `s`, waiting until `deadline` (`None`: forever) while the
+/// channel is full under `Block`.
+#[inline(always)]
+pub(crate) fn send<T, S: Sending<T>>(
+    s: &S,
+    msg: T,
+    deadline: Option<Instant>,
+    mode: SendMode,
+) -> Result<(), SendTimeoutError<T>> {
+    match s.try_send_as(msg, mode) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
+        Err(TrySendError::Full(m)) => send_slow(s, m, deadline, mode),
+    }
+}
+
+/// The one sending wait loop: waits on the send queue until an attempt
+/// takes the message or finds the channel closed, or until `deadline`
+/// passes, which hands the message back.
+#[cold]
+#[inline(never)]
+fn send_slow<T, S: Sending<T>>(
+    s: &S,
+    msg: T,
+    deadline: Option<Instant>,
+    mode: SendMode,
+) -> Result<(), SendTimeoutError<T>> {
+    s.before_send_wait();
+    let retry = if mode == SendMode::Wait {
+        SendMode::Try
+    } else {
+        mode
+    };
+    let mut pending = Some(msg);
+    let outcome = park::block_on_with(&[s.send_queue()], deadline, s.spin_on_send(), || {
+        match s.try_send_as(pending.take()?, retry) {
+            Ok(()) => Some(Ok(())),
+            Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
+            Err(TrySendError::Full(m)) => {
+                pending = Some(m);
+                None
+            }
+        }
+    });
+    match (outcome, pending) {
+        (Some(result), _) => result,
+        (None, Some(m)) => Err(SendTimeoutError::Timeout(m)),
+        (None, None) => unreachable!("a timed-out send still holds its message"),
+    }
+}
+
+/// The receiving side of a channel kind, as the one receiving wait loop
+/// sees it.
+pub(crate) trait Receiving {
+    type Msg;
+    /// One attempt that never parks.
+    fn try_recv_as(&self) -> Result<Self::Msg, Missing>;
+    /// The queue a blocked receiver waits on.
+    fn recv_queue(&self) -> &WaitQueue;
+    /// Whether a blocked receiver spins before it yields.
+    fn spin_on_recv(&self) -> bool {
+        true
+    }
+    /// Runs once when a receive is about to wait.
+    fn before_recv_wait(&self) {}
+}
+
+/// Receives through `r` with `attempt` (a receive, or a batch of them),
+/// waiting until `deadline`; `Err(Missing::Empty)` means it passed.
+#[inline(always)]
+pub(crate) fn recv_with<R: Receiving, M>(
+    r: &R,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut() -> Result<M, Missing>,
+) -> Result<M, Missing> {
+    match attempt() {
+        Err(Missing::Empty) => recv_slow(r, deadline, attempt),
+        other => other,
+    }
+}
+
+/// The one receiving wait loop: waits on the receive queue until `attempt`
+/// returns anything but `Empty`, or until `deadline` passes.
+#[cold]
+#[inline(never)]
+fn recv_slow<R: Receiving, M>(
+    r: &R,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut() -> Result<M, Missing>,
+) -> Result<M, Missing> {
+    r.before_recv_wait();
+    park::block_on_with(
+        &[r.recv_queue()],
+        deadline,
+        r.spin_on_recv(),
+        || match attempt() {
+            Err(Missing::Empty) => None,
+            other => Some(other),
+        },
+    )
+    .unwrap_or(Err(Missing::Empty))
+}
+
+/// A kind's receive errors, from [`Missing`] (`Empty` is the timeout of a
+/// timed receive).
+pub(crate) trait FromMissing {
+    fn from_missing(m: Missing) -> Self;
+}
+
+impl FromMissing for crate::TryRecvError {
+    fn from_missing(m: Missing) -> Self {
+        match m {
+            Missing::Empty => crate::TryRecvError::Empty,
+            Missing::Closed | Missing::Lagged(_) => crate::TryRecvError::Closed,
+        }
+    }
+}
+
+impl FromMissing for crate::RecvTimeoutError {
+    fn from_missing(m: Missing) -> Self {
+        match m {
+            Missing::Empty => crate::RecvTimeoutError::Timeout,
+            Missing::Closed | Missing::Lagged(_) => crate::RecvTimeoutError::Closed,
+        }
+    }
+}
+
+/// `recv` of a kind, from its `recv_timeout` error (no deadline: never a
+/// timeout).
+pub(crate) trait WithoutTimeout<E> {
+    fn without_timeout(self) -> E;
+}
+
+impl WithoutTimeout<crate::RecvError> for crate::RecvTimeoutError {
+    fn without_timeout(self) -> crate::RecvError {
+        crate::RecvError
+    }
+}
+
+/// What every channel core tells about itself (the introspection methods of
+/// every handle read it).
+pub(crate) trait Core {
+    /// Messages buffered now (a snapshot).
+    fn len(&self) -> usize;
+    fn capacity(&self) -> usize;
+    fn is_closed(&self) -> bool;
+    fn dropped(&self) -> u64;
+    fn overflow(&self) -> Overflow;
+    /// Closes the channel; `true` for the call that closed it.
+    fn close(&self) -> bool;
+}
+
+/// A handle and the core it reads; `len` and `close` are per handle where
+/// they differ (a broadcast subscriber counts what it has not received; an
+/// SPSC sender closes at its own tail).
+pub(crate) trait Handle {
+    type Core: Core;
+    fn core(&self) -> &Self::Core;
+    fn len(&self) -> usize {
+        self.core().len()
+    }
+    /// Closes from this handle (a kind may close differently per side).
+    fn close(&self) -> bool {
+        self.core().close()
+    }
+}
+
+/// The public `send`, `try_send`, `send_timeout` and `send_deadline` of a
+/// sender, from its private `try_send_now` and `send_until`.
+macro_rules! sender_methods {
+    ($kind:literal) => {
+        /// Sends a message, waiting for room under
+        /// [`Overflow::Block`](crate::Overflow::Block) (the dropping
+        /// policies never wait). Fails only if the channel is closed,
+        /// handing the message back.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(1);")]
+        #[doc = concat!("let h = std::thread::spawn(move || rx.recv());")]
+        /// tx.send(1).unwrap(); // waits until the receiver is there
+        /// assert_eq!(h.join().unwrap().unwrap(), 1);
+        /// // The receiver is gone: the message comes back.
+        /// assert_eq!(tx.send(2), Err(rillet::SendError(2)));
+        /// ```
+        #[inline]
+        pub fn send(&self, msg: T) -> Result<(), $crate::SendError<T>> {
+            self.send_until(msg, None)
+                .map_err(|e| $crate::SendError(e.into_inner()))
+        }
+
+        /// Sends without waiting. Under `Block` a full channel returns
+        /// [`TrySendError::Full`](crate::TrySendError::Full); the dropping
+        /// policies never do.
+        ///
+        /// ```
+        /// use rillet::TrySendError;
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(1);")]
+        /// assert_eq!(tx.try_send(1), Ok(()));
+        /// assert_eq!(tx.try_send(2), Err(TrySendError::Full(2)));
+        /// drop(rx);
+        /// assert_eq!(tx.try_send(3), Err(TrySendError::Closed(3)));
+        /// ```
+        #[inline]
+        pub fn try_send(&self, msg: T) -> Result<(), $crate::TrySendError<T>> {
+            self.try_send_now(msg)
+        }
+
+        /// Sends, waiting at most `timeout` for room (`Duration::MAX`
+        /// waits forever). The send is tried before the time is checked.
+        ///
+        /// ```
+        /// use rillet::SendTimeoutError;
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!("let (tx, _rx) = rillet::", $kind, "::channel(1);")]
+        /// tx.send(1).unwrap();
+        /// let err = tx.send_timeout(2, Duration::from_millis(5)).unwrap_err();
+        /// assert_eq!(err, SendTimeoutError::Timeout(2));
+        /// assert_eq!(err.into_inner(), 2); // the message comes back
+        /// ```
+        pub fn send_timeout(
+            &self,
+            msg: T,
+            timeout: std::time::Duration,
+        ) -> Result<(), $crate::SendTimeoutError<T>> {
+            self.send_until(msg, std::time::Instant::now().checked_add(timeout))
+        }
+
+        /// Sends, waiting until `deadline` at most for room.
+        ///
+        /// ```
+        /// use std::time::{Duration, Instant};
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(1);")]
+        /// let deadline = Instant::now() + Duration::from_millis(5);
+        /// assert_eq!(tx.send_deadline(1, deadline), Ok(()));
+        /// assert!(tx.send_deadline(2, deadline).unwrap_err().is_timeout());
+        /// # drop(rx);
+        /// ```
+        pub fn send_deadline(
+            &self,
+            msg: T,
+            deadline: std::time::Instant,
+        ) -> Result<(), $crate::SendTimeoutError<T>> {
+            self.send_until(msg, Some(deadline))
+        }
+    };
+}
+
+/// The public `recv`, `try_recv`, `recv_timeout`, `recv_deadline`, `iter`
+/// and `try_iter` of a receiver, from its private `try_recv_now` and
+/// `recv_until`, with the kind's error types.
+macro_rules! receiver_methods {
+    ($kind:literal, $recv:ty, $try_recv:ty, $recv_timeout:ty) => {
+        /// Receives a message, waiting until one arrives. Fails only when
+        /// the channel is closed and everything sent has been received.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// std::thread::spawn(move || tx.send("hello").unwrap());
+        /// assert_eq!(rx.recv(), Ok("hello"));
+        /// assert!(rx.recv().is_err()); // the sender is gone, nothing left
+        /// ```
+        #[inline]
+        pub fn recv(&self) -> Result<T, $recv> {
+            self.recv_until(None)
+                .map_err($crate::chan::WithoutTimeout::without_timeout)
+        }
+
+        /// Receives without waiting. Never waits for a sender that has
+        /// claimed a slot but not finished writing it (that is `Empty`).
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// assert!(rx.try_recv().is_err()); // empty
+        /// tx.send(1).unwrap();
+        /// assert_eq!(rx.try_recv(), Ok(1));
+        /// ```
+        #[inline]
+        pub fn try_recv(&self) -> Result<T, $try_recv> {
+            self.try_recv_now()
+        }
+
+        /// Receives, waiting at most `timeout` (`Duration::MAX` waits
+        /// forever). A queued message is taken even with a zero timeout;
+        /// a closed and drained channel reports that, not a timeout.
+        ///
+        /// ```
+        /// use std::time::Duration;
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel::<u8>(4);")]
+        /// assert!(rx.recv_timeout(Duration::from_millis(5)).unwrap_err().is_timeout());
+        /// tx.send(1).unwrap();
+        /// assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(1));
+        /// drop(tx);
+        /// assert!(rx.recv_timeout(Duration::ZERO).unwrap_err().is_closed());
+        /// ```
+        pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<T, $recv_timeout> {
+            self.recv_until(std::time::Instant::now().checked_add(timeout))
+        }
+
+        /// Receives, waiting until `deadline` at most.
+        ///
+        /// ```
+        /// use std::time::{Duration, Instant};
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel::<u8>(4);")]
+        /// let deadline = Instant::now() + Duration::from_millis(5);
+        /// assert!(rx.recv_deadline(deadline).unwrap_err().is_timeout());
+        /// # drop(tx);
+        /// ```
+        pub fn recv_deadline(&self, deadline: std::time::Instant) -> Result<T, $recv_timeout> {
+            self.recv_until(Some(deadline))
+        }
+
+        /// A blocking iterator: yields messages until the channel is closed
+        /// and everything sent has been received.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// std::thread::spawn(move || {
+        ///     for i in 0..10 {
+        ///         tx.send(i).unwrap();
+        ///     }
+        /// });
+        /// assert_eq!(rx.iter().sum::<i32>(), 45);
+        /// ```
+        pub fn iter(&self) -> Iter<'_, T> {
+            Iter { rx: self }
+        }
+
+        /// A non-blocking iterator over what can be received now.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send(1).unwrap();
+        /// tx.send(2).unwrap();
+        /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+        /// assert_eq!(rx.try_iter().count(), 0); // nothing now; tx is still open
+        /// ```
+        pub fn try_iter(&self) -> TryIter<'_, T> {
+            TryIter { rx: self }
+        }
+    };
+}
+
+/// `len`, `is_empty`, `is_full`, `capacity`, `is_closed`, `dropped`,
+/// `overflow` and `close` of a handle (`$h`: `tx` or `rx`, for the
+/// examples), from [`Handle`].
+macro_rules! introspection_methods {
+    ($kind:literal, $h:literal) => {
+        /// Number of messages buffered now: a snapshot, which other threads
+        /// may change at once.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send(1).unwrap();
+        #[doc = concat!("assert_eq!(", $h, ".len(), 1);")]
+        /// ```
+        pub fn len(&self) -> usize {
+            $crate::chan::Handle::len(self)
+        }
+
+        /// `true` if nothing is buffered (a snapshot, as [`len`](Self::len)).
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel::<u8>(4);")]
+        #[doc = concat!("assert!(", $h, ".is_empty());")]
+        /// ```
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// `true` if the buffer is full (a snapshot, as [`len`](Self::len)).
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(1);")]
+        /// tx.send(1).unwrap();
+        #[doc = concat!("assert!(", $h, ".is_full());")]
+        /// ```
+        pub fn is_full(&self) -> bool {
+            self.len() >= self.capacity()
+        }
+
+        /// The capacity the channel was created with (exact: never more
+        /// messages are buffered).
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel::<u8>(3);")]
+        #[doc = concat!("assert_eq!(", $h, ".capacity(), 3);")]
+        /// ```
+        pub fn capacity(&self) -> usize {
+            $crate::chan::Core::capacity($crate::chan::Handle::core(self))
+        }
+
+        /// `true` once the channel has been closed, also while messages are
+        /// still buffered.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send(1).unwrap();
+        /// tx.close();
+        #[doc = concat!("assert!(", $h, ".is_closed());")]
+        /// assert_eq!(rx.recv(), Ok(1)); // still delivered
+        /// ```
+        pub fn is_closed(&self) -> bool {
+            $crate::chan::Core::is_closed($crate::chan::Handle::core(self))
+        }
+
+        /// Messages discarded by the overflow policy so far (a channel-wide
+        /// total). Nothing is lost without being counted here.
+        ///
+        /// ```
+        /// use rillet::Overflow;
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::Builder::new(1)")]
+        ///     .overflow(Overflow::DropOldest)
+        ///     .build();
+        /// tx.send(1).unwrap();
+        /// tx.send(2).unwrap(); // evicts 1
+        #[doc = concat!("assert_eq!(", $h, ".dropped(), 1);")]
+        /// # drop(rx);
+        /// ```
+        pub fn dropped(&self) -> u64 {
+            $crate::chan::Core::dropped($crate::chan::Handle::core(self))
+        }
+
+        /// The overflow policy of this channel.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel::<u8>(4);")]
+        #[doc = concat!("assert_eq!(", $h, ".overflow(), rillet::Overflow::Block);")]
+        /// ```
+        pub fn overflow(&self) -> $crate::Overflow {
+            $crate::chan::Core::overflow($crate::chan::Handle::core(self))
+        }
+
+        /// Closes the channel for every handle. Returns `true` only for the
+        /// call that closed it: every other call, concurrent or later, from
+        /// either side, returns `false`, and none panics. Buffered messages
+        /// can still be received; sends fail from now on.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send(1).unwrap();
+        #[doc = concat!("assert!(", $h, ".close());")]
+        /// assert!(!tx.close() && !rx.close());
+        /// assert!(tx.send(2).is_err());
+        /// assert_eq!(rx.recv(), Ok(1));
+        /// ```
+        pub fn close(&self) -> bool {
+            $crate::chan::Handle::close(self)
+        }
+    };
+}
+
+/// A kind's `Builder` (capacity and overflow policy); the kind writes its
+/// `build`. `$check` runs on the policy given to `overflow` (it panics on
+/// one the kind does not support).
+macro_rules! builder {
+    ($kind:literal, $check:expr) => {
+        /// Configures and creates a channel: its capacity and its
+        /// [`Overflow`](crate::Overflow) policy.
+        ///
+        /// ```
+        /// use rillet::Overflow;
+        ///
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::Builder::new(2)")]
+        ///     .overflow(Overflow::DropOldest)
+        ///     .build();
+        /// for i in 0..5 {
+        ///     tx.send(i).unwrap(); // never waits: the oldest goes
+        /// }
+        /// assert_eq!(rx.dropped(), 3);
+        /// ```
+        #[derive(Debug, Clone)]
+        pub struct Builder {
+            capacity: usize,
+            overflow: $crate::Overflow,
+        }
+
+        impl Builder {
+            /// A builder for a channel holding at most `capacity` messages,
+            /// with [`Overflow::Block`](crate::Overflow::Block).
+            ///
+            /// ```
+            #[doc = concat!("let (tx, rx) = rillet::", $kind, "::Builder::new(8).build::<u32>();")]
+            /// assert_eq!((tx.capacity(), rx.capacity()), (8, 8));
+            /// ```
+            pub fn new(capacity: usize) -> Self {
+                Builder {
+                    capacity,
+                    overflow: $crate::Overflow::Block,
+                }
+            }
+
+            /// Sets the overflow policy: what a send does when the channel
+            /// is full.
+            ///
+            /// ```
+            /// use rillet::Overflow;
+            ///
+            #[doc = concat!("let (tx, _rx) = rillet::", $kind, "::Builder::new(1)")]
+            ///     .overflow(Overflow::DropOldest)
+            ///     .build::<u8>();
+            /// assert_eq!(tx.overflow(), Overflow::DropOldest);
+            /// ```
+            pub fn overflow(mut self, overflow: $crate::Overflow) -> Self {
+                let check: fn($crate::Overflow) = $check;
+                check(overflow);
+                self.overflow = overflow;
+                self
+            }
+        }
+    };
+}
+
+/// Defines `Iter`, `TryIter`, `IntoIter` and the `IntoIterator` impls for a
+/// module's `Receiver<T>`: one definition for every channel kind. By
+/// default the iterators end at the first error of `recv`/`try_recv`; a
+/// kind whose receive has non-final errors (broadcast's `Lagged`) passes
+/// the bound on `T` and its own `next` and `try_next` expressions of `rx`.
+macro_rules! receiver_iterators {
+    () => {
+        receiver_iterators!(T: Sized, |rx| rx.recv().ok(), |rx| rx.try_recv().ok());
+    };
+    (T: $bound:path, |$rx:ident| $next:expr, |$try_rx:ident| $try_next:expr) => {
+        /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`]: yields
+        /// messages until the channel is closed and drained.
+        #[derive(Debug)]
+        pub struct Iter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T: $bound> Iterator for Iter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                let $rx = self.rx;
+                $next
+            }
+        }
+
+        /// Non-blocking iterator over a [`Receiver`], from
+        /// [`Receiver::try_iter`]: yields what is buffered now.
+        #[derive(Debug)]
+        pub struct TryIter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T: $bound> Iterator for TryIter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                let $try_rx = self.rx;
+                $try_next
+            }
+        }
+
+        /// Owning blocking iterator, from `Receiver::into_iter`.
+        #[derive(Debug)]
+        pub struct IntoIter<T> {
+            rx: Receiver<T>,
+        }
+
+        impl<T: $bound> Iterator for IntoIter<T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                let $rx = &self.rx;
+                $next
+            }
+        }
+
+        impl<'a, T: $bound> IntoIterator for &'a Receiver<T> {
+            type Item = T;
+            type IntoIter = Iter<'a, T>;
+            fn into_iter(self) -> Iter<'a, T> {
+                self.iter()
+            }
+        }
+
+        impl<T: $bound> IntoIterator for Receiver<T> {
+            type Item = T;
+            type IntoIter = IntoIter<T>;
+            fn into_iter(self) -> IntoIter<T> {
+                IntoIter { rx: self }
+            }
+        }
+    };
+}
