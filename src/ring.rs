@@ -43,3 +43,195 @@ pub(crate) fn drop_positions<P: Copy + PartialEq>(
         })
     });
 }
+
+/// A position in a lapped ring (the MPSC and broadcast rings): the lap
+/// number in the high bits, then the slot index, then `flag_bits` bits that
+/// words carrying a position use for flags (a closed bit, a full bit, a
+/// count). A position itself has its flag bits clear.
+///
+/// ```text
+///   word = lap << lap_shift | index << flag_bits | flags
+/// ```
+///
+/// Laps step in a power of two, so "the same slot one lap earlier" is a
+/// subtraction and index arithmetic needs no division; the index still
+/// runs only up to the capacity, so the capacity is exact. Positions wrap
+/// around the top of the word with the lap counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pos(u64);
+
+impl Pos {
+    /// The position carried by `word`, without its flags.
+    #[inline(always)]
+    pub(crate) fn of(word: u64, laps: &Laps) -> Pos {
+        Pos(word & !laps.flags)
+    }
+
+    /// The position as a word (flags clear), to combine with flags.
+    #[inline(always)]
+    pub(crate) fn word(self) -> u64 {
+        self.0
+    }
+}
+
+/// The geometry of a lapped ring: its capacity and where positions keep
+/// their index and lap (see [`Pos`]).
+#[derive(Debug)]
+pub(crate) struct Laps {
+    cap: u64,
+    /// The flag bits of a word.
+    flags: u64,
+    /// One index step.
+    unit: u64,
+    /// One lap, as a word.
+    lap: u64,
+    index_mask: u64,
+    flag_bits: u32,
+    lap_shift: u32,
+}
+
+impl Laps {
+    /// A ring of `cap` slots whose words keep `flag_bits` low bits for
+    /// flags; `None` if that leaves fewer than `min_lap_bits` bits for the
+    /// lap counter.
+    pub(crate) fn new(cap: usize, flag_bits: u32, min_lap_bits: u32) -> Option<Laps> {
+        let slots = (cap as u64).checked_next_power_of_two()?;
+        let lap_shift = flag_bits + slots.trailing_zeros();
+        if cap == 0 || lap_shift + min_lap_bits > u64::BITS {
+            return None;
+        }
+        Some(Laps {
+            cap: cap as u64,
+            flags: (1 << flag_bits) - 1,
+            unit: 1 << flag_bits,
+            lap: 1 << lap_shift,
+            index_mask: slots - 1,
+            flag_bits,
+            lap_shift,
+        })
+    }
+
+    /// The first position of lap `lap` (index 0).
+    pub(crate) fn start(&self, lap: u64) -> Pos {
+        Pos(lap.wrapping_shl(self.lap_shift))
+    }
+
+    /// The slot of `p` (below the capacity).
+    #[inline(always)]
+    pub(crate) fn index(&self, p: Pos) -> usize {
+        ((p.0 >> self.flag_bits) & self.index_mask) as usize
+    }
+
+    /// The position after `p`.
+    #[inline(always)]
+    pub(crate) fn next(&self, p: Pos) -> Pos {
+        if (self.index(p) as u64) + 1 < self.cap {
+            Pos(p.0.wrapping_add(self.unit))
+        } else {
+            self.next_lap_start(p)
+        }
+    }
+
+    /// Index 0 of the lap after `p`'s.
+    #[inline(always)]
+    fn next_lap_start(&self, p: Pos) -> Pos {
+        Pos((p.0 & !(self.lap - 1)).wrapping_add(self.lap))
+    }
+
+    /// The same slot one lap earlier: the position whose message a slot
+    /// still holds when it is not yet free for `p`.
+    #[inline(always)]
+    pub(crate) fn prev_lap(&self, p: Pos) -> Pos {
+        Pos(p.0.wrapping_sub(self.lap))
+    }
+
+    /// The same slot one lap later: what a slot is free for once the
+    /// message of `p` has left it.
+    #[inline(always)]
+    pub(crate) fn next_lap(&self, p: Pos) -> Pos {
+        Pos(p.0.wrapping_add(self.lap))
+    }
+
+    /// How many positions `from` is ahead of `to` (`from` at or after
+    /// `to`, by less than the lap counter's range).
+    pub(crate) fn distance(&self, from: Pos, to: Pos) -> u64 {
+        let laps = (from.0 >> self.lap_shift).wrapping_sub(to.0 >> self.lap_shift)
+            & (u64::MAX >> self.lap_shift);
+        laps.wrapping_mul(self.cap)
+            .wrapping_add(self.index(from) as u64)
+            .wrapping_sub(self.index(to) as u64)
+    }
+
+    /// The position `k` before `p` (`k <= cap`).
+    pub(crate) fn back(&self, p: Pos, k: u64) -> Pos {
+        let i = self.index(p) as u64;
+        if k <= i {
+            Pos(p.0 - k * self.unit)
+        } else {
+            Pos((p.0 & !(self.lap - 1))
+                .wrapping_sub(self.lap)
+                .wrapping_add((self.cap - (k - i)) * self.unit))
+        }
+    }
+
+    /// The position `k` after `p` (`k < cap`).
+    pub(crate) fn forward(&self, p: Pos, k: u64) -> Pos {
+        let i = self.index(p) as u64 + k;
+        if i < self.cap {
+            Pos(p.0.wrapping_add(k * self.unit))
+        } else {
+            Pos((p.0 & !(self.lap - 1))
+                .wrapping_add(self.lap)
+                .wrapping_add((i - self.cap) * self.unit))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every pair of positions across several laps, for capacities that are
+    /// and are not powers of two, starting just before the lap counter
+    /// wraps.
+    #[test]
+    fn next_distance_back_and_forward_agree() {
+        for cap in [1usize, 2, 3, 4, 5, 7] {
+            for flag_bits in [1, 18] {
+                let laps = Laps::new(cap, flag_bits, 14).unwrap();
+                let last_lap = u64::MAX >> laps.lap_shift;
+                let mut p = laps.start(last_lap - 1);
+                let mut all = vec![p];
+                for _ in 0..4 * cap + 3 {
+                    p = laps.next(p);
+                    all.push(p);
+                }
+                for (i, &a) in all.iter().enumerate() {
+                    assert!(laps.index(a) < cap);
+                    assert_eq!(a.word() & laps.flags, 0);
+                    if i >= cap {
+                        assert_eq!(laps.prev_lap(a), all[i - cap], "cap {cap}");
+                        assert_eq!(laps.next_lap(all[i - cap]), a);
+                    }
+                    for (j, &b) in all.iter().enumerate().take(i + 1) {
+                        let k = (i - j) as u64;
+                        assert_eq!(laps.distance(a, b), k, "cap {cap} {i} {j}");
+                        if k <= cap as u64 {
+                            assert_eq!(laps.back(a, k), b);
+                        }
+                        if k < cap as u64 {
+                            assert_eq!(laps.forward(b, k), a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_few_lap_bits_is_refused() {
+        assert!(Laps::new(1 << 40, 18, 14).is_none());
+        assert!(Laps::new(0, 1, 1).is_none());
+        assert!(Laps::new(1 << 32, 18, 14).is_some());
+    }
+}

@@ -1,0 +1,662 @@
+//! The MPSC ring (capacity ≥ 1): Vyukov's bounded queue with per-slot
+//! stamps, specialised for one consumer. The algorithm is described in the
+//! module docs of `mpsc`.
+
+use crate::chan::{self, Core, Missing, Receiving, SendMode, Sending, MAX_BATCH};
+use crate::close;
+use crate::error::{SendError, SendTimeoutError, TrySendError};
+use crate::park::{self, WaitQueue};
+use crate::ring::{Laps, Pos};
+use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
+use crate::Overflow;
+use crossbeam_utils::CachePadded;
+use std::mem::MaybeUninit;
+
+/// `tail` flag: the channel is closed.
+const CLOSED: u64 = 1;
+/// Stamp flag: the slot holds the message of the stamp's position (without
+/// it, the slot is free for that position).
+const FULL: u64 = 1;
+
+struct Slot<T> {
+    stamp: AtomicU64,
+    msg: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// Read-mostly configuration.
+struct Config {
+    laps: Laps,
+    cap: usize,
+    overflow: Overflow,
+    /// `overflow != Block`: the consumer claims `head` with a
+    /// compare-exchange, because a producer may evict from it.
+    claiming: bool,
+    /// Set (after `CLOSED` in `tail`) by the call that closed the channel.
+    /// The consumer looks here when it finds nothing to receive, instead of
+    /// loading `tail`: polling the line every producer compare-exchanges
+    /// would slow each of their claims (3.4x on the 2-core machine, 2
+    /// producers).
+    closed: AtomicBool,
+}
+
+pub(crate) struct Array<T> {
+    /// Next position to claim, with `CLOSED`.
+    tail: CachePadded<AtomicU64>,
+    /// Next position to read.
+    head: CachePadded<AtomicU64>,
+    config: CachePadded<Config>,
+    dropped: CachePadded<AtomicU64>,
+    /// The receiver, waiting for a message.
+    recv_waiters: WaitQueue,
+    /// Producers waiting for room (`Block`).
+    send_waiters: WaitQueue,
+    /// Invariant: a slot's message is initialized exactly when its stamp is
+    /// `position | FULL` for a position in `head..tail`; it is owned by
+    /// whoever holds that position (the producer that claimed it until the
+    /// stamp store, then the consumer or an evicter that claims `head`).
+    slots: Box<[Slot<T>]>,
+}
+
+// SAFETY: messages move between threads but are never shared: each slot is
+// accessed only by the holder of its position (see `slots`). `T: Send`
+// suffices.
+unsafe impl<T: Send> Send for Array<T> {}
+// SAFETY: as above; every other field is atomic or immutable.
+unsafe impl<T: Send> Sync for Array<T> {}
+
+/// Outcome of one attempt to claim a position.
+pub(crate) enum Claim {
+    /// Claimed `pos`, whose slot is free: write the message there.
+    Ok(Pos),
+    /// Claimed `pos` on a full ring (a dropping policy): its slot still
+    /// holds the oldest message, which must be evicted first
+    /// ([`Array::write_evicting`]).
+    Evict(Pos),
+    Full,
+    Closed,
+}
+
+impl<T> Array<T> {
+    pub(crate) fn new(cap: usize, overflow: Overflow) -> Self {
+        // At least 32 bits of lap: a claim that stalls for 2^32 laps of
+        // other claims is what it would take to confuse two stamps.
+        let laps = Laps::new(cap, 1, 32)
+            .filter(|_| {
+                cap.checked_mul(std::mem::size_of::<Slot<T>>())
+                    .is_some_and(|b| b <= isize::MAX as usize)
+            })
+            .unwrap_or_else(|| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
+        let start = laps.start(0);
+        let slots = (0..cap as u64)
+            .map(|i| Slot {
+                stamp: AtomicU64::new(laps.forward(start, i).word()),
+                msg: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Array {
+            tail: CachePadded::new(AtomicU64::new(start.word())),
+            head: CachePadded::new(AtomicU64::new(start.word())),
+            config: CachePadded::new(Config {
+                laps,
+                cap,
+                overflow,
+                claiming: overflow != Overflow::Block,
+                closed: AtomicBool::new(false),
+            }),
+            dropped: CachePadded::new(AtomicU64::new(0)),
+            recv_waiters: WaitQueue::new(),
+            send_waiters: WaitQueue::new(),
+            slots,
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self, pos: Pos) -> &Slot<T> {
+        let index = self.config.laps.index(pos);
+        debug_assert!(index < self.slots.len());
+        // SAFETY: `Laps::index` is below the capacity, the slots' length.
+        unsafe { self.slots.get_unchecked(index) }
+    }
+
+    #[inline(always)]
+    fn next(&self, pos: Pos) -> Pos {
+        self.config.laps.next(pos)
+    }
+
+    #[inline(always)]
+    fn head(&self) -> Pos {
+        Pos::of(self.head.load(Ordering::Acquire), &self.config.laps)
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds `pos` and its slot holds an initialized message.
+    #[inline(always)]
+    unsafe fn read(&self, pos: Pos) -> T {
+        // SAFETY: guaranteed by the caller.
+        self.slot(pos)
+            .msg
+            .with(|p| unsafe { p.read().assume_init() })
+    }
+
+    /// # Safety
+    ///
+    /// The caller holds `pos` and its slot is uninitialized.
+    #[inline(always)]
+    unsafe fn write(&self, pos: Pos, msg: T) {
+        // SAFETY: guaranteed by the caller.
+        self.slot(pos)
+            .msg
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+    }
+
+    /// Tries once to claim the position at `tail` (no waiting for room).
+    /// `last`: the claim also closes the channel (`close_with`). A full ring
+    /// is claimed anyway ([`Claim::Evict`]) under `DropOldest`, and under
+    /// `DropNewest` for the final message; otherwise it is `Full`.
+    #[inline(always)]
+    pub(crate) fn claim(&self, backoff: &Backoff, last: bool) -> Claim {
+        let laps = &self.config.laps;
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Claim::Closed;
+            }
+            let pos = Pos::of(tail, laps);
+            let slot = self.slot(pos);
+            // Acquire: the consumer's read of the previous lap happens
+            // before our write.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let full = if stamp == pos.word() {
+                false
+            } else if stamp == laps.prev_lap(pos).word() | FULL {
+                // The slot still holds the previous lap's message.
+                if laps.next_lap(self.head()) != pos {
+                    // The consumer is between claiming and releasing it.
+                    backoff.spin();
+                    tail = self.tail.load(Ordering::Relaxed);
+                    continue;
+                }
+                let evict = self.config.overflow == Overflow::DropOldest
+                    || (last && self.config.overflow == Overflow::DropNewest);
+                if !evict {
+                    return Claim::Full;
+                }
+                true
+            } else {
+                // Another producer claimed `tail` and moved on: reload.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+                continue;
+            };
+            // AcqRel only when closing: the closer sees every claim made
+            // before `CLOSED`, and whoever sees it sees the closer's earlier
+            // writes (as `close::set_mark`).
+            let (close, success) = if last {
+                (CLOSED, Ordering::AcqRel)
+            } else {
+                (0, Ordering::Relaxed)
+            };
+            match self.tail.compare_exchange_weak(
+                tail,
+                self.next(pos).word() | close,
+                success,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) if full => return Claim::Evict(pos),
+                Ok(_) => return Claim::Ok(pos),
+                Err(now) => {
+                    tail = now;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// Writes the message of `pos`, claimed on a full ring, evicting the
+    /// message one lap back that its slot still holds: it is the oldest
+    /// (`head` was at that position when `pos` was claimed), and either we
+    /// claim it from `head` and remove it, or the consumer got there first
+    /// and frees the slot. Returns the evicted message, for the caller to
+    /// drop once it is done with the channel. Waits only for the consumer's
+    /// copy of one message.
+    fn write_evicting(&self, pos: Pos, msg: T) -> Option<T> {
+        let laps = &self.config.laps;
+        let old = laps.prev_lap(pos);
+        let slot = self.slot(pos);
+        let backoff = Backoff::new();
+        let evicted = loop {
+            // Acquire: the consumer's copy out of the slot.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == pos.word() {
+                break None; // received meanwhile: the slot is free
+            }
+            if stamp == old.word() | FULL
+                && self.head() == old
+                && self
+                    .head
+                    .compare_exchange(
+                        old.word(),
+                        self.next(old).word(),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                // SAFETY: we claimed `old` from `head`, and its message is
+                // written (stamp): it is ours, and nobody else touches the
+                // slot until we publish `pos` there.
+                let m = unsafe { self.read(old) };
+                self.count_dropped(1);
+                break Some(m);
+            }
+            backoff.snooze();
+        };
+        // SAFETY: the slot is free for `pos` (released, or emptied by us)
+        // and `pos` is ours.
+        unsafe { self.write(pos, msg) };
+        self.publish(pos);
+        evicted
+    }
+
+    /// Publishes the message written at `pos` and wakes the receiver if it
+    /// is parked.
+    #[inline(always)]
+    pub(crate) fn publish(&self, pos: Pos) {
+        self.slot(pos)
+            .stamp
+            .store(pos.word() | FULL, Ordering::Release);
+        self.recv_waiters.notify_one();
+    }
+
+    fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Tell the consumer and wake everyone: the channel was just closed by
+    /// this thread (a claim with `last`, or `close`).
+    fn closed_by_us(&self) {
+        self.config.closed.store(true, Ordering::Release);
+        self.recv_waiters.notify_all();
+        self.send_waiters.notify_all();
+    }
+
+    /// Claims up to `want` consecutive free positions with one
+    /// compare-exchange. Returns the first position and how many.
+    fn claim_batch(&self, want: usize) -> Result<(Pos, usize), Claim> {
+        let backoff = Backoff::new();
+        loop {
+            let tail = self.tail.load(Ordering::Relaxed);
+            if tail & CLOSED != 0 {
+                return Err(Claim::Closed);
+            }
+            let first = Pos::of(tail, &self.config.laps);
+            let mut end = first;
+            let mut k = 0;
+            while k < want && self.slot(end).stamp.load(Ordering::Acquire) == end.word() {
+                end = self.next(end);
+                k += 1;
+            }
+            if k == 0 {
+                return Err(Claim::Full);
+            }
+            if self
+                .tail
+                .compare_exchange_weak(tail, end.word(), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok((first, k));
+            }
+            backoff.spin();
+        }
+    }
+
+    pub(crate) fn send_many<I: Iterator<Item = T>>(
+        &self,
+        iter: &mut I,
+    ) -> Result<usize, SendError<Vec<T>>> {
+        let mut taken = 0;
+        let mut batch: Vec<T> = Vec::new();
+        loop {
+            if batch.is_empty() {
+                match iter.next() {
+                    Some(first) => batch.push(first),
+                    None => return Ok(taken),
+                }
+                taken += 1;
+            }
+            if self.is_closed() {
+                return Err(SendError(batch));
+            }
+            if self.config.overflow == Overflow::DropOldest {
+                // Evicting: one message at a time.
+                let msg = batch.pop().expect("batch holds one message");
+                if let Err(SendTimeoutError::Closed(m)) =
+                    chan::send(self, msg, None, SendMode::Wait)
+                {
+                    return Err(SendError(vec![m]));
+                }
+                continue;
+            }
+            // Fill the batch up to what looks free, then claim it at once.
+            // The iterator runs only here, while we hold no claim.
+            let free = (self.config.cap - self.len()).min(MAX_BATCH);
+            while batch.len() < free {
+                match iter.next() {
+                    Some(m) => batch.push(m),
+                    None => break,
+                }
+                taken += 1;
+            }
+            match self.claim_batch(batch.len()) {
+                Ok((mut pos, k)) => {
+                    for msg in batch.drain(..k) {
+                        // SAFETY: we claimed `k` free positions from `pos`.
+                        unsafe { self.write(pos, msg) };
+                        self.slot(pos)
+                            .stamp
+                            .store(pos.word() | FULL, Ordering::Release);
+                        pos = self.next(pos);
+                    }
+                    self.recv_waiters.notify_one();
+                }
+                Err(Claim::Closed) => return Err(SendError(batch)),
+                Err(_) => {
+                    // Full: send the first one the slow way (waits under
+                    // Block, applies DropNewest), keep the rest.
+                    let first = batch.remove(0);
+                    if let Err(SendTimeoutError::Closed(m)) =
+                        chan::send(self, first, None, SendMode::Wait)
+                    {
+                        batch.insert(0, m);
+                        return Err(SendError(batch));
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- receiving
+
+    /// Nothing is ready at `head`: closed and drained, or empty (possibly
+    /// a producer has claimed `head` but not written it yet).
+    #[cold]
+    fn empty_or_closed(&self, head: Pos) -> Missing {
+        // Acquire: the closer set `CLOSED` before this.
+        if !self.config.closed.load(Ordering::Acquire) {
+            return Missing::Empty;
+        }
+        let tail = self.tail.load(Ordering::Acquire);
+        if Pos::of(tail, &self.config.laps) == head {
+            Missing::Closed
+        } else {
+            Missing::Empty
+        }
+    }
+
+    /// The dropping policies: claims `head` with a compare-exchange (a
+    /// producer may be evicting it).
+    fn try_recv_claiming(&self) -> Result<T, Missing> {
+        loop {
+            let head = self.head();
+            let slot = self.slot(head);
+            if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+                if self.head() != head {
+                    continue; // evicted meanwhile
+                }
+                return Err(self.empty_or_closed(head));
+            }
+            if self
+                .head
+                .compare_exchange(
+                    head.word(),
+                    self.next(head).word(),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                // SAFETY: we won `head`, whose message is written.
+                let msg = unsafe { self.read(head) };
+                slot.stamp
+                    .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+                return Ok(msg);
+            }
+        }
+    }
+
+    pub(crate) fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, Missing> {
+        if self.config.claiming {
+            // One claim at a time: a producer may be evicting.
+            let mut n = 0;
+            while n < max {
+                match self.try_recv_claiming() {
+                    Ok(m) => buf.push(m),
+                    Err(e) if n == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                n += 1;
+            }
+            return Ok(n);
+        }
+        // Only the consumer writes `head`: Relaxed.
+        let first = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
+        let mut head = first;
+        let mut n = 0;
+        while n < max {
+            let slot = self.slot(head);
+            if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+                break;
+            }
+            // SAFETY: written (stamp), and we are the only consumer.
+            buf.push(unsafe { self.read(head) });
+            slot.stamp
+                .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+            head = self.next(head);
+            n += 1;
+        }
+        if n == 0 {
+            return Err(self.empty_or_closed(first));
+        }
+        self.head.store(head.word(), Ordering::Release);
+        if self.config.overflow == Overflow::Block {
+            self.send_waiters.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// The receiver is gone: close, and drop the buffered messages now
+    /// rather than with the last sender. A position claimed before the
+    /// close but not yet written is waited for (its producer is copying one
+    /// message; nothing runs user code between a claim and its publish).
+    pub(crate) fn close_and_drain(&self) {
+        self.close();
+        crate::ring::drop_each(|| {
+            let mut next = None;
+            park::wait_brief(|| match self.try_recv_as() {
+                Ok(m) => {
+                    next = Some(m);
+                    true
+                }
+                Err(Missing::Empty) => false,
+                Err(_) => true,
+            });
+            next
+        });
+    }
+}
+
+impl<T> Sending<T> for Array<T> {
+    /// `Full` only under `Block`. `Last`: the send of `close_with`, which
+    /// also closes the channel.
+    #[inline(always)]
+    fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        let last = mode == SendMode::Last;
+        let evicted = match self.claim(&Backoff::new(), last) {
+            Claim::Ok(pos) => {
+                // SAFETY: we claimed `pos`; its slot is free (stamp).
+                unsafe { self.write(pos, msg) };
+                self.publish(pos);
+                None
+            }
+            Claim::Evict(pos) => self.write_evicting(pos, msg),
+            Claim::Closed => return Err(TrySendError::Closed(msg)),
+            Claim::Full => {
+                if self.config.overflow == Overflow::Block {
+                    return Err(TrySendError::Full(msg));
+                }
+                // DropNewest (not the final message, which evicts).
+                self.count_dropped(1);
+                drop(msg);
+                return Ok(());
+            }
+        };
+        if last {
+            self.closed_by_us();
+        }
+        // Dropped last: a panicking (or re-entrant) drop finds the channel
+        // consistent, and the close complete.
+        drop(evicted);
+        Ok(())
+    }
+
+    fn send_queue(&self) -> &WaitQueue {
+        &self.send_waiters
+    }
+}
+
+impl<T> Receiving for Array<T> {
+    type Msg = T;
+
+    #[inline(always)]
+    fn try_recv_as(&self) -> Result<T, Missing> {
+        if self.config.claiming {
+            return self.try_recv_claiming();
+        }
+        // Only the consumer writes `head`: Relaxed.
+        let head = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
+        let slot = self.slot(head);
+        if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+            return Err(self.empty_or_closed(head));
+        }
+        // SAFETY: the stamp says the message of `head` is written; we are the
+        // only consumer.
+        let msg = unsafe { self.read(head) };
+        slot.stamp
+            .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+        self.head.store(self.next(head).word(), Ordering::Release);
+        if self.config.overflow == Overflow::Block {
+            self.send_waiters.notify_one();
+        }
+        Ok(msg)
+    }
+
+    fn recv_queue(&self) -> &WaitQueue {
+        &self.recv_waiters
+    }
+}
+
+impl<T> Core for Array<T> {
+    fn len(&self) -> usize {
+        let laps = &self.config.laps;
+        loop {
+            let tail = self.tail.load(Ordering::SeqCst);
+            let head = self.head.load(Ordering::SeqCst);
+            if self.tail.load(Ordering::SeqCst) != tail {
+                continue;
+            }
+            // Positions claimed on a full ring and not yet evicted can put
+            // the tail up to a lap ahead: clamp.
+            let len = laps.distance(Pos::of(tail, laps), Pos::of(head, laps));
+            return (len as usize).min(self.config.cap);
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.config.cap
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tail.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn overflow(&self) -> Overflow {
+        self.config.overflow
+    }
+
+    fn close(&self) -> bool {
+        if close::set_mark(&*self.tail, CLOSED) {
+            self.closed_by_us();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl<T> Drop for Array<T> {
+    fn drop(&mut self) {
+        // Last handle: every claimed position has been written.
+        let laps = &self.config.laps;
+        let tail = Pos::of(self.tail.load(Ordering::Relaxed), laps);
+        let head = Pos::of(self.head.load(Ordering::Relaxed), laps);
+        crate::ring::drop_positions(
+            head,
+            tail,
+            |pos| laps.next(pos),
+            // SAFETY: `pos` is in `head..tail`, so its message is
+            // initialized, and no other handle exists.
+            |pos| drop(unsafe { self.read(pos) }),
+        );
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::chan::FromMissing;
+    use crate::{RecvTimeoutError, TryRecvError};
+    use std::time::Duration;
+
+    /// crossbeam-channel #997: a producer that has claimed a slot but not
+    /// yet written it must not make `try_recv` wait; it returns `Empty`, and
+    /// the message arrives once written. (An implementation that waited for
+    /// the stamp would hang here: nobody else will ever write the slot.)
+    #[test]
+    fn try_recv_does_not_wait_for_a_claimed_unwritten_slot() {
+        let chan = Array::<u32>::new(4, Overflow::Block);
+        let try_recv = || chan.try_recv_as().map_err(TryRecvError::from_missing);
+        chan.try_send_as(1, SendMode::Try).unwrap();
+        let Claim::Ok(pos) = chan.claim(&Backoff::new(), false) else {
+            panic!("room for a claim")
+        };
+        chan.try_send_as(3, SendMode::Try).unwrap(); // claimed and written after the stalled one
+        assert_eq!(try_recv(), Ok(1));
+        assert_eq!(try_recv(), Err(TryRecvError::Empty));
+        let timed = chan::recv_with(
+            &chan,
+            std::time::Instant::now().checked_add(Duration::from_millis(5)),
+            || chan.try_recv_as(),
+        );
+        assert_eq!(
+            timed.map_err(RecvTimeoutError::from_missing),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert!(chan.close());
+        assert_eq!(
+            try_recv(),
+            Err(TryRecvError::Empty),
+            "closed but not drained"
+        );
+        // SAFETY: we hold `pos` from the claim above; its slot is free.
+        unsafe { chan.write(pos, 2) };
+        chan.publish(pos);
+        assert_eq!(try_recv(), Ok(2));
+        assert_eq!(try_recv(), Ok(3));
+        assert_eq!(try_recv(), Err(TryRecvError::Closed));
+    }
+}
