@@ -14,7 +14,7 @@
 //! `send_timeout`, `send_deadline`, `recv`, `iter`, `len`, `is_full`, ...)
 //! with their documentation and a runnable example per kind, so every
 //! handle of every kind has the same methods, written once. The waiting
-//! itself is [`send`] and [`recv_with`] over `park::block_on_with`, for
+//! itself is [`send`] and [`recv_with`] over `park::block_on`, for
 //! every kind that implements [`Sending`] and [`Receiving`]: one sending
 //! wait loop and one receiving wait loop.
 
@@ -62,7 +62,7 @@ pub(crate) trait Sending<T> {
     /// The queue a blocked sender waits on.
     fn send_queue(&self) -> &WaitQueue;
     /// Whether a blocked sender spins before it yields (see
-    /// `park::block_on_with`).
+    /// `park::block_on`).
     fn spin_on_send(&self) -> bool {
         true
     }
@@ -104,7 +104,7 @@ fn send_slow<T, S: Sending<T>>(
         mode
     };
     let mut pending = Some(msg);
-    let outcome = park::block_on_with(&[s.send_queue()], deadline, s.spin_on_send(), || {
+    let outcome = park::block_on(&[s.send_queue()], deadline, s.spin_on_send(), || {
         match s.try_send_as(pending.take()?, retry) {
             Ok(()) => Some(Ok(())),
             Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
@@ -161,7 +161,7 @@ fn recv_slow<R: Receiving, M>(
     mut attempt: impl FnMut() -> Result<M, Missing>,
 ) -> Result<M, Missing> {
     r.before_recv_wait();
-    park::block_on_with(
+    park::block_on(
         &[r.recv_queue()],
         deadline,
         r.spin_on_recv(),

@@ -41,6 +41,13 @@ impl<C: Core> SenderRef<C> {
     }
 }
 
+impl<C: Core> SenderRef<C> {
+    /// The shared core, for a new receiver.
+    pub(crate) fn shared(&self) -> Arc<Counted<C>> {
+        self.shared.clone()
+    }
+}
+
 impl<C: Core> Deref for SenderRef<C> {
     type Target = C;
     fn deref(&self) -> &C {

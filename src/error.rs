@@ -172,9 +172,30 @@ impl<T> From<SendError<T>> for SendTimeoutError<T> {
     }
 }
 
+/// Why a receive failed: the one set of messages that every receive error
+/// type (here and in `broadcast`) displays.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reason {
+    Empty,
+    Timeout,
+    Closed,
+    Lagged(u64),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Empty => f.write_str("receiving on an empty channel"),
+            Reason::Timeout => f.write_str("timed out waiting on receive operation"),
+            Reason::Closed => f.write_str("receiving on a closed channel"),
+            Reason::Lagged(n) => write!(f, "receiver lagged and missed {n} messages"),
+        }
+    }
+}
+
 impl fmt::Display for RecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("receiving on a closed channel")
+        Reason::Closed.fmt(f)
     }
 }
 
@@ -200,9 +221,10 @@ impl TryRecvError {
 impl fmt::Display for TryRecvError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
-            TryRecvError::Closed => f.write_str("receiving on a closed channel"),
+            TryRecvError::Empty => Reason::Empty,
+            TryRecvError::Closed => Reason::Closed,
         }
+        .fmt(f)
     }
 }
 
@@ -234,9 +256,10 @@ impl RecvTimeoutError {
 impl fmt::Display for RecvTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecvTimeoutError::Timeout => f.write_str("timed out waiting on receive operation"),
-            RecvTimeoutError::Closed => f.write_str("receiving on a closed channel"),
+            RecvTimeoutError::Timeout => Reason::Timeout,
+            RecvTimeoutError::Closed => Reason::Closed,
         }
+        .fmt(f)
     }
 }
 

@@ -464,18 +464,11 @@ fn expired(deadline: Option<Instant>) -> bool {
 /// `attempt` must return `Some` for every terminal outcome (success and
 /// closed), and must read the channel state fresh (it runs after the heavy
 /// barrier).
+///
+/// `spin`: spin before yielding. A caller that knows the thread it waits
+/// for is probably not running (more threads on the channel than CPUs)
+/// passes `false`: then only yielding can help it.
 pub(crate) fn block_on<R>(
-    queues: &[&WaitQueue],
-    deadline: Option<Instant>,
-    attempt: impl FnMut() -> Option<R>,
-) -> Option<R> {
-    block_on_with(queues, deadline, true, attempt)
-}
-
-/// [`block_on`], skipping the spin stage when `spin` is false: the caller
-/// knows the thread it waits for is probably not running (more threads on
-/// the channel than CPUs), so only yielding can help it.
-pub(crate) fn block_on_with<R>(
     queues: &[&WaitQueue],
     deadline: Option<Instant>,
     spin: bool,

@@ -111,6 +111,13 @@ impl Laps {
         })
     }
 
+    /// One lap as a word: adding it to a word moves its position to the
+    /// same slot one lap later, flags unchanged.
+    #[inline(always)]
+    pub(crate) fn lap_word(&self) -> u64 {
+        self.lap
+    }
+
     /// The first position of lap `lap` (index 0).
     pub(crate) fn start(&self, lap: u64) -> Pos {
         Pos(lap.wrapping_shl(self.lap_shift))

@@ -1,0 +1,863 @@
+//! The broadcast ring: one ring shared by every sender and subscriber. The
+//! algorithm, its words and its orderings are described in the module docs
+//! of `broadcast`.
+
+use crate::chan::{Core, Missing, SendMode, Sending, MAX_BATCH};
+use crate::close;
+use crate::error::{SendError, TrySendError};
+use crate::park::{self, WaitQueue, SLACK_DIVISOR};
+use crate::ring::{Laps, Pos};
+use crate::sync::{AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
+use crate::Overflow;
+use crossbeam_utils::CachePadded;
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+
+/// Low bits of `tail` and of every stamp that hold flags; the position is
+/// above them.
+pub(crate) const FLAG_BITS: u32 = 18;
+/// The least number of lap bits a position keeps (with at most
+/// `MAX_CAPACITY` slots).
+pub(crate) const MIN_LAP_BITS: u32 = 14;
+/// `tail`: the channel is closed.
+const CLOSED: u64 = 1 << 16;
+/// `tail`: the subscriber count.
+const SUBS: u64 = CLOSED - 1;
+/// Stamp: the slot holds the message of the stamp's position.
+const FULL: u64 = 1 << 17;
+/// Stamp (`DropOldest`): a sender is evicting, or the last subscriber
+/// freeing, the message.
+const LOCK: u64 = 1 << 16;
+/// Stamp (`DropOldest`): subscribers inside the slot.
+const BUSY: u64 = LOCK - 1;
+/// Largest number of subscribers at once.
+pub(crate) const MAX_SUBSCRIBERS: u64 = SUBS;
+/// Largest capacity (keeps at least `MIN_LAP_BITS` bits of lap).
+pub(crate) const MAX_CAPACITY: usize = 1 << 32;
+
+pub(crate) struct Slot<T> {
+    stamp: AtomicU64,
+    /// Subscribers that have not passed the message yet; written by the
+    /// sender before it publishes `FULL`.
+    refs: AtomicUsize,
+    msg: UnsafeCell<MaybeUninit<T>>,
+}
+
+pub(crate) struct Chan<T> {
+    /// `position | CLOSED | subscriber count`.
+    tail: CachePadded<AtomicU64>,
+    dropped: CachePadded<AtomicU64>,
+    laps: Laps,
+    cap: usize,
+    /// The first position (for `len` before the first lap completes).
+    start: Pos,
+    overflow: Overflow,
+    slots: Box<[Slot<T>]>,
+    recv_waiters: WaitQueue,
+    send_waiters: WaitQueue,
+}
+
+// SAFETY: messages are moved in by senders and out by the last subscriber or
+// an evicting sender, on any thread (`T: Send`); subscribers on different
+// threads clone the same message through `&T` at the same time (`T: Sync`).
+// Every access to a slot's message is ordered by its stamp (see the module
+// docs).
+unsafe impl<T: Send + Sync> Send for Chan<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for Chan<T> {}
+
+impl<T> Chan<T> {
+    /// A channel of `cap` slots on `laps` whose positions start at `start`,
+    /// with one subscriber.
+    pub(crate) fn new(cap: usize, laps: Laps, start: Pos, overflow: Overflow) -> Self {
+        Chan {
+            tail: CachePadded::new(AtomicU64::new(start.word() | 1)),
+            dropped: CachePadded::new(AtomicU64::new(0)),
+            slots: (0..cap as u64)
+                .map(|i| Slot {
+                    stamp: AtomicU64::new(laps.forward(start, i).word()),
+                    refs: AtomicUsize::new(0),
+                    msg: UnsafeCell::new(MaybeUninit::uninit()),
+                })
+                .collect(),
+            laps,
+            cap,
+            start,
+            overflow,
+            recv_waiters: WaitQueue::new(),
+            send_waiters: WaitQueue::new(),
+        }
+    }
+
+    #[inline(always)]
+    fn slot(&self, pos: Pos) -> &Slot<T> {
+        // The index is below `cap` by construction of positions.
+        &self.slots[self.laps.index(pos)]
+    }
+
+    #[inline(always)]
+    fn next(&self, pos: Pos) -> Pos {
+        self.laps.next(pos)
+    }
+
+    #[inline(always)]
+    fn pos(&self, word: u64) -> Pos {
+        Pos::of(word, &self.laps)
+    }
+
+    /// How many positions `pos` is behind the tail word `tail`.
+    #[inline(always)]
+    pub(crate) fn behind(&self, tail: u64, pos: Pos) -> u64 {
+        self.laps.distance(self.pos(tail), pos)
+    }
+
+    /// The tail word (`Acquire`).
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn receiver_count(&self) -> usize {
+        (self.tail.load(Ordering::Relaxed) & SUBS) as usize
+    }
+
+    pub(crate) fn evicting(&self) -> bool {
+        self.overflow == Overflow::DropOldest
+    }
+
+    pub(crate) fn recv_queue(&self) -> &WaitQueue {
+        &self.recv_waiters
+    }
+
+    /// A blocking send found the ring full: pause (a few microseconds at
+    /// most) until `cap / SLACK_DIVISOR` slots are free, instead of taking
+    /// each slot the slowest subscriber frees the moment it frees it, which
+    /// keeps the sender on the line that subscriber is reading.
+    #[cold]
+    fn wait_for_slack(&self) {
+        let want = (self.cap / SLACK_DIVISOR) as u64;
+        if want < 2 {
+            return;
+        }
+        park::pause_until(!self.crowded(), || {
+            let tail = self.tail.load(Ordering::Relaxed);
+            let last = self.laps.forward(self.pos(tail), want - 1);
+            tail & CLOSED != 0 || self.slot(last).stamp.load(Ordering::Relaxed) == last.word()
+        });
+    }
+
+    /// A receive found nothing: pause (a few microseconds at most) until
+    /// `cap / SLACK_DIVISOR` messages wait, so that subscribers that caught
+    /// up do not follow the sender slot by slot (each on the lines it is
+    /// writing, in lockstep with each other).
+    #[cold]
+    pub(crate) fn wait_for_batch(&self, head: Pos) {
+        let want = (self.cap / SLACK_DIVISOR) as u64;
+        if want < 2 {
+            return;
+        }
+        park::pause_until(!self.crowded(), || {
+            let tail = self.tail.load(Ordering::Relaxed);
+            tail & CLOSED != 0 || self.behind(tail, head) >= want
+        });
+    }
+
+    /// More subscribers and a sender than CPUs: a thread we wait for is
+    /// probably not running, so waits yield instead of spinning.
+    pub(crate) fn crowded(&self) -> bool {
+        self.receiver_count() + 1 > park::cpus()
+    }
+
+    // ---- sending ----
+
+    /// One attempt to send under `Block`; `last` also closes the channel.
+    fn try_send_block(&self, msg: T, last: bool) -> Result<(), TrySendError<T>> {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(TrySendError::Closed(msg));
+            }
+            let pos = self.pos(tail);
+            let slot = self.slot(pos);
+            // Acquire: the subscribers that freed the slot are done with it.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp == pos.word() {
+                let close = if last { CLOSED } else { 0 };
+                let new = self.next(pos).word() | (tail & SUBS) | close;
+                match self.tail.compare_exchange_weak(
+                    tail,
+                    new,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        self.publish(slot, pos, msg, tail & SUBS);
+                        return Ok(());
+                    }
+                    Err(now) => {
+                        tail = now;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp == self.laps.prev_lap(pos).word() | FULL {
+                // The message one lap back is still held: full, unless the
+                // tail moved meanwhile.
+                let now = self.tail.load(Ordering::Relaxed);
+                if now == tail {
+                    return Err(TrySendError::Full(msg));
+                }
+                tail = now;
+            } else {
+                // Another sender claimed `pos`: retry at the new tail.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Writes the message of the claimed `pos` into its free slot and
+    /// publishes it. `Block` only.
+    #[inline]
+    fn publish(&self, slot: &Slot<T>, pos: Pos, msg: T, subs: u64) {
+        slot.msg.with_mut(|p| {
+            // SAFETY: this thread claimed `pos` and saw the slot free for it
+            // (stamp == pos, Acquire): no subscriber reads the message until
+            // the stamp below says FULL, and the previous message is gone.
+            unsafe { p.write(MaybeUninit::new(msg)) }
+        });
+        slot.refs.store(subs as usize, Ordering::Relaxed);
+        // Release: publishes the message and `refs`.
+        slot.stamp.store(pos.word() | FULL, Ordering::Release);
+        self.recv_waiters.notify_all();
+    }
+
+    /// Claims positions under `DropOldest` (never waits for room): `n`
+    /// positions, `last` also closes. Returns the first position and the
+    /// subscriber count, or `None` if the channel is closed.
+    fn claim_evicting(&self, n: usize, last: bool) -> Option<(Pos, u64)> {
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return None;
+            }
+            let pos = self.pos(tail);
+            let mut end = pos;
+            for _ in 0..n {
+                end = self.next(end);
+            }
+            let close = if last { CLOSED } else { 0 };
+            let new = end.word() | (tail & SUBS) | close;
+            match self
+                .tail
+                .compare_exchange_weak(tail, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Some((pos, tail & SUBS)),
+                Err(now) => tail = now,
+            }
+        }
+    }
+
+    /// Writes the message of the claimed `pos` under `DropOldest`, evicting
+    /// the message one lap back if it is still there. Returns the evicted
+    /// message: the caller drops it once every position it claimed is
+    /// written, so that a panicking drop leaves none claimed and unwritten.
+    #[must_use]
+    fn write_evicting(&self, pos: Pos, msg: T, subs: u64) -> Option<T> {
+        let slot = self.slot(pos);
+        let prev_full = self.laps.prev_lap(pos).word() | FULL;
+        let backoff = Backoff::new();
+        let evicted = loop {
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            if stamp & !BUSY == pos.word() {
+                slot.msg.with_mut(|p| {
+                    // SAFETY: `pos` is ours and the slot is free for it
+                    // (Acquire above): nobody reads the message until FULL.
+                    unsafe { p.write(MaybeUninit::new(msg)) }
+                });
+                slot.refs.store(subs as usize, Ordering::Relaxed);
+                // Release: publishes message and `refs`; an add keeps the
+                // busy count of subscribers passing through.
+                slot.stamp.fetch_add(FULL, Ordering::Release);
+                break None;
+            }
+            if stamp & !BUSY == prev_full {
+                if slot
+                    .stamp
+                    // Release: a subscriber that sees LOCK (and so gives up
+                    // on this message) also sees our claim of `pos` in the
+                    // tail, and reports its lag.
+                    .compare_exchange_weak(stamp, stamp | LOCK, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+                {
+                    continue;
+                }
+                // New subscribers see LOCK and leave; wait for those copying.
+                // Acquire: their clones happen before we move the message.
+                park::wait_brief(|| slot.stamp.load(Ordering::Acquire) & BUSY == 0);
+                let missed = slot.refs.load(Ordering::Acquire) > 0;
+                let old = slot.msg.with_mut(|p| {
+                    // SAFETY: LOCK is ours and no subscriber is inside: we
+                    // own the old message; we move it out and write ours.
+                    unsafe {
+                        let old = p.read().assume_init();
+                        p.write(MaybeUninit::new(msg));
+                        old
+                    }
+                });
+                slot.refs.store(subs as usize, Ordering::Relaxed);
+                // locked(pos - lap) -> full(pos), keeping busy counts.
+                slot.stamp
+                    .fetch_add(self.laps.lap_word().wrapping_sub(LOCK), Ordering::Release);
+                if missed {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                break Some(old);
+            }
+            // The previous message is not written yet, or its last
+            // subscriber is freeing it.
+            backoff.snooze();
+        };
+        self.recv_waiters.notify_all();
+        evicted
+    }
+
+    /// Claims up to `max` free positions under `Block` with one
+    /// compare-exchange. `Ok(None)`: no room.
+    #[allow(clippy::result_unit_err)]
+    fn claim_free(&self, max: usize) -> Result<Option<(Pos, usize, u64)>, ()> {
+        let backoff = Backoff::new();
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err(());
+            }
+            let pos = self.pos(tail);
+            let mut end = pos;
+            let mut n = 0;
+            // Acquire: each slot's previous message is gone.
+            while n < max && self.slot(end).stamp.load(Ordering::Acquire) == end.word() {
+                end = self.next(end);
+                n += 1;
+            }
+            if n == 0 {
+                let now = self.tail.load(Ordering::Relaxed);
+                if now == tail
+                    && self.slot(pos).stamp.load(Ordering::Acquire)
+                        == self.laps.prev_lap(pos).word() | FULL
+                {
+                    return Ok(None);
+                }
+                backoff.snooze();
+                tail = now;
+                continue;
+            }
+            match self.tail.compare_exchange_weak(
+                tail,
+                end.word() | (tail & (CLOSED | SUBS)),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(Some((pos, n, tail & SUBS))),
+                Err(now) => {
+                    tail = now;
+                    backoff.spin();
+                }
+            }
+        }
+    }
+
+    /// `send_many`: takes up to [`MAX_BATCH`] messages at a time from `iter`
+    /// (while holding no claim) and enqueues them with one claim.
+    pub(crate) fn send_many(
+        &self,
+        iter: &mut impl Iterator<Item = T>,
+    ) -> Result<usize, SendError<Vec<T>>> {
+        let mut batch: Vec<T> = Vec::new();
+        let mut sent = 0;
+        loop {
+            if batch.is_empty() {
+                batch.extend(iter.by_ref().take(MAX_BATCH));
+                if batch.is_empty() {
+                    return Ok(sent);
+                }
+                // Send in order: pop from the back of a reversed batch.
+                batch.reverse();
+            }
+            if self.evicting() {
+                let n = batch.len();
+                let Some((mut pos, subs)) = self.claim_evicting(n, false) else {
+                    batch.reverse();
+                    return Err(SendError(batch));
+                };
+                let mut evicted = Vec::new();
+                while let Some(msg) = batch.pop() {
+                    evicted.extend(self.write_evicting(pos, msg, subs));
+                    pos = self.next(pos);
+                }
+                sent += n;
+                // Every claimed position is written: drop what was evicted
+                // (a panicking drop still drops the rest, and wedges nothing).
+                drop(evicted);
+                continue;
+            }
+            let claim = match self.claim_free(batch.len()) {
+                Ok(claim) => claim,
+                Err(()) => {
+                    batch.reverse();
+                    return Err(SendError(batch));
+                }
+            };
+            let Some((mut pos, n, subs)) = claim else {
+                // Full: wait for room for one, like `send`.
+                let msg = batch.pop().expect("batch is not empty");
+                if let Err(e) = crate::chan::send(self, msg, None, SendMode::Wait) {
+                    batch.push(e.into_inner());
+                    batch.reverse();
+                    return Err(SendError(batch));
+                }
+                sent += 1;
+                continue;
+            };
+            for _ in 0..n {
+                let msg = batch.pop().expect("claimed no more than the batch");
+                let slot = self.slot(pos);
+                slot.msg.with_mut(|p| {
+                    // SAFETY: `pos` is claimed by this thread and its slot
+                    // was free for it (Acquire in `claim_free`).
+                    unsafe { p.write(MaybeUninit::new(msg)) }
+                });
+                slot.refs.store(subs as usize, Ordering::Relaxed);
+                slot.stamp.store(pos.word() | FULL, Ordering::Release);
+                pos = self.next(pos);
+            }
+            sent += n;
+            self.recv_waiters.notify_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        self.recv_waiters.notify_all();
+        self.send_waiters.notify_all();
+    }
+
+    /// Messages held: positions not yet passed by every subscriber nor
+    /// evicted. They form the last `k` positions before the tail; found by
+    /// binary search (a snapshot).
+    fn held(&self) -> usize {
+        let tp = self.pos(self.tail.load(Ordering::Acquire));
+        let sent = self.laps.distance(tp, self.start).min(self.cap as u64);
+        let held_at = |k: u64| {
+            let pos = self.laps.back(tp, k);
+            self.pos(self.slot(pos).stamp.load(Ordering::Acquire)) == pos
+        };
+        let (mut lo, mut hi) = (0, sent);
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            if held_at(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo as usize
+    }
+
+    // ---- subscribers ----
+
+    /// Joins the subscriber count; returns the tail position at that moment
+    /// (the first position the new subscriber counts in).
+    pub(crate) fn join(&self) -> Pos {
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        loop {
+            assert!(
+                tail & SUBS < MAX_SUBSCRIBERS,
+                "broadcast: too many subscribers (at most {MAX_SUBSCRIBERS} at once)"
+            );
+            match self.tail.compare_exchange_weak(
+                tail,
+                tail + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return self.pos(tail),
+                Err(now) => tail = now,
+            }
+        }
+    }
+
+    /// A new subscriber at `head` (a clone of a subscriber there, which holds
+    /// its positions meanwhile): joins and retains every position it counts
+    /// in without having been counted.
+    pub(crate) fn join_at(&self, head: Pos) {
+        let tp = self.join();
+        let mut pos = self.first_held(head, tp);
+        while pos != tp {
+            self.visit(pos, Visit::Retain);
+            pos = self.next(pos);
+        }
+    }
+
+    /// Leaves the subscriber count (closing the channel if it was the last)
+    /// and releases the positions from `head` on that counted this
+    /// subscriber: the last subscriber to go takes the messages no one has
+    /// received with it.
+    pub(crate) fn leave(&self, head: Pos) {
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        let tail = loop {
+            let mut new = tail - 1;
+            if tail & SUBS == 1 {
+                new |= CLOSED;
+            }
+            match self
+                .tail
+                .compare_exchange_weak(tail, new, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => break tail,
+                Err(now) => tail = now,
+            }
+        };
+        if tail & SUBS == 1 && tail & CLOSED == 0 {
+            // The last subscriber closed the channel: senders waiting for
+            // room fail now.
+            self.wake_all();
+        }
+        let tp = self.pos(tail);
+        // Passing a message may drop it; if that drop panics, the rest are
+        // still passed.
+        crate::ring::drop_positions(
+            self.first_held(head, tp),
+            tp,
+            |pos| self.next(pos),
+            |pos| self.visit(pos, Visit::Release),
+        );
+    }
+
+    /// `head`, or under `DropOldest` the oldest position still held if
+    /// `head` lagged behind it.
+    fn first_held(&self, head: Pos, tp: Pos) -> Pos {
+        if self.evicting() && self.laps.distance(tp, head) > self.cap as u64 {
+            self.laps.prev_lap(tp)
+        } else {
+            head
+        }
+    }
+
+    /// Adds or removes this subscriber's share of the message at `pos`
+    /// (claimed, perhaps not written yet) without receiving it.
+    fn visit(&self, pos: Pos, visit: Visit) {
+        let slot = self.slot(pos);
+        if !self.evicting() {
+            // The message stays until we pass it: wait until it is written
+            // (its sender is between claim and publish).
+            park::wait_brief(|| slot.stamp.load(Ordering::Acquire) == pos.word() | FULL);
+            match visit {
+                Visit::Retain => {
+                    slot.refs.fetch_add(1, Ordering::Relaxed);
+                }
+                Visit::Release => self.pass_block(slot, pos),
+            }
+            return;
+        }
+        park::wait_brief(|| {
+            if let Some(inside) = self.enter(slot, pos) {
+                match visit {
+                    Visit::Retain => {
+                        slot.refs.fetch_add(1, Ordering::Relaxed);
+                        inside.leave();
+                    }
+                    // The guard passes the message on drop.
+                    Visit::Release => inside.pass(),
+                }
+                return true;
+            }
+            // Evicted (or being evicted): nothing to do. Otherwise its
+            // sender has not written it yet: wait.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            stamp & !BUSY == pos.word() | FULL | LOCK
+                || self.behind(self.tail.load(Ordering::Acquire), pos) > self.cap as u64
+        });
+    }
+
+    // ---- receiving ----
+
+    /// `Block`: this subscriber passes the message at `pos` (already read or
+    /// skipped): the last one to pass it drops it and frees the slot.
+    #[inline]
+    fn pass_block(&self, slot: &Slot<T>, pos: Pos) {
+        // AcqRel: our read of the message happens before the last
+        // subscriber's drop; the last one sees every other read.
+        if slot.refs.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let msg = slot.msg.with(|p| {
+                // SAFETY: every subscriber counted in `refs` has passed the
+                // message, and senders wait for the free stamp: we own it.
+                unsafe { p.read().assume_init() }
+            });
+            self.free_block(slot, pos);
+            drop(msg);
+        }
+    }
+
+    /// `Block`: frees the slot of `pos` for the next lap.
+    #[inline]
+    fn free_block(&self, slot: &Slot<T>, pos: Pos) {
+        // Release: senders that see the slot free see it emptied.
+        slot.stamp
+            .store(self.laps.next_lap(pos).word(), Ordering::Release);
+        self.send_waiters.notify_one();
+    }
+
+    /// `DropOldest`: enters the slot of `pos` if it holds that message
+    /// (raising the busy count, which keeps evicters out).
+    #[inline]
+    fn enter<'a>(&'a self, slot: &'a Slot<T>, pos: Pos) -> Option<Inside<'a, T>> {
+        // Acquire: if the message is being evicted, the tail we read next
+        // shows the evicting claim (see `write_evicting`).
+        if slot.stamp.load(Ordering::Acquire) & !BUSY != pos.word() | FULL {
+            return None;
+        }
+        // Acquire: the sender's write of the message and `refs`.
+        let before = slot.stamp.fetch_add(1, Ordering::Acquire);
+        if before & !BUSY == pos.word() | FULL {
+            Some(Inside { chan: self, slot })
+        } else {
+            slot.stamp.fetch_sub(1, Ordering::Release);
+            None
+        }
+    }
+
+    /// Receives the message at `head` if it is there.
+    #[inline]
+    pub(crate) fn try_recv(&self, head: &Cell<Pos>) -> Result<T, Missing>
+    where
+        T: Clone,
+    {
+        let pos = head.get();
+        let slot = self.slot(pos);
+        if !self.evicting() {
+            // Acquire: the sender's write of the message and `refs`.
+            if slot.stamp.load(Ordering::Acquire) == pos.word() | FULL {
+                // Advance first: a panicking `Clone` has passed the message.
+                head.set(self.next(pos));
+                // Acquire: the other subscribers' reads are done if we are
+                // the only one left.
+                if slot.refs.load(Ordering::Acquire) == 1 {
+                    let msg = slot.msg.with(|p| {
+                        // SAFETY: we are the last subscriber counted in
+                        // `refs` (only we could lower it further, and a clone
+                        // of us would need us): we own the message.
+                        unsafe { p.read().assume_init() }
+                    });
+                    self.free_block(slot, pos);
+                    return Ok(msg);
+                }
+                let guard = PassBlock {
+                    chan: self,
+                    slot,
+                    pos,
+                };
+                let msg = slot.msg.with(|p| {
+                    // SAFETY: FULL (Acquire) says it is written; it stays
+                    // until we pass it (we are counted in `refs`).
+                    unsafe { (*p).assume_init_ref().clone() }
+                });
+                drop(guard);
+                return Ok(msg);
+            }
+        } else if let Some(inside) = self.enter(slot, pos) {
+            head.set(self.next(pos));
+            let msg = slot.msg.with(|p| {
+                // SAFETY: inside the slot (busy raised while FULL and not
+                // LOCK): no evicter moves the message until we leave.
+                unsafe { (*p).assume_init_ref().clone() }
+            });
+            inside.pass();
+            return Ok(msg);
+        }
+        Err(self.missing(head))
+    }
+
+    /// Why the message at `head` is not there (and, on lag, moves `head` to
+    /// the oldest message still held).
+    #[cold]
+    fn missing(&self, head: &Cell<Pos>) -> Missing {
+        let pos = head.get();
+        let tail = self.tail.load(Ordering::Acquire);
+        let tp = self.pos(tail);
+        if tp == pos {
+            return if tail & CLOSED != 0 {
+                Missing::Closed
+            } else {
+                Missing::Empty
+            };
+        }
+        let behind = self.laps.distance(tp, pos);
+        if self.evicting() && behind > self.cap as u64 {
+            head.set(self.laps.prev_lap(tp));
+            return Missing::Lagged(behind - self.cap as u64);
+        }
+        // Claimed but not written yet: never wait for it here (the sender is
+        // mid-copy; blocking receives wait for its wake-up).
+        Missing::Empty
+    }
+}
+
+impl<T> Sending<T> for Chan<T> {
+    /// `Full` only under `Block`; `DropOldest` never waits. A `Last` send
+    /// claims its position and closes in one compare-exchange.
+    #[inline]
+    fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        let last = mode == SendMode::Last;
+        if self.evicting() {
+            let Some((pos, subs)) = self.claim_evicting(1, last) else {
+                return Err(TrySendError::Closed(msg));
+            };
+            let evicted = self.write_evicting(pos, msg, subs);
+            if last {
+                self.send_waiters.notify_all();
+            }
+            // Dropped last: the channel is consistent (and closed, if last).
+            drop(evicted);
+            return Ok(());
+        }
+        self.try_send_block(msg, last)?;
+        if last {
+            // Closed: wake the senders waiting for room, to fail.
+            self.send_waiters.notify_all();
+        }
+        Ok(())
+    }
+
+    fn send_queue(&self) -> &WaitQueue {
+        &self.send_waiters
+    }
+
+    fn spin_on_send(&self) -> bool {
+        !self.crowded()
+    }
+
+    fn before_send_wait(&self) {
+        self.wait_for_slack();
+    }
+}
+
+impl<T> Core for Chan<T> {
+    fn len(&self) -> usize {
+        self.held()
+    }
+
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tail.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    fn close(&self) -> bool {
+        let closed = close::set_mark(&*self.tail, CLOSED);
+        if closed {
+            self.wake_all();
+        }
+        closed
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Visit {
+    Retain,
+    Release,
+}
+
+/// `Block`: passes the message when dropped, also when `Clone` panicked.
+struct PassBlock<'a, T> {
+    chan: &'a Chan<T>,
+    slot: &'a Slot<T>,
+    pos: Pos,
+}
+
+impl<T> Drop for PassBlock<'_, T> {
+    fn drop(&mut self) {
+        self.chan.pass_block(self.slot, self.pos);
+    }
+}
+
+/// `DropOldest`: a subscriber inside a slot; passes the message and leaves
+/// when dropped, also when `Clone` panicked.
+struct Inside<'a, T> {
+    chan: &'a Chan<T>,
+    slot: &'a Slot<T>,
+}
+
+impl<T> Inside<'_, T> {
+    /// Passes the message (dropping it and freeing the slot if we are the
+    /// last subscriber) and leaves: what dropping the guard does.
+    fn pass(self) {}
+
+    /// Leaves without passing the message.
+    fn leave(self) {
+        // Release: our read happens before an evicter's move.
+        self.slot.stamp.fetch_sub(1, Ordering::Release);
+        std::mem::forget(self);
+    }
+}
+
+impl<T> Drop for Inside<'_, T> {
+    fn drop(&mut self) {
+        let (chan, slot) = (self.chan, self.slot);
+        // AcqRel: as in `pass_block`.
+        if slot.refs.fetch_sub(1, Ordering::AcqRel) == 1
+            && slot.stamp.fetch_or(LOCK, Ordering::Acquire) & LOCK == 0
+        {
+            // Last subscriber and no evicter: we free it. Other subscribers
+            // still inside have passed it already (refs is 0).
+            let msg = slot.msg.with(|p| {
+                // SAFETY: LOCK is ours and every subscriber counted in
+                // `refs` has passed the message.
+                unsafe { p.read().assume_init() }
+            });
+            // locked(pos) and our busy -> free(pos + lap), keeping the
+            // others' busy counts. Release: as in `free_block`.
+            slot.stamp.fetch_add(
+                chan.laps.lap_word().wrapping_sub(FULL | LOCK | 1),
+                Ordering::Release,
+            );
+            chan.send_waiters.notify_one();
+            drop(msg);
+        } else {
+            // Leave. Release: our read happens before an evicter's move.
+            slot.stamp.fetch_sub(1, Ordering::Release);
+        }
+    }
+}
+
+impl<T> Drop for Chan<T> {
+    fn drop(&mut self) {
+        // Every subscriber released its positions when it went, so nothing
+        // is normally left; drop whatever a FULL stamp still marks.
+        let slots = &self.slots;
+        crate::ring::drop_positions(
+            0,
+            slots.len(),
+            |i| i + 1,
+            |i| {
+                let slot = &slots[i];
+                if slot.stamp.load(Ordering::Relaxed) & FULL != 0 {
+                    slot.msg.with_mut(|p| {
+                        // SAFETY: no handle is left; FULL means the slot
+                        // holds a message nobody took; each slot is visited
+                        // once.
+                        unsafe { p.read().assume_init() }
+                    });
+                }
+            },
+        );
+    }
+}
