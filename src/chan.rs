@@ -3,9 +3,10 @@
 //!
 //! A kind provides, per handle, a handful of private primitives:
 //!
-//! - senders: `try_send_now(msg)` (never waits) and
-//!   `send_until(msg, deadline)` (waits under `Block` until `deadline`,
-//!   `None` meaning forever);
+//! - senders: `try_send_now(msg)` (never waits), `send_now(msg)` (the
+//!   first attempt of a blocking send: never waits either, but may pause
+//!   for a batch of room) and `send_until(msg, deadline)` (waits under
+//!   `Block` until `deadline`, `None` meaning forever);
 //! - receivers: `try_recv_now()` and `recv_until(deadline)`;
 //! - both: [`Handle::core`], a [`Core`] with the introspection of the
 //!   channel.
@@ -26,18 +27,6 @@ use std::time::Instant;
 /// Largest batch `send_many` takes from its iterator before it claims room
 /// for it (MPSC, broadcast: one compare-exchange per batch).
 pub(crate) const MAX_BATCH: usize = 64;
-
-/// Why a non-waiting receive returned nothing. `Lagged` only for broadcast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Missing {
-    /// Nothing to receive now.
-    Empty,
-    /// Closed, and this receiver has received everything.
-    Closed,
-    /// Broadcast under `DropOldest`: this many messages were evicted before
-    /// this subscriber received them.
-    Lagged(u64),
-}
 
 /// How a send attempt is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,12 +110,43 @@ fn send_slow<T, S: Sending<T>>(
     }
 }
 
+/// A kind's `try_recv` error: it can say "empty now" (the one outcome a
+/// wait can change) and becomes the kind's timed-receive error, `Empty`
+/// turning into `Timeout`. (Kept as the kind's own small enum rather than a
+/// shared one with a payload: a `Result<u64, TryRecvError>` comes back in
+/// registers, and the receive fast path depends on it.)
+pub(crate) trait TryError: Copy {
+    type Timeout;
+    const EMPTY: Self;
+    fn is_empty(&self) -> bool;
+    fn timed_out(self) -> Self::Timeout;
+}
+
+impl TryError for crate::TryRecvError {
+    type Timeout = crate::RecvTimeoutError;
+    const EMPTY: Self = crate::TryRecvError::Empty;
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        matches!(self, crate::TryRecvError::Empty)
+    }
+
+    #[inline(always)]
+    fn timed_out(self) -> crate::RecvTimeoutError {
+        match self {
+            crate::TryRecvError::Empty => crate::RecvTimeoutError::Timeout,
+            crate::TryRecvError::Closed => crate::RecvTimeoutError::Closed,
+        }
+    }
+}
+
 /// The receiving side of a channel kind, as the one receiving wait loop
 /// sees it.
 pub(crate) trait Receiving {
     type Msg;
+    type Error: TryError;
     /// One attempt that never parks.
-    fn try_recv_as(&self) -> Result<Self::Msg, Missing>;
+    fn try_recv_as(&self) -> Result<Self::Msg, Self::Error>;
     /// The queue a blocked receiver waits on.
     fn recv_queue(&self) -> &WaitQueue;
     /// Whether a blocked receiver spins before it yields.
@@ -137,64 +157,45 @@ pub(crate) trait Receiving {
     fn before_recv_wait(&self) {}
 }
 
+/// The timed-receive error of `R`.
+pub(crate) type TimeoutOf<R> = <<R as Receiving>::Error as TryError>::Timeout;
+
 /// Receives through `r` with `attempt` (a receive, or a batch of them),
-/// waiting until `deadline`; `Err(Missing::Empty)` means it passed.
+/// waiting while it reports empty until `deadline` (`None`: forever).
 #[inline(always)]
 pub(crate) fn recv_with<R: Receiving, M>(
     r: &R,
     deadline: Option<Instant>,
-    mut attempt: impl FnMut() -> Result<M, Missing>,
-) -> Result<M, Missing> {
+    mut attempt: impl FnMut() -> Result<M, R::Error>,
+) -> Result<M, TimeoutOf<R>> {
     match attempt() {
-        Err(Missing::Empty) => recv_slow(r, deadline, attempt),
-        other => other,
+        Ok(m) => Ok(m),
+        Err(e) if e.is_empty() => recv_slow(r, deadline, attempt),
+        Err(e) => Err(e.timed_out()),
     }
 }
 
 /// The one receiving wait loop: waits on the receive queue until `attempt`
-/// returns anything but `Empty`, or until `deadline` passes.
+/// returns anything but empty, or until `deadline` passes.
 #[cold]
 #[inline(never)]
 fn recv_slow<R: Receiving, M>(
     r: &R,
     deadline: Option<Instant>,
-    mut attempt: impl FnMut() -> Result<M, Missing>,
-) -> Result<M, Missing> {
+    mut attempt: impl FnMut() -> Result<M, R::Error>,
+) -> Result<M, TimeoutOf<R>> {
     r.before_recv_wait();
     park::block_on(
         &[r.recv_queue()],
         deadline,
         r.spin_on_recv(),
         || match attempt() {
-            Err(Missing::Empty) => None,
+            Err(e) if e.is_empty() => None,
             other => Some(other),
         },
     )
-    .unwrap_or(Err(Missing::Empty))
-}
-
-/// A kind's receive errors, from [`Missing`] (`Empty` is the timeout of a
-/// timed receive).
-pub(crate) trait FromMissing {
-    fn from_missing(m: Missing) -> Self;
-}
-
-impl FromMissing for crate::TryRecvError {
-    fn from_missing(m: Missing) -> Self {
-        match m {
-            Missing::Empty => crate::TryRecvError::Empty,
-            Missing::Closed | Missing::Lagged(_) => crate::TryRecvError::Closed,
-        }
-    }
-}
-
-impl FromMissing for crate::RecvTimeoutError {
-    fn from_missing(m: Missing) -> Self {
-        match m {
-            Missing::Empty => crate::RecvTimeoutError::Timeout,
-            Missing::Closed | Missing::Lagged(_) => crate::RecvTimeoutError::Closed,
-        }
-    }
+    .unwrap_or(Err(R::Error::EMPTY))
+    .map_err(TryError::timed_out)
 }
 
 /// `recv` of a kind, from its `recv_timeout` error (no deadline: never a
@@ -256,8 +257,13 @@ macro_rules! sender_methods {
         /// ```
         #[inline]
         pub fn send(&self, msg: T) -> Result<(), $crate::SendError<T>> {
-            self.send_until(msg, None)
-                .map_err(|e| $crate::SendError(e.into_inner()))
+            match self.send_now(msg) {
+                Ok(()) => Ok(()),
+                Err($crate::TrySendError::Closed(m)) => Err($crate::SendError(m)),
+                Err($crate::TrySendError::Full(m)) => self
+                    .send_until(m, None)
+                    .map_err(|e| $crate::SendError(e.into_inner())),
+            }
         }
 
         /// Sends without waiting. Under `Block` a full channel returns
@@ -336,8 +342,14 @@ macro_rules! receiver_methods {
         /// ```
         #[inline]
         pub fn recv(&self) -> Result<T, $recv> {
-            self.recv_until(None)
-                .map_err($crate::chan::WithoutTimeout::without_timeout)
+            use $crate::chan::{TryError, WithoutTimeout};
+            match self.try_recv_now() {
+                Ok(msg) => Ok(msg),
+                Err(e) if !e.is_empty() => Err(e.timed_out().without_timeout()),
+                Err(_) => self
+                    .recv_until(None)
+                    .map_err(WithoutTimeout::without_timeout),
+            }
         }
 
         /// Receives without waiting. Never waits for a sender that has
@@ -523,6 +535,36 @@ macro_rules! introspection_methods {
         /// ```
         pub fn close(&self) -> bool {
             $crate::chan::Handle::close(self)
+        }
+    };
+}
+
+/// `Clone`, `Handle` and `Debug` for the `Sender` of a kind whose senders
+/// are counted (`chan: SenderRef<Chan<T>>`).
+macro_rules! counted_sender {
+    ($kind:literal) => {
+        impl<T> Clone for Sender<T> {
+            /// Another sender of the same channel; the channel closes when
+            /// the last one is dropped.
+            fn clone(&self) -> Self {
+                Sender {
+                    chan: self.chan.clone(),
+                }
+            }
+        }
+
+        impl<T> $crate::chan::Handle for Sender<T> {
+            type Core = Chan<T>;
+
+            fn core(&self) -> &Chan<T> {
+                &self.chan
+            }
+        }
+
+        impl<T> std::fmt::Debug for Sender<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(concat!($kind, "::Sender { .. }"))
+            }
         }
     };
 }

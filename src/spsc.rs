@@ -116,7 +116,7 @@
 //!   messages at once, as std and crossbeam do.
 //! - `recv_many(buf, 0)` returns `Ok(0)` without waiting.
 
-use crate::chan::{self, Core, FromMissing, Handle, Missing, Receiving, SendMode, Sending};
+use crate::chan::{self, Core, Handle, Receiving, SendMode, Sending};
 use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -468,13 +468,14 @@ pub struct Receiver<T> {
     cutoff: Cell<Option<usize>>,
 }
 
-/// Outcome of the non-waiting part of a send, before the policy decides.
-enum Room {
-    /// The slot of `tail` is ours to write. `evict`: the ring is full under
-    /// `DropOldest`; once the message is published, the oldest one goes.
-    Free { evict: bool },
-    /// Full under `Block` or `DropNewest`.
-    Full,
+/// Outcome of the slow part of a send.
+enum Room<T> {
+    /// The slot of `tail` is free and ours: write the message (handed back)
+    /// and publish it, as on the fast path.
+    Free(T),
+    /// The send is over (full under `Block`, discarded under `DropNewest`,
+    /// or done by evicting under `DropOldest`).
+    Done(Result<(), TrySendError<T>>),
 }
 
 impl<T> Sending<T> for Sender<T> {
@@ -499,7 +500,13 @@ impl<T> Sender<T> {
         self.try_send_inner(msg, false)
     }
 
-    #[inline]
+    #[inline(always)]
+    fn send_now(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.try_send_inner(msg, true)
+    }
+
+    /// Out of line: `send` reaches it only when the channel is full.
+    #[inline(never)]
     fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         chan::send(self, msg, deadline, SendMode::Wait)
     }
@@ -512,69 +519,49 @@ impl<T> Sender<T> {
         // No close check up front: `publish` re-reads the close state after
         // its barrier and takes back a message the cutoff excludes, which
         // covers a close that completed long ago as well as a racing one.
-        // Only the path that would discard looks first.
         let t = self.tail.get();
-        let evict = match self.make_room(t, slack) {
-            Room::Free { evict } => evict,
-            Room::Full => {
-                if !self.chan.shared.close.is_open_relaxed() {
-                    return Err(TrySendError::Closed(msg));
-                }
-                return match self.chan.shared.overflow {
-                    Overflow::DropNewest => {
-                        self.chan.count_dropped(1);
-                        drop(msg);
-                        Ok(())
-                    }
-                    _ => Err(TrySendError::Full(msg)),
-                };
+        let msg = if t.wrapping_sub(self.head_cache.get()) < self.room {
+            msg
+        } else {
+            match self.make_room(t, slack, msg) {
+                Room::Free(msg) => msg,
+                Room::Done(result) => return result,
             }
         };
-        // SAFETY: `make_room` established that index `t` is free and ours.
+        // SAFETY: below `room` of the cached head (never ahead of the real
+        // one), or by `make_room`, index `t` is free and ours.
         unsafe { self.chan.write(t, msg) };
+        self.publish_one(t)
+    }
+
+    /// Publishes the message written at `t`; if a close excludes it, takes
+    /// it back.
+    #[inline(always)]
+    fn publish_one(&self, t: usize) -> Result<(), TrySendError<T>> {
         match self.publish(t, t.wrapping_add(1)) {
-            Ok(()) => {
-                if evict {
-                    // Only now, for a send that succeeded. Dropped last: a
-                    // panicking (or re-entrant) drop finds the channel
-                    // consistent.
-                    drop(self.evict_excess());
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             // SAFETY: `publish` handed index `t` back to us: written by us,
             // never readable by the receiver (at or past the cutoff).
             Err(_) => Err(TrySendError::Closed(unsafe { self.chan.read(t) })),
         }
     }
 
-    /// Makes index `t` writable if there is room. Does not look at the
-    /// close state, and never evicts (see [`Room::Free`]).
-    #[inline(always)]
-    fn make_room(&self, t: usize, slack: bool) -> Room {
-        if t.wrapping_sub(self.head_cache.get()) < self.room {
-            return Room::Free { evict: false };
-        }
-        self.make_room_slow(t, slack)
-    }
-
-    /// `make_room` when the cached head says "full", or under `DropOldest`.
+    /// The cached head says "full", or `DropOldest`: finds out whether the
+    /// slot of `t` is free, and applies the policy if not. Never waits
+    /// (beyond the brief pauses of `wait_for_slack` and `wait_slot_free`).
     #[inline(never)]
-    fn make_room_slow(&self, t: usize, slack: bool) -> Room {
+    fn make_room(&self, t: usize, slack: bool, msg: T) -> Room<T> {
         let chan = &*self.chan;
         let cap = chan.shared.cap;
-        let mut evict = false;
+        let mut full = false;
         if t.wrapping_sub(self.head_cache.get()) >= cap {
             // Acquire: the receiver finished reading every index below `h`.
             let h = chan.head.load(Ordering::Acquire);
             self.head_cache.set(h);
             let len = t.wrapping_sub(h);
-            if len >= cap {
-                if chan.shared.overflow != Overflow::DropOldest {
-                    return Room::Full;
-                }
-                evict = true;
-            } else if slack
+            full = len >= cap;
+            if !full
+                && slack
                 && cap - len < cap / SLACK_DIVISOR
                 && chan.shared.overflow == Overflow::Block
             {
@@ -583,8 +570,31 @@ impl<T> Sender<T> {
         }
         if chan.shared.overflow == Overflow::DropOldest {
             self.wait_slot_free(t);
+            if full {
+                // SAFETY: the spare slot of `t` is free (above) and ours.
+                unsafe { chan.write(t, msg) };
+                let result = self.publish_one(t);
+                if result.is_ok() {
+                    // Only now, for a send that succeeded. Dropped last: a
+                    // panicking (or re-entrant) drop finds the channel
+                    // consistent.
+                    drop(self.evict_excess());
+                }
+                return Room::Done(result);
+            }
+        } else if full {
+            // Only the path that would discard looks at the close first.
+            if !chan.shared.close.is_open_relaxed() {
+                return Room::Done(Err(TrySendError::Closed(msg)));
+            }
+            if chan.shared.overflow == Overflow::DropNewest {
+                chan.count_dropped(1);
+                drop(msg);
+                return Room::Done(Ok(()));
+            }
+            return Room::Done(Err(TrySendError::Full(msg)));
         }
-        Room::Free { evict }
+        Room::Free(msg)
     }
 
     /// A blocking send found the ring nearly full (less than
@@ -919,9 +929,10 @@ impl<T> fmt::Debug for Sender<T> {
 
 impl<T> Receiving for Receiver<T> {
     type Msg = T;
+    type Error = TryRecvError;
 
     #[inline(always)]
-    fn try_recv_as(&self) -> Result<T, Missing> {
+    fn try_recv_as(&self) -> Result<T, TryRecvError> {
         let h = self.head.get();
         if h == self.tail_cache.get() {
             return self.try_recv_refresh();
@@ -945,24 +956,23 @@ impl<T> Receiver<T> {
 
     #[inline(always)]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
-        self.try_recv_as().map_err(TryRecvError::from_missing)
+        self.try_recv_as()
     }
 
     #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         chan::recv_with(self, deadline, || self.try_recv_as())
-            .map_err(RecvTimeoutError::from_missing)
     }
 
     /// `try_recv` when the cached tail says "empty", or under `DropOldest`.
     #[inline(never)]
-    fn try_recv_refresh(&self) -> Result<T, Missing> {
+    fn try_recv_refresh(&self) -> Result<T, TryRecvError> {
         if self.chan.shared.claiming {
             return self.try_recv_claiming();
         }
         let h = self.head.get();
         if h == self.refresh_tail()? {
-            return Err(Missing::Empty);
+            return Err(TryRecvError::Empty);
         }
         // SAFETY: `h` is below the tail we just acquired (and any cutoff).
         Ok(unsafe { self.take(h) })
@@ -992,7 +1002,7 @@ impl<T> Receiver<T> {
     /// If nothing is available, finds out whether the channel is closed:
     /// `Err(Closed)` once closed and drained, otherwise `Ok(tail)`.
     #[inline]
-    fn refresh_tail(&self) -> Result<usize, Missing> {
+    fn refresh_tail(&self) -> Result<usize, TryRecvError> {
         let t = self.load_tail();
         if before(self.current_head(), t) {
             return Ok(t);
@@ -1019,7 +1029,7 @@ impl<T> Receiver<T> {
     /// Nothing below `t` to receive: `Err(Closed)` if the channel is closed
     /// and drained, otherwise `Ok(t)` (empty).
     #[cold]
-    fn empty_or_closed(&self, t: usize) -> Result<usize, Missing> {
+    fn empty_or_closed(&self, t: usize) -> Result<usize, TryRecvError> {
         let cutoff = match self.cutoff.get() {
             Some(cutoff) => cutoff,
             None => {
@@ -1039,7 +1049,7 @@ impl<T> Receiver<T> {
         // Drained only at the cutoff: below it, a `send_many` run that a
         // close counted may still be on its way (its sender publishes it).
         if self.current_head() == cutoff {
-            Err(Missing::Closed)
+            Err(TryRecvError::Closed)
         } else {
             Ok(t)
         }
@@ -1056,7 +1066,7 @@ impl<T> Receiver<T> {
 
     /// The dropping policies: claims the oldest message with a
     /// compare-exchange (the sender may be evicting it).
-    fn try_recv_claiming(&self) -> Result<T, Missing> {
+    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         let chan = &*self.chan;
         loop {
             let h = chan.head.load(Ordering::Acquire);
@@ -1066,7 +1076,7 @@ impl<T> Receiver<T> {
                 if !before(h, t) {
                     // Raced an eviction between our loads: retry.
                     if h == t {
-                        return Err(Missing::Empty);
+                        return Err(TryRecvError::Empty);
                     }
                     continue;
                 }
@@ -1118,7 +1128,7 @@ impl<T> Receiver<T> {
         chan::recv_with(self, None, || self.try_recv_many(buf, max)).map_err(|_| RecvError)
     }
 
-    fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, Missing> {
+    fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, TryRecvError> {
         if self.chan.shared.claiming {
             // Claims one at a time: the sender may be evicting.
             let mut n = 0;
@@ -1138,7 +1148,7 @@ impl<T> Receiver<T> {
         if t.wrapping_sub(h) < max {
             t = self.refresh_tail()?;
             if t == h {
-                return Err(Missing::Empty);
+                return Err(TryRecvError::Empty);
             }
         }
         let n = t.wrapping_sub(h).min(max);

@@ -2,7 +2,8 @@
 //! algorithm, its words and its orderings are described in the module docs
 //! of `broadcast`.
 
-use crate::chan::{Core, Missing, SendMode, Sending, MAX_BATCH};
+use super::TryRecvError;
+use crate::chan::{Core, SendMode, Sending, MAX_BATCH};
 use crate::close;
 use crate::error::{SendError, TrySendError};
 use crate::park::{self, WaitQueue, SLACK_DIVISOR};
@@ -627,7 +628,7 @@ impl<T> Chan<T> {
 
     /// Receives the message at `head` if it is there.
     #[inline]
-    pub(crate) fn try_recv(&self, head: &Cell<Pos>) -> Result<T, Missing>
+    pub(crate) fn try_recv(&self, head: &Cell<Pos>) -> Result<T, TryRecvError>
     where
         T: Clone,
     {
@@ -679,25 +680,25 @@ impl<T> Chan<T> {
     /// Why the message at `head` is not there (and, on lag, moves `head` to
     /// the oldest message still held).
     #[cold]
-    fn missing(&self, head: &Cell<Pos>) -> Missing {
+    fn missing(&self, head: &Cell<Pos>) -> TryRecvError {
         let pos = head.get();
         let tail = self.tail.load(Ordering::Acquire);
         let tp = self.pos(tail);
         if tp == pos {
             return if tail & CLOSED != 0 {
-                Missing::Closed
+                TryRecvError::Closed
             } else {
-                Missing::Empty
+                TryRecvError::Empty
             };
         }
         let behind = self.laps.distance(tp, pos);
         if self.evicting() && behind > self.cap as u64 {
             head.set(self.laps.prev_lap(tp));
-            return Missing::Lagged(behind - self.cap as u64);
+            return TryRecvError::Lagged(behind - self.cap as u64);
         }
         // Claimed but not written yet: never wait for it here (the sender is
         // mid-copy; blocking receives wait for its wake-up).
-        Missing::Empty
+        TryRecvError::Empty
     }
 }
 

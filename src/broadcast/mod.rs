@@ -121,7 +121,7 @@
 
 mod chan;
 
-use crate::chan::{Core, FromMissing, Handle, Missing, Receiving, SendMode, WithoutTimeout};
+use crate::chan::{Core, Handle, Receiving, SendMode, TryError, WithoutTimeout};
 use crate::counter::{Counted, SenderRef};
 use crate::error::{Reason, SendError, SendTimeoutError, TrySendError};
 use crate::ring::{Laps, Pos};
@@ -266,22 +266,21 @@ impl From<RecvError> for RecvTimeoutError {
     }
 }
 
-impl FromMissing for TryRecvError {
-    fn from_missing(m: Missing) -> Self {
-        match m {
-            Missing::Empty => TryRecvError::Empty,
-            Missing::Closed => TryRecvError::Closed,
-            Missing::Lagged(n) => TryRecvError::Lagged(n),
-        }
-    }
-}
+impl TryError for TryRecvError {
+    type Timeout = RecvTimeoutError;
+    const EMPTY: Self = TryRecvError::Empty;
 
-impl FromMissing for RecvTimeoutError {
-    fn from_missing(m: Missing) -> Self {
-        match m {
-            Missing::Empty => RecvTimeoutError::Timeout,
-            Missing::Closed => RecvTimeoutError::Closed,
-            Missing::Lagged(n) => RecvTimeoutError::Lagged(n),
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        matches!(self, TryRecvError::Empty)
+    }
+
+    #[inline(always)]
+    fn timed_out(self) -> RecvTimeoutError {
+        match self {
+            TryRecvError::Empty => RecvTimeoutError::Timeout,
+            TryRecvError::Closed => RecvTimeoutError::Closed,
+            TryRecvError::Lagged(n) => RecvTimeoutError::Lagged(n),
         }
     }
 }
@@ -423,6 +422,12 @@ impl<T> Sender<T> {
     }
 
     #[inline]
+    fn send_now(&self, msg: T) -> Result<(), TrySendError<T>> {
+        crate::chan::Sending::try_send_as(&*self.chan, msg, SendMode::Wait)
+    }
+
+    /// Out of line: `send` reaches it only when the channel is full.
+    #[inline(never)]
     fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         crate::chan::send(&*self.chan, msg, deadline, SendMode::Wait)
     }
@@ -501,35 +506,14 @@ impl<T> Sender<T> {
     introspection_methods!("broadcast", "tx");
 }
 
-impl<T> Clone for Sender<T> {
-    /// Another sender of the same channel; the channel closes when the last
-    /// one is dropped.
-    fn clone(&self) -> Self {
-        Sender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Handle for Sender<T> {
-    type Core = Chan<T>;
-
-    fn core(&self) -> &Chan<T> {
-        &self.chan
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad("broadcast::Sender { .. }")
-    }
-}
+counted_sender!("broadcast");
 
 impl<T: Clone> Receiving for Receiver<T> {
     type Msg = T;
+    type Error = TryRecvError;
 
     #[inline]
-    fn try_recv_as(&self) -> Result<T, Missing> {
+    fn try_recv_as(&self) -> Result<T, TryRecvError> {
         self.chan.try_recv(&self.head)
     }
 
@@ -551,13 +535,12 @@ impl<T: Clone> Receiver<T> {
 
     #[inline]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
-        self.try_recv_as().map_err(TryRecvError::from_missing)
+        self.try_recv_as()
     }
 
     #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::chan::recv_with(self, deadline, || self.try_recv_as())
-            .map_err(RecvTimeoutError::from_missing)
     }
 
     /// Waits for at least one message, then appends up to `max` messages to
@@ -591,7 +574,7 @@ impl<T: Clone> Receiver<T> {
             let pos = self.head.get();
             match self.chan.try_recv(&self.head) {
                 Ok(msg) => buf.push(msg),
-                Err(Missing::Lagged(_)) => {
+                Err(TryRecvError::Lagged(_)) => {
                     // Raced with an eviction: put the gap back for the next
                     // receive to report.
                     self.head.set(pos);

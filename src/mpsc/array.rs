@@ -2,9 +2,9 @@
 //! stamps, specialised for one consumer. The algorithm is described in the
 //! module docs of `mpsc`.
 
-use crate::chan::{self, Core, Missing, Receiving, SendMode, Sending, MAX_BATCH};
+use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
-use crate::error::{SendError, SendTimeoutError, TrySendError};
+use crate::error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
 use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
@@ -381,22 +381,22 @@ impl<T> Array<T> {
     /// Nothing is ready at `head`: closed and drained, or empty (possibly
     /// a producer has claimed `head` but not written it yet).
     #[cold]
-    fn empty_or_closed(&self, head: Pos) -> Missing {
+    fn empty_or_closed(&self, head: Pos) -> TryRecvError {
         // Acquire: the closer set `CLOSED` before this.
         if !self.config.closed.load(Ordering::Acquire) {
-            return Missing::Empty;
+            return TryRecvError::Empty;
         }
         let tail = self.tail.load(Ordering::Acquire);
         if Pos::of(tail, &self.config.laps) == head {
-            Missing::Closed
+            TryRecvError::Closed
         } else {
-            Missing::Empty
+            TryRecvError::Empty
         }
     }
 
     /// The dropping policies: claims `head` with a compare-exchange (a
     /// producer may be evicting it).
-    fn try_recv_claiming(&self) -> Result<T, Missing> {
+    fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         loop {
             let head = self.head();
             let slot = self.slot(head);
@@ -425,7 +425,11 @@ impl<T> Array<T> {
         }
     }
 
-    pub(crate) fn try_recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, Missing> {
+    pub(crate) fn try_recv_many(
+        &self,
+        buf: &mut Vec<T>,
+        max: usize,
+    ) -> Result<usize, TryRecvError> {
         if self.config.claiming {
             // One claim at a time: a producer may be evicting.
             let mut n = 0;
@@ -478,8 +482,8 @@ impl<T> Array<T> {
                     next = Some(m);
                     true
                 }
-                Err(Missing::Empty) => false,
-                Err(_) => true,
+                Err(TryRecvError::Empty) => false,
+                Err(TryRecvError::Closed) => true,
             });
             next
         });
@@ -527,9 +531,10 @@ impl<T> Sending<T> for Array<T> {
 
 impl<T> Receiving for Array<T> {
     type Msg = T;
+    type Error = TryRecvError;
 
     #[inline(always)]
-    fn try_recv_as(&self) -> Result<T, Missing> {
+    fn try_recv_as(&self) -> Result<T, TryRecvError> {
         if self.config.claiming {
             return self.try_recv_claiming();
         }
@@ -618,8 +623,7 @@ impl<T> Drop for Array<T> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::chan::FromMissing;
-    use crate::{RecvTimeoutError, TryRecvError};
+    use crate::RecvTimeoutError;
     use std::time::Duration;
 
     /// crossbeam-channel #997: a producer that has claimed a slot but not
@@ -629,7 +633,7 @@ mod tests {
     #[test]
     fn try_recv_does_not_wait_for_a_claimed_unwritten_slot() {
         let chan = Array::<u32>::new(4, Overflow::Block);
-        let try_recv = || chan.try_recv_as().map_err(TryRecvError::from_missing);
+        let try_recv = || chan.try_recv_as();
         chan.try_send_as(1, SendMode::Try).unwrap();
         let Claim::Ok(pos) = chan.claim(&Backoff::new(), false) else {
             panic!("room for a claim")
@@ -642,10 +646,7 @@ mod tests {
             std::time::Instant::now().checked_add(Duration::from_millis(5)),
             || chan.try_recv_as(),
         );
-        assert_eq!(
-            timed.map_err(RecvTimeoutError::from_missing),
-            Err(RecvTimeoutError::Timeout)
-        );
+        assert_eq!(timed, Err(RecvTimeoutError::Timeout));
         assert!(chan.close());
         assert_eq!(
             try_recv(),

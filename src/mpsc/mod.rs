@@ -108,7 +108,7 @@
 mod array;
 mod zero;
 
-use crate::chan::{self, Core, FromMissing, Handle, Receiving, SendMode, Sending};
+use crate::chan::{self, Core, Handle, Receiving, SendMode, Sending};
 use crate::counter::{Counted, SenderRef};
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -276,6 +276,15 @@ impl<T> Sender<T> {
     }
 
     #[inline]
+    fn send_now(&self, msg: T) -> Result<(), TrySendError<T>> {
+        match &*self.chan {
+            Chan::Array(c) => c.try_send_as(msg, SendMode::Wait),
+            Chan::Zero(_) => Err(TrySendError::Full(msg)), // meets in `send_until`
+        }
+    }
+
+    /// Out of line: `send` reaches it only when the channel is full.
+    #[inline(never)]
     fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         match &*self.chan {
             Chan::Array(c) => chan::send(c, msg, deadline, SendMode::Wait),
@@ -346,29 +355,7 @@ impl<T> Sender<T> {
     introspection_methods!("mpsc", "tx");
 }
 
-impl<T> Clone for Sender<T> {
-    /// Another sender of the same channel; the channel closes when the last
-    /// one is dropped.
-    fn clone(&self) -> Self {
-        Sender {
-            chan: self.chan.clone(),
-        }
-    }
-}
-
-impl<T> Handle for Sender<T> {
-    type Core = Chan<T>;
-
-    fn core(&self) -> &Chan<T> {
-        &self.chan
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad("mpsc::Sender { .. }")
-    }
-}
+counted_sender!("mpsc");
 
 impl<T> Receiver<T> {
     receiver_methods!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
@@ -376,7 +363,7 @@ impl<T> Receiver<T> {
     #[inline]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
         match &**self.chan {
-            Chan::Array(c) => c.try_recv_as().map_err(TryRecvError::from_missing),
+            Chan::Array(c) => c.try_recv_as(),
             Chan::Zero(c) => c.recv(None, false).map_err(|e| match e {
                 RecvTimeoutError::Timeout => TryRecvError::Empty,
                 RecvTimeoutError::Closed => TryRecvError::Closed,
@@ -387,8 +374,7 @@ impl<T> Receiver<T> {
     #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         match &**self.chan {
-            Chan::Array(c) => chan::recv_with(c, deadline, || c.try_recv_as())
-                .map_err(RecvTimeoutError::from_missing),
+            Chan::Array(c) => chan::recv_with(c, deadline, || c.try_recv_as()),
             Chan::Zero(c) => c.recv(deadline, true),
         }
     }
