@@ -757,54 +757,65 @@ impl<T> Sender<T> {
             }
             return Ok(taken);
         }
-        // Messages written but not yet published: `run.first..run.end`. The
+        // Messages written but not yet published: `run.first..end`. The
         // iterator (user code) never runs while a message taken from it is
         // half handled, and if it panics, `run` publishes what it yielded.
         let mut run = Run {
             tx: self,
             first: self.tail.get(),
-            end: self.tail.get(),
         };
         let cap = chan.shared.cap;
-        loop {
-            let end = self.tail.get();
-            run.end = end;
-            if end.wrapping_sub(self.head_cache.get()) >= cap {
+        // Kept in locals: the loop's stores (the tail, `written`) could
+        // otherwise alias them and force a reload per message.
+        let (slots, mask) = (&chan.slots[..], chan.shared.mask);
+        let end = 'batch: loop {
+            let mut end = self.tail.get();
+            // The run may grow up to `limit` (exclusive) without a look at
+            // the head.
+            let mut limit = self.head_cache.get().wrapping_add(cap);
+            if end == limit {
                 self.head_cache.set(chan.head.load(Ordering::Acquire));
-                if end.wrapping_sub(self.head_cache.get()) >= cap {
+                limit = self.head_cache.get().wrapping_add(cap);
+                if end == limit {
                     // Full: publish before running the iterator, whose own
                     // sends would otherwise wait for a receiver that cannot
                     // see the run.
-                    run.settle().map_err(SendError)?;
+                    run.settle(end).map_err(SendError)?;
                 }
             }
-            // A close that the iterator makes through the receiver counts
-            // the run as sent before it.
-            chan.written.store(end, Ordering::Relaxed);
-            let Some(msg) = iter.next() else { break };
-            taken += 1;
-            if self.tail.get() == end
-                && chan.shared.close.is_open_relaxed()
-                && end.wrapping_sub(self.head_cache.get()) < cap
-            {
-                // SAFETY: `end - head < cap` (the cached head is never ahead
-                // of the real one), so index `end` is free and ours.
-                unsafe { chan.write(end, msg) };
-                self.tail.set(end.wrapping_add(1));
-                continue;
+            loop {
+                // A close that the iterator makes through the receiver
+                // counts the run as sent before it.
+                chan.written.store(end, Ordering::Relaxed);
+                let Some(msg) = iter.next() else {
+                    break 'batch end;
+                };
+                taken += 1;
+                if self.tail.get() == end && end != limit && chan.shared.close.is_open_relaxed() {
+                    // SAFETY: `end` is below `limit`, the cached head (never
+                    // ahead of the real one) plus the capacity: index `end`
+                    // is free and ours; `end & mask` is in bounds.
+                    unsafe {
+                        let slot = slots.get_unchecked(end & mask);
+                        slot.with_mut(|p| p.write(MaybeUninit::new(msg)));
+                    }
+                    end = end.wrapping_add(1);
+                    self.tail.set(end);
+                    continue;
+                }
+                // Re-entered (the iterator sent on this channel), closed, or
+                // full: settle the run, then send this one the ordinary way
+                // (it waits for room, or fails).
+                if let Err(mut back) = run.settle(end) {
+                    back.push(msg);
+                    return Err(SendError(back));
+                }
+                self.send(msg).map_err(|SendError(m)| SendError(vec![m]))?;
+                run.first = self.tail.get();
+                continue 'batch;
             }
-            // Re-entered (the iterator sent on this channel), closed, or
-            // full: settle the run, then send this one the ordinary way
-            // (it waits for room, or fails).
-            if let Err(mut back) = run.settle() {
-                back.push(msg);
-                return Err(SendError(back));
-            }
-            self.send(msg).map_err(|SendError(m)| SendError(vec![m]))?;
-            run.first = self.tail.get();
-        }
-        run.end = self.tail.get();
-        run.settle().map(|()| taken).map_err(SendError)
+        };
+        run.settle(end).map(|()| taken).map_err(SendError)
     }
 
     /// Sends a final message and closes the channel in one step: the
@@ -871,21 +882,20 @@ impl<T> Sender<T> {
     introspection_methods!("spsc", "tx");
 }
 
-/// Messages `send_many` has written at `first..end` but not yet published.
+/// Messages `send_many` has written from `first` on but not yet published.
 /// If the iterator panics, dropping the run publishes them, as a loop of
 /// `send` would have sent them.
 struct Run<'a, T> {
     tx: &'a Sender<T>,
     first: usize,
-    end: usize,
 }
 
 impl<T> Run<'_, T> {
-    /// Publishes the run (unless a re-entrant send already did), settles it
-    /// against a close, and starts a new one at the sender's tail. `Err`
-    /// holds the messages a close excluded, in order.
-    fn settle(&mut self) -> Result<(), Vec<T>> {
-        let (tx, first, end) = (self.tx, self.first, self.end);
+    /// Publishes the run `first..end` (unless a re-entrant send already
+    /// did), settles it against a close, and starts a new one at the
+    /// sender's tail. `Err` holds the messages a close excluded, in order.
+    fn settle(&mut self, end: usize) -> Result<(), Vec<T>> {
+        let (tx, first) = (self.tx, self.first);
         let result = if first == end {
             Ok(())
         } else if tx.tail.get() == end {
@@ -898,7 +908,6 @@ impl<T> Run<'_, T> {
             tx.resolve_close(first, end)
         };
         self.first = tx.tail.get();
-        self.end = self.first;
         result.map_err(|keep| {
             let mut back = Vec::new();
             tx.take_back(keep, end, &mut back);
@@ -908,10 +917,15 @@ impl<T> Run<'_, T> {
 }
 
 impl<T> Drop for Run<'_, T> {
+    /// Reached with a run only when the iterator panicked: the run ends
+    /// where `written` says (stored before each call of the iterator). A
+    /// settled run has `first` at or past that: nothing to do.
     fn drop(&mut self) {
-        // A no-op once settled; when unwinding, the messages a close
-        // excluded are dropped here.
-        drop(self.settle());
+        let written = self.tx.chan.written.load(Ordering::Relaxed);
+        if before(self.first, written) {
+            // The messages a close excluded are dropped here.
+            drop(self.settle(written));
+        }
     }
 }
 
