@@ -801,6 +801,11 @@ impl<T> Sender<T> {
                     }
                     end = end.wrapping_add(1);
                     self.tail.set(end);
+                    if end == limit {
+                        // Look at the head again before the iterator runs
+                        // (and publish the run if the ring is full).
+                        continue 'batch;
+                    }
                     continue;
                 }
                 // Re-entered (the iterator sent on this channel), closed, or
