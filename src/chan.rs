@@ -636,12 +636,23 @@ macro_rules! builder {
 /// kind whose receive has non-final errors (broadcast's `Lagged`) passes
 /// the bound on `T` and its own `next` and `try_next` expressions of `rx`.
 macro_rules! receiver_iterators {
-    () => {
-        receiver_iterators!(T: Sized, |rx| rx.recv().ok(), |rx| rx.try_recv().ok());
+    ($kind:literal) => {
+        receiver_iterators!($kind, T: Sized, |rx| rx.recv().ok(), |rx| rx.try_recv().ok());
     };
-    (T: $bound:path, |$rx:ident| $next:expr, |$try_rx:ident| $try_next:expr) => {
-        /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`]: yields
-        /// messages until the channel is closed and drained.
+    ($kind:literal, T: $bound:path, |$rx:ident| $next:expr, |$try_rx:ident| $try_next:expr) => {
+        /// Blocking iterator over a [`Receiver`], from [`Receiver::iter`] (or
+        /// `for msg in &rx`): yields messages until the channel is closed and
+        /// drained.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// std::thread::spawn(move || tx.send_many(1..=3).unwrap());
+        /// let mut total = 0;
+        /// for msg in &rx {
+        ///     total += msg;
+        /// }
+        /// assert_eq!(total, 6);
+        /// ```
         #[derive(Debug)]
         pub struct Iter<'a, T> {
             rx: &'a Receiver<T>,
@@ -656,7 +667,14 @@ macro_rules! receiver_iterators {
         }
 
         /// Non-blocking iterator over a [`Receiver`], from
-        /// [`Receiver::try_iter`]: yields what is buffered now.
+        /// [`Receiver::try_iter`]: yields what can be received now.
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send_many([1, 2]).unwrap();
+        /// let now: Vec<i32> = rx.try_iter().collect();
+        /// assert_eq!(now, [1, 2]);
+        /// ```
         #[derive(Debug)]
         pub struct TryIter<'a, T> {
             rx: &'a Receiver<T>,
@@ -670,7 +688,16 @@ macro_rules! receiver_iterators {
             }
         }
 
-        /// Owning blocking iterator, from `Receiver::into_iter`.
+        /// Owning blocking iterator, from `Receiver::into_iter` (or
+        /// `for msg in rx`).
+        ///
+        /// ```
+        #[doc = concat!("let (tx, rx) = rillet::", $kind, "::channel(4);")]
+        /// tx.send_many(["a", "b"]).unwrap();
+        /// drop(tx);
+        /// let all: Vec<&str> = rx.into_iter().collect();
+        /// assert_eq!(all, ["a", "b"]);
+        /// ```
         #[derive(Debug)]
         pub struct IntoIter<T> {
             rx: Receiver<T>,

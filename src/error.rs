@@ -8,10 +8,34 @@ use std::error::Error;
 use std::fmt;
 
 /// The channel is closed; the message could not be sent and is handed back.
+///
+/// ```
+/// use rillet::SendError;
+///
+/// let (tx, rx) = rillet::mpsc::channel(4);
+/// drop(rx);
+/// let SendError(back) = tx.send(String::from("lost?")).unwrap_err();
+/// assert_eq!(back, "lost?"); // no: here it is
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub struct SendError<T>(pub T);
 
 /// Why [`try_send`](crate::spsc::Sender::try_send) failed; the message is handed back.
+///
+/// ```
+/// use rillet::TrySendError;
+///
+/// let (tx, rx) = rillet::spsc::channel(1);
+/// tx.try_send(1).unwrap();
+/// match tx.try_send(2) {
+///     Err(TrySendError::Full(back)) => assert_eq!(back, 2), // retry later
+///     other => panic!("{other:?}"),
+/// }
+/// drop(rx);
+/// let err = tx.try_send(3).unwrap_err();
+/// assert!(err.is_closed());
+/// assert_eq!(err.into_inner(), 3);
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum TrySendError<T> {
     /// The channel is full (only under [`Overflow::Block`](crate::Overflow::Block)).
@@ -21,6 +45,18 @@ pub enum TrySendError<T> {
 }
 
 /// Why [`send_timeout`](crate::spsc::Sender::send_timeout) failed; the message is handed back.
+///
+/// ```
+/// use rillet::SendTimeoutError;
+/// use std::time::Duration;
+///
+/// let (tx, _rx) = rillet::mpsc::channel(1);
+/// tx.send(1).unwrap();
+/// match tx.send_timeout(2, Duration::from_millis(1)) {
+///     Err(SendTimeoutError::Timeout(back)) => assert_eq!(back, 2),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum SendTimeoutError<T> {
     /// No room became free before the deadline.
@@ -30,10 +66,27 @@ pub enum SendTimeoutError<T> {
 }
 
 /// The channel is closed and drained: no message will ever arrive.
+///
+/// ```
+/// let (tx, rx) = rillet::spsc::channel(2);
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1)); // buffered messages first
+/// assert_eq!(rx.recv(), Err(rillet::RecvError));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub struct RecvError;
 
 /// Why [`try_recv`](crate::spsc::Receiver::try_recv) failed.
+///
+/// ```
+/// use rillet::TryRecvError;
+///
+/// let (tx, rx) = rillet::spsc::channel::<u8>(2);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub enum TryRecvError {
     /// Nothing is buffered right now.
@@ -43,6 +96,16 @@ pub enum TryRecvError {
 }
 
 /// Why [`recv_timeout`](crate::spsc::Receiver::recv_timeout) failed.
+///
+/// ```
+/// use rillet::RecvTimeoutError;
+/// use std::time::Duration;
+///
+/// let (tx, rx) = rillet::spsc::channel::<u8>(2);
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// drop(tx);
+/// assert_eq!(rx.recv_timeout(Duration::MAX), Err(RecvTimeoutError::Closed)); // no wait
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub enum RecvTimeoutError {
     /// No message arrived before the deadline.
@@ -53,6 +116,10 @@ pub enum RecvTimeoutError {
 
 impl<T> SendError<T> {
     /// Returns the message that could not be sent.
+    ///
+    /// ```
+    /// assert_eq!(rillet::SendError(5).into_inner(), 5);
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -74,6 +141,10 @@ impl<T> Error for SendError<T> {}
 
 impl<T> TrySendError<T> {
     /// Returns the message that could not be sent.
+    ///
+    /// ```
+    /// assert_eq!(rillet::TrySendError::Full(5).into_inner(), 5);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             TrySendError::Full(v) | TrySendError::Closed(v) => v,
@@ -81,16 +152,28 @@ impl<T> TrySendError<T> {
     }
 
     /// `true` if the send failed because the channel was full.
+    ///
+    /// ```
+    /// assert!(rillet::TrySendError::Full(()).is_full());
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, TrySendError::Full(_))
     }
 
     /// `true` if the send failed because the channel was closed.
+    ///
+    /// ```
+    /// assert!(rillet::TrySendError::Closed(()).is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TrySendError::Closed(_))
     }
 
     /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    ///
+    /// ```
+    /// assert!(rillet::TrySendError::Closed(()).is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.is_closed()
     }
@@ -124,6 +207,10 @@ impl<T> From<SendError<T>> for TrySendError<T> {
 
 impl<T> SendTimeoutError<T> {
     /// Returns the message that could not be sent.
+    ///
+    /// ```
+    /// assert_eq!(rillet::SendTimeoutError::Timeout(5).into_inner(), 5);
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             SendTimeoutError::Timeout(v) | SendTimeoutError::Closed(v) => v,
@@ -131,16 +218,28 @@ impl<T> SendTimeoutError<T> {
     }
 
     /// `true` if the send timed out.
+    ///
+    /// ```
+    /// assert!(rillet::SendTimeoutError::Timeout(()).is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, SendTimeoutError::Timeout(_))
     }
 
     /// `true` if the send failed because the channel was closed.
+    ///
+    /// ```
+    /// assert!(rillet::SendTimeoutError::Closed(()).is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, SendTimeoutError::Closed(_))
     }
 
     /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    ///
+    /// ```
+    /// assert!(rillet::SendTimeoutError::Closed(()).is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.is_closed()
     }
@@ -203,16 +302,28 @@ impl Error for RecvError {}
 
 impl TryRecvError {
     /// `true` if nothing was buffered.
+    ///
+    /// ```
+    /// assert!(rillet::TryRecvError::Empty.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
     }
 
     /// `true` if the channel is closed and drained.
+    ///
+    /// ```
+    /// assert!(rillet::TryRecvError::Closed.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TryRecvError::Closed)
     }
 
     /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    ///
+    /// ```
+    /// assert!(rillet::TryRecvError::Closed.is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.is_closed()
     }
@@ -238,16 +349,28 @@ impl From<RecvError> for TryRecvError {
 
 impl RecvTimeoutError {
     /// `true` if the receive timed out.
+    ///
+    /// ```
+    /// assert!(rillet::RecvTimeoutError::Timeout.is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RecvTimeoutError::Timeout)
     }
 
     /// `true` if the channel is closed and drained.
+    ///
+    /// ```
+    /// assert!(rillet::RecvTimeoutError::Closed.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, RecvTimeoutError::Closed)
     }
 
     /// Alias of [`is_closed`](Self::is_closed), named as in crossbeam-channel.
+    ///
+    /// ```
+    /// assert!(rillet::RecvTimeoutError::Closed.is_disconnected());
+    /// ```
     pub fn is_disconnected(&self) -> bool {
         self.is_closed()
     }

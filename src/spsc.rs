@@ -141,6 +141,12 @@ builder!("spsc", |_| {});
 impl Builder {
     /// Creates the channel.
     ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::Builder::new(4).build();
+    /// tx.send('a').unwrap();
+    /// assert_eq!(rx.recv(), Ok('a'));
+    /// ```
+    ///
     /// # Panics
     ///
     /// If the capacity is 0 (an SPSC channel needs room for one message; a
@@ -221,6 +227,17 @@ impl Builder {
 /// # Panics
 ///
 /// If `capacity` is 0 or too large to allocate.
+///
+/// ```
+/// let (tx, rx) = rillet::spsc::channel(16);
+/// let producer = std::thread::spawn(move || {
+///     for i in 0..100 {
+///         tx.send(i).unwrap();
+///     }
+/// });
+/// assert_eq!(rx.iter().sum::<i32>(), 4950);
+/// producer.join().unwrap();
+/// ```
 pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     Builder::new(capacity).build()
 }
@@ -1140,6 +1157,17 @@ impl<T> Receiver<T> {
     /// Waits for at least one message, then appends up to `max` buffered
     /// messages to `buf` in one batch (one index update, one wake-up check).
     /// Returns how many it appended; `Ok(0)` only when `max` is 0.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel(8);
+    /// tx.send_many(0..5).unwrap();
+    /// let mut buf = Vec::new();
+    /// assert_eq!(rx.recv_many(&mut buf, 3), Ok(3));
+    /// assert_eq!(rx.recv_many(&mut buf, 10), Ok(2));
+    /// assert_eq!(buf, [0, 1, 2, 3, 4]);
+    /// drop(tx);
+    /// assert!(rx.recv_many(&mut buf, 10).is_err()); // closed and drained
+    /// ```
     pub fn recv_many(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, RecvError> {
         if max == 0 {
             return Ok(0);
@@ -1244,4 +1272,4 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-receiver_iterators!();
+receiver_iterators!("spsc");

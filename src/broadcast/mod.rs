@@ -134,6 +134,18 @@ use std::fmt;
 use std::time::Instant;
 
 /// The receive error of a broadcast [`Receiver::recv`].
+///
+/// ```
+/// use rillet::{broadcast, broadcast::RecvError, Overflow};
+///
+/// let (tx, rx) = broadcast::Builder::new(1).overflow(Overflow::DropOldest).build();
+/// tx.send(1).unwrap();
+/// tx.send(2).unwrap(); // evicts 1 before rx had it
+/// assert_eq!(rx.recv(), Err(RecvError::Lagged(1)));
+/// assert_eq!(rx.recv(), Ok(2)); // and it goes on from the oldest held
+/// drop(tx);
+/// assert_eq!(rx.recv(), Err(RecvError::Closed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecvError {
     /// The channel is closed and this subscriber has received everything.
@@ -145,6 +157,15 @@ pub enum RecvError {
 }
 
 /// The error of [`Receiver::try_recv`].
+///
+/// ```
+/// use rillet::broadcast::{self, TryRecvError};
+///
+/// let (tx, rx) = broadcast::channel::<u8>(4);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TryRecvError {
     /// Nothing to receive now.
@@ -156,6 +177,14 @@ pub enum TryRecvError {
 }
 
 /// The error of [`Receiver::recv_timeout`] and [`Receiver::recv_deadline`].
+///
+/// ```
+/// use rillet::broadcast::{self, RecvTimeoutError};
+/// use std::time::Duration;
+///
+/// let (_tx, rx) = broadcast::channel::<u8>(4);
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RecvTimeoutError {
     /// Nothing arrived in time.
@@ -168,11 +197,21 @@ pub enum RecvTimeoutError {
 
 impl RecvError {
     /// `true` for [`RecvError::Closed`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::RecvError;
+    /// assert!(RecvError::Closed.is_closed() && !RecvError::Lagged(1).is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, RecvError::Closed)
     }
 
     /// `true` for [`RecvError::Lagged`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::RecvError;
+    /// assert!(RecvError::Lagged(3).is_lagged());
+    /// ```
     pub fn is_lagged(&self) -> bool {
         matches!(self, RecvError::Lagged(_))
     }
@@ -180,16 +219,31 @@ impl RecvError {
 
 impl TryRecvError {
     /// `true` for [`TryRecvError::Empty`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::TryRecvError;
+    /// assert!(TryRecvError::Empty.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         matches!(self, TryRecvError::Empty)
     }
 
     /// `true` for [`TryRecvError::Closed`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::TryRecvError;
+    /// assert!(TryRecvError::Closed.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, TryRecvError::Closed)
     }
 
     /// `true` for [`TryRecvError::Lagged`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::TryRecvError;
+    /// assert!(TryRecvError::Lagged(2).is_lagged());
+    /// ```
     pub fn is_lagged(&self) -> bool {
         matches!(self, TryRecvError::Lagged(_))
     }
@@ -197,16 +251,31 @@ impl TryRecvError {
 
 impl RecvTimeoutError {
     /// `true` for [`RecvTimeoutError::Timeout`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::RecvTimeoutError;
+    /// assert!(RecvTimeoutError::Timeout.is_timeout());
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, RecvTimeoutError::Timeout)
     }
 
     /// `true` for [`RecvTimeoutError::Closed`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::RecvTimeoutError;
+    /// assert!(RecvTimeoutError::Closed.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, RecvTimeoutError::Closed)
     }
 
     /// `true` for [`RecvTimeoutError::Lagged`].
+    ///
+    /// ```
+    /// # use rillet::broadcast::RecvTimeoutError;
+    /// assert!(RecvTimeoutError::Lagged(1).is_lagged());
+    /// ```
     pub fn is_lagged(&self) -> bool {
         matches!(self, RecvTimeoutError::Lagged(_))
     }
@@ -673,6 +742,7 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 receiver_iterators!(
+    "broadcast",
     T: Clone,
     |rx| rx.next_skipping_lag(),
     |rx| rx.try_next_skipping_lag()

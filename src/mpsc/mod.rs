@@ -442,4 +442,4 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-receiver_iterators!();
+receiver_iterators!("mpsc");
