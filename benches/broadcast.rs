@@ -194,6 +194,70 @@ fn fanout_group(c: &mut Criterion, subs: usize) {
     g.finish();
 }
 
+/// Batches: the sender sends `0..N` with `send_many` in batches of
+/// `BATCH`; each of `subs` subscribers receives with `recv_many`. Timed
+/// from the first send to the last subscriber's last receive.
+const BATCH: usize = 256;
+
+fn rillet_batches(subs: usize) -> Duration {
+    let (tx, rxs) = rillet_make(subs, N);
+    let barrier = Arc::new(Barrier::new(subs + 1));
+    let receivers: Vec<_> = rxs
+        .into_iter()
+        .map(|rx| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                let mut buf = Vec::with_capacity(BATCH);
+                let (mut got, mut sum) = (0u64, 0u64);
+                while got < N {
+                    buf.clear();
+                    got += rx.recv_many(&mut buf, BATCH).unwrap() as u64;
+                    sum = buf.iter().fold(sum, |s, v| s.wrapping_add(*v));
+                }
+                (Instant::now(), sum)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    let mut i = 0;
+    while i < N {
+        let next = (i + BATCH as u64).min(N);
+        tx.send_many(i..next).unwrap();
+        i = next;
+    }
+    let mut end = start;
+    for h in receivers {
+        let (done, sum) = h.join().unwrap();
+        assert_eq!(sum, N * (N - 1) / 2, "a subscriber missed messages");
+        end = end.max(done);
+    }
+    end - start
+}
+
+fn broadcast_batches_4(c: &mut Criterion) {
+    let subs = 4;
+    let mut g = c.benchmark_group(format!("broadcast_batches_of_{BATCH}_{subs}"));
+    g.throughput(Throughput::Elements(N));
+    g.sampling_mode(SamplingMode::Flat);
+    let run = |iters: u64, one: &dyn Fn() -> Duration| (0..iters).map(|_| one()).sum::<Duration>();
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| run(iters, &|| rillet_batches(subs)))
+    });
+    g.bench_function("rillet loop", |b| {
+        b.iter_custom(|iters| {
+            run(iters, &|| {
+                fanout(N, subs, rillet_make, rillet_send, rillet_recv)
+            })
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| run(iters, &|| fanout(N, subs, cb_make, cb_send, cb_recv)))
+    });
+    g.finish();
+}
+
 fn broadcast_fanout_4(c: &mut Criterion) {
     fanout_group(c, 4);
 }
@@ -212,6 +276,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = broadcast_fanout_4, broadcast_fanout_1
+    targets = broadcast_fanout_4, broadcast_fanout_1, broadcast_batches_4
 }
 criterion_main!(benches);

@@ -132,6 +132,63 @@ fn mpsc_rendezvous(c: &mut Criterion) {
     g.finish();
 }
 
+/// Batches: `BATCH_PRODUCERS` threads send their share of `iters` messages
+/// with `send_many` in batches of `BATCH`; this thread receives with
+/// `recv_many`. Beside it, the same flow message by message (rillet's own
+/// loop, and crossbeam, which has no batch API).
+const BATCH: usize = 256;
+const BATCH_PRODUCERS: u64 = 2;
+
+fn rillet_batches(iters: u64) -> Duration {
+    let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
+    let per = (iters / BATCH_PRODUCERS).max(1);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..BATCH_PRODUCERS)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let (first, end) = (p * per, (p + 1) * per);
+                let mut i = first;
+                while i < end {
+                    let next = (i + BATCH as u64).min(end);
+                    assert_eq!(tx.send_many(i..next), Ok((next - i) as usize));
+                    i = next;
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut buf = Vec::with_capacity(BATCH);
+    let (mut count, mut sum) = (0u64, 0u64);
+    while let Ok(n) = rx.recv_many(&mut buf, BATCH) {
+        count += n as u64;
+        sum = buf.drain(..).fold(sum, |s, v| s + v);
+    }
+    let elapsed = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * BATCH_PRODUCERS;
+    assert_eq!((count, sum), (total, total * (total - 1) / 2));
+    elapsed
+}
+
+fn mpsc_batches(c: &mut Criterion) {
+    let p = BATCH_PRODUCERS;
+    let mut g = c.benchmark_group(format!("mpsc/batches_of_{BATCH}_{p}_producers"));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| rillet_batches(iters.max(p)))
+    });
+    g.bench_function("rillet loop", |b| {
+        b.iter_custom(|iters| producers(iters.max(p), p, rillet_make, rillet_send, rillet_recv_all))
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| producers(iters.max(p), p, cb_make, cb_send, cb_recv_all))
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -142,6 +199,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = mpsc_producers, mpsc_rendezvous
+    targets = mpsc_producers, mpsc_batches, mpsc_rendezvous
 }
 criterion_main!(benches);
