@@ -139,7 +139,24 @@ fn crossbeam_spsc<T: Send + 'static>(
     d
 }
 
-/// rtrb cannot block: both sides busy-wait, as rtrb's own two-thread benches do.
+/// `true` when this process may run on one CPU only (`taskset -c 0`).
+fn one_cpu() -> bool {
+    thread::available_parallelism().map_or(1, |n| n.get()) == 1
+}
+
+/// What rtrb's sides do while they cannot go on: rtrb cannot block, so they
+/// busy-wait, as rtrb's own two-thread benches do; on one CPU they yield
+/// instead (a spinning side would only burn its time slice, and the column
+/// would take many minutes).
+fn rtrb_wait(one_cpu: bool) {
+    if one_cpu {
+        thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
+/// rtrb cannot block: both sides busy-wait (see [`rtrb_wait`]).
 fn rtrb_spsc<T: Send + 'static>(
     cap: usize,
     n: u64,
@@ -147,6 +164,7 @@ fn rtrb_spsc<T: Send + 'static>(
     check: fn(&T) -> u64,
 ) -> Duration {
     let (mut tx, mut rx) = rtrb::RingBuffer::new(cap);
+    let one = one_cpu();
     let start = Instant::now();
     let h = thread::spawn(move || {
         for i in 0..n {
@@ -156,7 +174,7 @@ fn rtrb_spsc<T: Send + 'static>(
                     Ok(()) => break,
                     Err(rtrb::PushError::Full(back)) => {
                         v = back;
-                        std::hint::spin_loop();
+                        rtrb_wait(one);
                     }
                 }
             }
@@ -167,7 +185,7 @@ fn rtrb_spsc<T: Send + 'static>(
         let v = loop {
             match rx.pop() {
                 Ok(v) => break v,
-                Err(_) => std::hint::spin_loop(),
+                Err(_) => rtrb_wait(one),
             }
         };
         sum = sum.wrapping_add(check(&v));
@@ -639,7 +657,7 @@ fn main() {
     );
     // The hand-off floor is a floor only on one CPU: on several, a thread
     // that yields in a loop is slower than one that spins.
-    let one_cpu = thread::available_parallelism().map_or(1, |n| n.get()) == 1;
+    let one_cpu = one_cpu();
     let scenarios: Vec<Scenario> = vec![
         Scenario {
             name: "spsc cap 1024, u64",
