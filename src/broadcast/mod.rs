@@ -95,6 +95,16 @@
 //!   different threads clone the same message at the same time.
 //! - A panicking `Clone` propagates out of `recv`; that subscriber has passed
 //!   the message (it will not see it again) and stays usable.
+//! - A `Clone` (or `Drop`) that calls into the same channel sees it as if
+//!   the receive that runs it had already advanced: it may receive (the
+//!   next message), subscribe, or send. One thing it must not do is wait
+//!   on itself: a subscriber holds the message it is cloning, so a `Clone`
+//!   that sends on a full `Block` channel, or under `DropOldest` sends the
+//!   message that evicts the very one being cloned, waits for its own
+//!   receive to finish, which never happens (as a `std` receiver that
+//!   sends on its own full channel).
+//! - Dropping the last subscriber takes the messages nobody received with
+//!   it (each dropped exactly once), as `std` does for a dropped receiver.
 //! - `iter()`/`try_iter()` skip lag gaps (use `recv` to see `Lagged`).
 //! - `recv_many` returns `Err(Lagged(n))` only if the lag comes first;
 //!   otherwise it stops at the gap and the next receive reports it.
@@ -112,9 +122,7 @@
 //!   while it holds a claim. A message the iterator sends on this channel
 //!   itself lands ahead of the batch being collected. Under `DropOldest` the
 //!   messages a batch evicts are dropped once all of it is written.
-//! - When the last subscriber goes, the messages it had not received go
-//!   with it (std's behaviour for a dropped receiver), not with the last
-//!   sender. `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
+//! - `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
 //!   sender cannot tell which subscriber a dropped message would be missing
 //!   for; use `DropOldest` (subscribers learn their loss as `Lagged`) or
 //!   `Block`.
