@@ -1023,3 +1023,27 @@ fn close_with_on_a_full_drop_oldest_channel_evicts_the_oldest() {
     assert_eq!(rx.recv(), Err(RecvError::Lagged(1)));
     assert_eq!(rx.iter().collect::<Vec<_>>(), [2, 3]);
 }
+
+/// The only subscriber under `DropOldest` moves each message out instead of
+/// cloning it and dropping the original inside its receive: a message whose
+/// drop panics is delivered, not lost in an unwinding `recv` (found by the
+/// soak/fuzz review: before, `try_recv` panicked and the message was gone,
+/// uncounted).
+#[test]
+fn the_only_subscriber_receives_a_message_whose_drop_panics() {
+    let (live, drops) = counters();
+    let (tx, rx) = dropping(4);
+    let mut bomb = Counted::new(1, &live, &drops);
+    bomb.panic_on_drop = true;
+    tx.send(bomb).unwrap();
+    tx.send(Counted::new(2, &live, &drops)).unwrap();
+    let mut got = catch_unwind(AssertUnwindSafe(|| rx.try_recv()))
+        .expect("the receive itself does not panic")
+        .expect("message 1 is delivered");
+    assert_eq!(got.id, 1);
+    got.panic_on_drop = false;
+    assert_eq!(rx.try_recv().map(|m| m.id), Ok(2));
+    assert_eq!((rx.dropped(), live.load(Ordering::SeqCst)), (0, 1));
+    drop(got);
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}

@@ -666,6 +666,25 @@ impl<T> Chan<T> {
             }
         } else if let Some(inside) = self.enter(slot, pos) {
             head.set(self.next(pos));
+            // Acquire: the other subscribers' reads are done if we are the
+            // only one left. Then (unless an evicter holds LOCK, and will
+            // move the message out itself) we take LOCK and move the message
+            // out instead of cloning it: no clone, and no drop of the
+            // original inside this receive.
+            if slot.refs.load(Ordering::Acquire) == 1
+                && slot.stamp.fetch_or(LOCK, Ordering::Acquire) & LOCK == 0
+            {
+                let msg = slot.msg.with(|p| {
+                    // SAFETY: LOCK is ours, and we are the last subscriber
+                    // counted in `refs` (nobody can join in: a clone of a
+                    // subscriber counted here would be a clone of us): we
+                    // own the message.
+                    unsafe { p.read().assume_init() }
+                });
+                slot.refs.store(0, Ordering::Relaxed);
+                inside.free(pos);
+                return Ok(msg);
+            }
             let msg = slot.msg.with(|p| {
                 // SAFETY: inside the slot (busy raised while FULL and not
                 // LOCK): no evicter moves the message until we leave.
@@ -802,6 +821,22 @@ impl<T> Inside<'_, T> {
     /// last subscriber) and leaves: what dropping the guard does.
     fn pass(self) {}
 
+    /// Frees the slot of `pos` (its message has been moved out by this
+    /// subscriber, the last one, which holds LOCK) and leaves.
+    fn free(self, pos: Pos) {
+        let (chan, slot) = (self.chan, self.slot);
+        std::mem::forget(self);
+        // locked(pos) and our busy -> free(pos + lap), keeping the others'
+        // busy counts (a subscriber passing through). Release: as in
+        // `free_block`.
+        debug_assert_eq!(Pos::of(slot.stamp.load(Ordering::Relaxed), &chan.laps), pos);
+        slot.stamp.fetch_add(
+            chan.laps.lap_word().wrapping_sub(FULL | LOCK | 1),
+            Ordering::Release,
+        );
+        chan.send_waiters.notify_one();
+    }
+
     /// Leaves without passing the message.
     fn leave(self) {
         // Release: our read happens before an evicter's move.
@@ -831,6 +866,8 @@ impl<T> Drop for Inside<'_, T> {
                 Ordering::Release,
             );
             chan.send_waiters.notify_one();
+            // Last: a panicking drop finds the slot free and the receive it
+            // unwinds through done.
             drop(msg);
         } else {
             // Leave. Release: our read happens before an evicter's move.

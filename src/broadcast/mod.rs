@@ -44,8 +44,9 @@
 //!   zero is the last to pass the message: it drops it and frees the slot
 //!   for the next lap (`stamp = position + lap`, `Release`). When it is the
 //!   only one left (`refs == 1` before cloning) it moves the message out
-//!   instead of cloning it; with one subscriber a receive has no
-//!   read-modify-write at all.
+//!   instead of cloning it (under `DropOldest` after taking `LOCK`, unless
+//!   an evicter holds it); under `Block` with one subscriber a receive has
+//!   no read-modify-write at all.
 //! - `Overflow::Block`: a sender may claim a position only when its slot is
 //!   free, i.e. when every subscriber has passed the message one lap back:
 //!   senders wait for the slowest subscriber, and the capacity is exact.
@@ -95,6 +96,11 @@
 //!   different threads clone the same message at the same time.
 //! - A panicking `Clone` propagates out of `recv`; that subscriber has passed
 //!   the message (it will not see it again) and stays usable.
+//! - The subscriber that passes a message last drops it, inside its
+//!   receive, unless it could move it out (it was the only one left when it
+//!   looked). If that drop panics, the receive panics, and the clone it was
+//!   about to return is dropped as the panic unwinds: a receive that
+//!   panics delivers nothing, and the channel stays consistent.
 //! - A `Clone` (or `Drop`) that calls into the same channel sees it as if
 //!   the receive that runs it had already advanced: it may receive (the
 //!   next message), subscribe, or send. One thing it must not do is wait
