@@ -701,23 +701,23 @@ fn main() {
             name: "spsc cap 1, u64",
             unit: "msg/s",
             rillet: (
-                scaled(300_000),
+                scaled(150_000),
                 Box::new(|n| rillet_spsc(1, n, |i| i, |v| *v)),
             ),
             crossbeam: (
-                scaled(300_000),
+                scaled(150_000),
                 Box::new(|n| crossbeam_spsc(1, n, |i| i, |v| *v)),
             ),
             other: one_cpu
-                .then(|| -> (&str, Bench) { ("floor", (scaled(300_000), Box::new(yield_floor))) }),
+                .then(|| -> (&str, Bench) { ("floor", (scaled(150_000), Box::new(yield_floor))) }),
         },
         Scenario {
             name: "ping-pong cap 1",
             unit: "round trips/s",
-            rillet: (scaled(100_000), Box::new(rillet_pingpong)),
-            crossbeam: (scaled(100_000), Box::new(crossbeam_pingpong)),
+            rillet: (scaled(50_000), Box::new(rillet_pingpong)),
+            crossbeam: (scaled(50_000), Box::new(crossbeam_pingpong)),
             other: one_cpu
-                .then(|| -> (&str, Bench) { ("floor", (scaled(100_000), Box::new(yield_floor))) }),
+                .then(|| -> (&str, Bench) { ("floor", (scaled(50_000), Box::new(yield_floor))) }),
         },
         Scenario {
             name: "one thread: send N then recv N",
@@ -763,8 +763,8 @@ fn main() {
         Scenario {
             name: "rendezvous ping-pong (cap 0)",
             unit: "round trips/s",
-            rillet: (scaled(50_000), Box::new(rillet_rendezvous_pingpong)),
-            crossbeam: (scaled(50_000), Box::new(crossbeam_rendezvous_pingpong)),
+            rillet: (scaled(20_000), Box::new(rillet_rendezvous_pingpong)),
+            crossbeam: (scaled(20_000), Box::new(crossbeam_rendezvous_pingpong)),
             other: None,
         },
     ];
