@@ -209,12 +209,14 @@ mod sync;
 
 pub mod broadcast;
 pub mod mpsc;
+pub mod select;
 pub mod spsc;
 
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 pub use overflow::Overflow;
+pub use select::{Select, SelectedOperation};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -58,13 +58,19 @@
 //! # Wake-up bookkeeping
 //!
 //! A [`Waiter`] stays in a queue until it leaves [`block_on`]; a notification
-//! sets its `notified` flag (a swap, so concurrent notifiers on different
-//! queues of one `select` agree) and unparks it. `notify_one` skips waiters
-//! already notified, so one notification wakes one thread. A waiter that was
-//! notified but leaves on a timeout passes the notification on, so a
-//! `notify_one` is never swallowed.
+//! records which registration woke it in its `notified` word (a
+//! compare-exchange from 0, so concurrent notifiers on different queues of
+//! one `select` agree on one of them) and unparks it. `notify_one` skips
+//! waiters already notified, so one notification wakes one thread. A
+//! notification is a hint ("try again"), never a hand-over: the waiter
+//! re-reads the channels. A waiter that leaves without acting on a
+//! notification passes it on, so a `notify_one` is never swallowed: on a
+//! timeout, and in a `select`, when it completes a case on another queue
+//! than the one that woke it (a select woken by a freed slot on channel A
+//! that then receives from channel B must not strand the producer parked on
+//! A).
 
-use crate::sync::{thread, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::sync::{thread, Arc, AtomicUsize, Mutex, Ordering};
 use crossbeam_utils::CachePadded;
 use std::time::Instant;
 
@@ -237,18 +243,64 @@ pub(crate) mod barrier {
 }
 
 /// A thread blocked in [`block_on`], registered in one or more queues.
+///
+/// `pub` (in a private module) only because the sealed `select` case trait
+/// names it.
 #[derive(Debug)]
-pub(crate) struct Waiter {
+pub struct Waiter {
     thread: thread::Thread,
-    /// Set (by swap) by the notifier that wakes this waiter; reset by the
-    /// waiter when it re-arms after waking.
-    notified: AtomicBool,
+    /// Claims, for waiters that registered offers a partner completes (a
+    /// select's rendezvous receive): `OPEN`, `TAKEN` once the waiter
+    /// committed to an outcome of its own, or `CLAIMED + tag` once a
+    /// partner completed the offer registered under `tag`. Moves once, by
+    /// compare-exchange from `OPEN`: exactly one of the two wins.
+    claim: AtomicUsize,
+    /// 0, or the tag (queue index + 1, see [`block_on_any`]) of the
+    /// registration through which a notifier woke this waiter; set by the
+    /// notifier with a compare-exchange from 0, reset by the waiter when it
+    /// re-arms after waking.
+    notified: AtomicUsize,
+}
+
+const OPEN: usize = 0;
+const TAKEN: usize = 1;
+const CLAIMED: usize = 2;
+
+impl Waiter {
+    /// A partner's claim of the offer registered under `tag`: `true` if it
+    /// won (the waiter had not committed to anything else, nor been
+    /// claimed). The winner completes the offer, then [`unpark`]s.
+    ///
+    /// [`unpark`]: Self::unpark
+    pub(crate) fn try_claim(&self, tag: usize) -> bool {
+        // AcqRel: the claimant then hands its message over under a lock
+        // the waiter takes next; the waiter's Acquire load of the claim
+        // pairs with this.
+        self.claim
+            .compare_exchange(OPEN, CLAIMED + tag, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Wakes the waiting thread (after a claim).
+    pub(crate) fn unpark(&self) {
+        self.thread.unpark();
+    }
+}
+
+/// The offers a waiter registers with partners that may claim it (see
+/// [`Waiter::try_claim`]): `register(waiter)` before it parks,
+/// `unregister(waiter)` when it leaves.
+pub(crate) trait Offers {
+    fn register(&self, waiter: &Arc<Waiter>);
+    fn unregister(&self, waiter: &Arc<Waiter>);
 }
 
 /// The threads waiting for one condition of one channel ("a message
 /// arrived", "room became free").
 #[derive(Debug)]
-pub(crate) struct WaitQueue {
+// `pub` (in a private module) only because the sealed `select` case trait
+// names it.
+pub struct WaitQueue {
     /// Number of registered waiters not yet notified through this queue,
     /// plus the sticky `ALERT` bit; read (after the light barrier) by every
     /// notification, counted under `list`'s lock. Waiters already notified
@@ -260,10 +312,13 @@ pub(crate) struct WaitQueue {
     list: Mutex<Vec<Entry>>,
 }
 
-/// A registration: the waiter, and whether `waiting` counts it.
+/// A registration: the waiter, which of its queues this is (the tag it
+/// finds in `notified` when woken through it), and whether `waiting`
+/// counts it.
 #[derive(Debug)]
 struct Entry {
     waiter: Arc<Waiter>,
+    tag: usize,
     counted: bool,
 }
 
@@ -359,8 +414,14 @@ impl WaitQueue {
                 uncounted += 1;
                 // AcqRel: the waiter's re-arm swap reads this value, so
                 // whatever this thread published before it is visible to
-                // the waiter.
-                if !entry.waiter.notified.swap(true, Ordering::AcqRel) {
+                // the waiter. A failed exchange: notified already (here or
+                // through another queue of the same select).
+                if entry
+                    .waiter
+                    .notified
+                    .compare_exchange(0, entry.tag, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
                     chosen.push(entry.waiter.clone());
                     if !all {
                         break;
@@ -379,15 +440,17 @@ impl WaitQueue {
         }
     }
 
-    /// Registers `waiter` (not notified), or counts it again after it
-    /// re-armed.
-    fn arm(&self, waiter: &Arc<Waiter>) {
+    /// Registers `waiter` (not notified) under `tag`, or counts it again
+    /// after it re-armed. A waiter registers once per queue: a select with
+    /// two cases on one queue passes it once.
+    fn arm(&self, waiter: &Arc<Waiter>, tag: usize) {
         let mut list = self.list.lock();
         match list.iter_mut().find(|e| Arc::ptr_eq(&e.waiter, waiter)) {
             Some(entry) if entry.counted => return,
             Some(entry) => entry.counted = true,
             None => list.push(Entry {
                 waiter: waiter.clone(),
+                tag,
                 counted: true,
             }),
         }
@@ -468,15 +531,49 @@ fn expired(deadline: Option<Instant>) -> bool {
 /// `spin`: spin before yielding. A caller that knows the thread it waits
 /// for is probably not running (more threads on the channel than CPUs)
 /// passes `false`: then only yielding can help it.
+#[inline]
 pub(crate) fn block_on<R>(
     queues: &[&WaitQueue],
     deadline: Option<Instant>,
     spin: bool,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
-    // Stages 1 and 2: spin, then yield.
+    // Every outcome acts on the one queue it waited on: nothing to pass on
+    // unless it times out.
+    debug_assert_eq!(queues.len(), 1);
+    block_on_any(
+        queues,
+        None,
+        deadline,
+        spin,
+        || attempt().map(|r| (Some(0), r)),
+        |_| unreachable!("nothing to claim without offers"),
+    )
+}
+
+/// [`block_on`] for a waiter on several queues (`select`): `attempt`
+/// returns, with its outcome, the index in `queues` of the queue whose
+/// condition that outcome used (`None`: none of them, such as a timer that
+/// fired). A notification received through any other queue is passed on
+/// when the waiter leaves, so it wakes another waiter of that queue.
+///
+/// With `offers`, the waiter also registers offers that partners may claim
+/// (a rendezvous receive in a select). Then `attempt` must have no effect
+/// beyond its answer: an outcome counts only if the waiter wins its own
+/// claim word first (`OPEN` to `TAKEN`); if a partner claimed it instead,
+/// the outcome is `claimed(tag)` for the offer it completed. A timeout
+/// likewise loses to a claim.
+pub(crate) fn block_on_any<R>(
+    queues: &[&WaitQueue],
+    offers: Option<&dyn Offers>,
+    deadline: Option<Instant>,
+    spin: bool,
+    mut attempt: impl FnMut() -> Option<(Option<usize>, R)>,
+    mut claimed: impl FnMut(usize) -> (Option<usize>, R),
+) -> Option<R> {
+    // Stages 1 and 2: spin, then yield (no offers yet: nothing to claim).
     match spin_then_yield(deadline, spin, &mut attempt) {
-        Spun::Done(r) => return Some(r),
+        Spun::Done((_, r)) => return Some(r),
         Spun::Expired => return None,
         Spun::Park => {}
     }
@@ -484,15 +581,45 @@ pub(crate) fn block_on<R>(
     // Stage 3: register, barrier, re-check, park.
     let waiter = Arc::new(Waiter {
         thread: thread::current(),
-        notified: AtomicBool::new(false),
+        notified: AtomicUsize::new(0),
+        claim: AtomicUsize::new(OPEN),
     });
-    for q in queues {
-        q.arm(&waiter);
+    for (i, q) in queues.iter().enumerate() {
+        q.arm(&waiter, i + 1);
     }
-    barrier::heavy();
+    if let Some(offers) = offers {
+        offers.register(&waiter);
+    }
+    // The pairing with notifiers. Without queues only claims and direct
+    // unparks wake us, and those are ordered by the partner's lock and the
+    // claim word's compare-exchange: no barrier needed (a rendezvous wait
+    // pays no system call).
+    if !queues.is_empty() {
+        barrier::heavy();
+    }
+    // Commits to an outcome of our own, unless a partner claimed us first.
+    let mut commit = |outcome: Option<(Option<usize>, R)>| -> Option<(Option<usize>, R)> {
+        if offers.is_none() {
+            return outcome;
+        }
+        match waiter
+            .claim
+            .compare_exchange(OPEN, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => outcome,
+            Err(c) => Some(claimed(c - CLAIMED)),
+        }
+    };
+    // The tags of the notifications this waiter took and has not yet acted
+    // on (a bit per queue index; from 64 queues on, the last bit stands for
+    // all the rest).
+    let mut woken_by: u64 = 0;
     let result = loop {
+        if offers.is_some() && waiter.claim.load(Ordering::Acquire) >= CLAIMED {
+            break commit(None);
+        }
         if let Some(r) = attempt() {
-            break Some(r);
+            break commit(Some(r));
         }
         match deadline {
             None => thread::park(),
@@ -501,30 +628,32 @@ pub(crate) fn block_on<R>(
                 // loom has no time: a deadline expires the first time we
                 // would sleep, so models explore the timeout races.
                 if now >= d || cfg!(loom) {
-                    break None;
+                    break commit(None);
                 }
                 thread::park_timeout(d - now);
             }
         }
         // Woken by a notification (this swap reads the notifier's value and
-        // acquires what it published). Try at once: usually the wake-up
-        // means we can go on, and the heavy barrier below costs a
-        // system call. Only if we cannot, re-arm: a notifier skips waiters
-        // it does not count, so count ourselves again and re-check after
-        // the heavy barrier (the same Dekker pairing as the first
-        // registration).
-        if waiter.notified.swap(false, Ordering::AcqRel) {
+        // acquires what it published), by a claim, or spuriously. Try at
+        // once: usually the wake-up means we can go on, and the heavy
+        // barrier below costs a system call. Only if we cannot, re-arm: a
+        // notifier skips waiters it does not count, so count ourselves
+        // again and re-check after the heavy barrier (the same Dekker
+        // pairing as the first registration).
+        let tag = waiter.notified.swap(0, Ordering::AcqRel);
+        if tag != 0 {
+            woken_by |= 1 << (tag - 1).min(63);
             // (Not under loom: like the spin stage, an attempt outside the
             // registered protocol is always safe, and it multiplies the
             // interleavings the models explore: the 2x2 broadcast model went
             // from 43 s to over 5 minutes.)
-            if !cfg!(loom) {
+            if !cfg!(loom) && (offers.is_none() || waiter.claim.load(Ordering::Acquire) == OPEN) {
                 if let Some(r) = attempt() {
-                    break Some(r);
+                    break commit(Some(r));
                 }
             }
-            for q in queues {
-                q.arm(&waiter);
+            for (i, q) in queues.iter().enumerate() {
+                q.arm(&waiter, i + 1);
             }
             barrier::heavy();
         }
@@ -532,14 +661,34 @@ pub(crate) fn block_on<R>(
     for q in queues {
         q.unregister(&waiter);
     }
-    if result.is_none() && waiter.notified.load(Ordering::Acquire) {
-        // We were chosen by a `notify_one` but leave without acting on it:
-        // pass it on so no other waiter misses its wake-up.
-        for q in queues {
+    if let Some(offers) = offers {
+        offers.unregister(&waiter);
+    }
+    // A notification taken now (after the last re-arm) counts too.
+    let tag = waiter.notified.load(Ordering::Acquire);
+    if tag != 0 {
+        woken_by |= 1 << (tag - 1).min(63);
+    }
+    let (used, result) = match result {
+        Some((used, r)) => (used, Some(r)),
+        // Timed out: whatever woke us was not acted on.
+        None => (None, None),
+    };
+    if woken_by != 0 {
+        pass_on(queues, woken_by, used);
+    }
+    result
+}
+
+/// Wakes one other waiter of each queue in `woken_by` except `used`: the
+/// notifications a leaving waiter took and did not act on.
+#[cold]
+fn pass_on(queues: &[&WaitQueue], woken_by: u64, used: Option<usize>) {
+    for (i, q) in queues.iter().enumerate() {
+        if Some(i) != used && woken_by & (1 << i.min(63)) != 0 {
             q.notify_one();
         }
     }
-    result
 }
 
 /// Outcome of the spinning stages.
@@ -587,36 +736,6 @@ fn spin_then_yield<R>(
             return Spun::Park;
         }
         step += 1;
-    }
-}
-
-/// Waits until `done()` for a thread that holds our [`thread::Thread`] and
-/// unparks it after making `done()` true (a rendezvous hand-off): spin,
-/// yield, then park. No registration is needed: an unpark that comes before
-/// the park is kept by the park token. Returns `false` if `deadline` passed
-/// first (`done()` is checked before the deadline).
-pub(crate) fn wait_for(deadline: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
-    let mut attempt = || done().then_some(());
-    match spin_then_yield(deadline, true, &mut attempt) {
-        Spun::Done(()) => return true,
-        Spun::Expired => return false,
-        Spun::Park => {}
-    }
-    loop {
-        if done() {
-            return true;
-        }
-        match deadline {
-            None => thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                // See `block_on`: under loom a deadline expires here.
-                if now >= d || cfg!(loom) {
-                    return false;
-                }
-                thread::park_timeout(d - now);
-            }
-        }
     }
 }
 

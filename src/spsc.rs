@@ -1273,3 +1273,49 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 receiver_iterators!("spsc");
+
+impl<T> crate::select::case::Case for Receiver<T> {
+    fn ready(&self) -> bool {
+        self.head.get() != self.tail_cache.get() || self.chan.len() != 0 || self.chan.is_closed()
+    }
+
+    fn queue(&self) -> Option<&WaitQueue> {
+        Some(&self.chan.recv_waiters)
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+}
+
+impl<T> crate::select::SelectRecv for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn complete_recv(&self) -> Result<T, RecvError> {
+        self.recv()
+    }
+}
+
+impl<T> crate::select::case::Case for Sender<T> {
+    fn ready(&self) -> bool {
+        self.chan.shared.overflow != Overflow::Block
+            || self.chan.is_closed()
+            || self.chan.len() < self.chan.shared.cap
+    }
+
+    fn queue(&self) -> Option<&WaitQueue> {
+        Some(&self.chan.send_waiters)
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+}
+
+impl<T> crate::select::SelectSend for Sender<T> {
+    type Msg = T;
+
+    fn complete_send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.send(msg)
+    }
+}

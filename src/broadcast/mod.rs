@@ -762,6 +762,51 @@ receiver_iterators!(
     |rx| rx.try_next_skipping_lag()
 );
 
+impl<T: Clone> crate::select::case::Case for Receiver<T> {
+    fn ready(&self) -> bool {
+        Handle::len(self) != 0 || self.chan.is_closed()
+    }
+
+    fn queue(&self) -> Option<&crate::park::WaitQueue> {
+        Some(self.chan.recv_queue())
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+}
+
+impl<T: Clone> crate::select::SelectRecv for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn complete_recv(&self) -> Result<T, RecvError> {
+        self.recv()
+    }
+}
+
+impl<T> crate::select::case::Case for Sender<T> {
+    fn ready(&self) -> bool {
+        let chan: &Chan<T> = &self.chan;
+        chan.overflow() != Overflow::Block || chan.is_closed() || chan.len() < chan.capacity()
+    }
+
+    fn queue(&self) -> Option<&crate::park::WaitQueue> {
+        Some(crate::chan::Sending::<T>::send_queue(&*self.chan))
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+}
+
+impl<T> crate::select::SelectSend for Sender<T> {
+    type Msg = T;
+
+    fn complete_send(&self, msg: T) -> Result<(), crate::SendError<T>> {
+        self.send(msg)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

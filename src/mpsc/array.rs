@@ -561,6 +561,22 @@ impl<T> Receiving for Array<T> {
     }
 }
 
+impl<T> Array<T> {
+    /// A `recv` would not wait: the message of `head` is written, or the
+    /// channel is closed (a select's readiness; reads what `try_recv`
+    /// reads, not the producers' `tail`).
+    pub(crate) fn recv_ready(&self) -> bool {
+        let head = self.head();
+        self.slot(head).stamp.load(Ordering::Acquire) == head.word() | FULL
+            || self.config.closed.load(Ordering::Acquire)
+    }
+
+    /// A `send` would not wait: room, a dropping policy, or closed.
+    pub(crate) fn send_ready(&self) -> bool {
+        self.config.overflow != Overflow::Block || self.is_closed() || self.len() < self.config.cap
+    }
+}
+
 impl<T> Core for Array<T> {
     fn len(&self) -> usize {
         let laps = &self.config.laps;

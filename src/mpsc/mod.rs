@@ -429,9 +429,7 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         match &**self.chan {
             Chan::Array(c) => c.close_and_drain(),
-            Chan::Zero(c) => {
-                c.close();
-            }
+            Chan::Zero(c) => c.close_and_drain(),
         }
     }
 }
@@ -443,3 +441,79 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 receiver_iterators!("mpsc");
+
+impl<T> crate::select::case::Case for Receiver<T> {
+    fn ready(&self) -> bool {
+        match &**self.chan {
+            Chan::Array(c) => c.recv_ready(),
+            Chan::Zero(c) => c.recv_ready(),
+        }
+    }
+
+    fn queue(&self) -> Option<&crate::park::WaitQueue> {
+        match &**self.chan {
+            Chan::Array(c) => Some(c.recv_queue()),
+            // A sender that comes claims the offer and unparks us.
+            Chan::Zero(_) => None,
+        }
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+
+    fn offers(&self) -> bool {
+        match &**self.chan {
+            Chan::Array(_) => false,
+            Chan::Zero(_) => true,
+        }
+    }
+
+    fn register(&self, waiter: &Arc<crate::park::Waiter>, tag: usize) {
+        if let Chan::Zero(c) = &**self.chan {
+            c.register(waiter, tag);
+        }
+    }
+
+    fn unregister(&self, waiter: &Arc<crate::park::Waiter>) {
+        if let Chan::Zero(c) = &**self.chan {
+            c.unregister(waiter);
+        }
+    }
+}
+
+impl<T> crate::select::SelectRecv for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn complete_recv(&self) -> Result<T, RecvError> {
+        self.recv()
+    }
+}
+
+impl<T> crate::select::case::Case for Sender<T> {
+    fn ready(&self) -> bool {
+        match &*self.chan {
+            Chan::Array(c) => c.send_ready(),
+            Chan::Zero(c) => c.send_ready(),
+        }
+    }
+
+    fn queue(&self) -> Option<&crate::park::WaitQueue> {
+        Some(match &*self.chan {
+            Chan::Array(c) => c.send_queue(),
+            Chan::Zero(c) => c.send_select_queue(),
+        })
+    }
+
+    fn addr(&self) -> *const () {
+        self as *const Self as *const ()
+    }
+}
+
+impl<T> crate::select::SelectSend for Sender<T> {
+    type Msg = T;
+
+    fn complete_send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.send(msg)
+    }
+}

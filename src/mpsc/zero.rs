@@ -1,22 +1,43 @@
 //! The MPSC rendezvous flavour (capacity 0), described in the module docs
-//! of `mpsc`.
+//! of `mpsc`; built on the claimable waiters of `park.rs`, so that both of
+//! its ends work in `select`.
+//!
+//! - A receive that must wait registers an *offer*: its waiter (whose claim
+//!   word says whether it is still free) and the case it stands for. A plain
+//!   `recv` is a select of one case.
+//! - A sender that finds an offer claims it (`Waiter::try_claim`, a
+//!   compare-exchange that the receiving thread's own commitment races),
+//!   puts its message in `delivered` and unparks the receiver, whose select
+//!   then reports the case as ready and whose receive takes the message.
+//!   The channel has one receiver, so one `delivered` slot suffices; it is
+//!   only filled through a claim, and a claimed receiver always takes it
+//!   with its next receive.
+//! - A sender that finds no offer queues a packet holding its message and
+//!   waits until the receiver takes it (or the channel closes, or its
+//!   deadline passes and it takes the message back).
+//!
+//! Offers, packets and `delivered` change only under the lock, so a waiter
+//! needs no barrier pairing for them: whichever of a sender and an
+//! offering receiver takes the lock second sees the other.
 
 use crate::chan::Core;
 use crate::error::{RecvTimeoutError, SendError, SendTimeoutError};
-use crate::park;
-use crate::sync::{thread, Arc, AtomicU8, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::park::{self, WaitQueue, Waiter};
+use crate::select::case::Case;
+use crate::select::{self, Wait};
+use crate::sync::{thread, Arc, AtomicBool, AtomicU8, AtomicUsize, Mutex, Ordering, UnsafeCell};
 use crate::Overflow;
+use std::collections::VecDeque;
 use std::time::Instant;
 
 const WAITING: u8 = 0;
-/// A sender's packet: the receiver took the message. A receiver's packet:
-/// a sender put a message in.
+/// The receiver took the message.
 const DONE: u8 = 1;
-/// The channel closed while the packet waited.
+/// The channel closed while the packet waited; the message is still in it.
 const CLOSED: u8 = 2;
 
-/// A thread waiting to meet the other side; the message travels through
-/// `msg`. Owned by the waiting thread and the list entry (an `Arc`).
+/// A blocked sender's message. Owned by the sending thread and the list (an
+/// `Arc`).
 struct Packet<T> {
     state: AtomicU8,
     msg: UnsafeCell<Option<T>>,
@@ -26,10 +47,10 @@ struct Packet<T> {
 }
 
 impl<T> Packet<T> {
-    fn new(msg: Option<T>, last: bool) -> Arc<Self> {
+    fn new(msg: T, last: bool) -> Arc<Self> {
         Arc::new(Packet {
             state: AtomicU8::new(WAITING),
-            msg: UnsafeCell::new(msg),
+            msg: UnsafeCell::new(Some(msg)),
             thread: thread::current(),
             last,
         })
@@ -45,46 +66,50 @@ impl<T> Packet<T> {
         self.msg.with_mut(|p| unsafe { (*p).take() })
     }
 
-    /// # Safety
-    ///
-    /// As for [`take`](Self::take).
-    unsafe fn put(&self, msg: T) {
-        // SAFETY: guaranteed by the caller.
-        self.msg.with_mut(|p| unsafe { *p = Some(msg) });
-    }
-
     /// Marks the packet (the caller removed it from the list under the
-    /// lock). The caller then wakes it with [`wake`](Self::wake) after
-    /// releasing the lock, so that the woken thread does not block on it.
+    /// lock), then the caller wakes its thread after releasing the lock.
     fn mark(&self, state: u8) {
-        // Release: the message (taken or put) is visible to the owner.
+        // Release: the message taken (or left) is visible to the owner.
         self.state.store(state, Ordering::Release);
     }
+}
 
-    fn wake(&self) {
-        self.thread.unpark();
-    }
+/// A receive waiting in a select (a plain `recv` included) for a sender to
+/// claim it.
+struct Offer {
+    waiter: Arc<Waiter>,
+    /// The select case it completes.
+    tag: usize,
 }
 
 struct ZeroInner<T> {
     /// Senders waiting for the receiver, oldest first.
-    senders: std::collections::VecDeque<Arc<Packet<T>>>,
-    /// The receiver, waiting for a sender.
-    receiver: Option<Arc<Packet<T>>>,
+    senders: VecDeque<Arc<Packet<T>>>,
+    /// The receiver's offers (one per rendezvous case of the select it
+    /// waits in).
+    offers: Vec<Offer>,
+    /// A message handed to the receiver by claiming one of its offers.
+    delivered: Option<T>,
     closed: bool,
 }
 
 pub(crate) struct Zero<T> {
     inner: Mutex<ZeroInner<T>>,
-    /// Mirrors of the list state, so that `try_*` calls that meet nobody
-    /// return without the lock. Written under the lock.
+    /// Mirrors of the list state, so that readiness checks and `try_*`
+    /// calls that meet nobody read no lock. Written under the lock.
     senders_waiting: AtomicUsize,
-    receiver_waiting: AtomicUsize,
-    closed: AtomicUsize,
+    offers_waiting: AtomicUsize,
+    delivered: AtomicBool,
+    closed: AtomicBool,
+    /// Selecting senders, waiting for the receiver to offer: notified when
+    /// an offer is registered, and on close. (A receiver needs no queue: a
+    /// sender that comes while it offers claims the offer and unparks it.)
+    send_select: WaitQueue,
 }
 
-// SAFETY: messages move between threads inside packets, accessed under the
-// lock or after the packet's state hand-off; `T: Send` suffices.
+// SAFETY: messages move between threads inside packets and `delivered`,
+// accessed under the lock or after the packet's state hand-off; `T: Send`
+// suffices.
 unsafe impl<T: Send> Send for Zero<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for Zero<T> {}
@@ -93,25 +118,69 @@ impl<T> Zero<T> {
     pub(crate) fn new() -> Self {
         Zero {
             inner: Mutex::new(ZeroInner {
-                senders: std::collections::VecDeque::new(),
-                receiver: None,
+                senders: VecDeque::new(),
+                offers: Vec::new(),
+                delivered: None,
                 closed: false,
             }),
             senders_waiting: AtomicUsize::new(0),
-            receiver_waiting: AtomicUsize::new(0),
-            closed: AtomicUsize::new(0),
+            offers_waiting: AtomicUsize::new(0),
+            delivered: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            send_select: WaitQueue::new(),
         }
     }
 
     fn sync_counts(&self, inner: &ZeroInner<T>) {
         self.senders_waiting
             .store(inner.senders.len(), Ordering::Relaxed);
-        self.receiver_waiting
-            .store(usize::from(inner.receiver.is_some()), Ordering::Relaxed);
+        self.offers_waiting
+            .store(inner.offers.len(), Ordering::Relaxed);
+        self.delivered
+            .store(inner.delivered.is_some(), Ordering::Relaxed);
     }
 
-    /// `try`: only meet a receiver already waiting. Otherwise queue and wait
-    /// until `deadline`.
+    /// A `recv` case is ready: a message was delivered, a sender waits, or
+    /// the channel is closed.
+    pub(crate) fn recv_ready(&self) -> bool {
+        self.delivered.load(Ordering::Relaxed)
+            || self.senders_waiting.load(Ordering::Relaxed) != 0
+            || Core::is_closed(self)
+    }
+
+    /// A `send` case is ready: the receiver offers, or the channel is
+    /// closed.
+    pub(crate) fn send_ready(&self) -> bool {
+        self.offers_waiting.load(Ordering::Relaxed) != 0 || Core::is_closed(self)
+    }
+
+    pub(crate) fn send_select_queue(&self) -> &WaitQueue {
+        &self.send_select
+    }
+
+    /// Registers the receiver's offer for select case `tag`, and tells the
+    /// selecting senders.
+    pub(crate) fn register(&self, waiter: &Arc<Waiter>, tag: usize) {
+        {
+            let mut inner = self.inner.lock();
+            inner.offers.push(Offer {
+                waiter: waiter.clone(),
+                tag,
+            });
+            self.sync_counts(&inner);
+        }
+        self.send_select.notify_all();
+    }
+
+    /// Withdraws the offers of `waiter` that no sender claimed.
+    pub(crate) fn unregister(&self, waiter: &Arc<Waiter>) {
+        let mut inner = self.inner.lock();
+        inner.offers.retain(|o| !Arc::ptr_eq(&o.waiter, waiter));
+        self.sync_counts(&inner);
+    }
+
+    /// `try`: only meet a receiver already offering. Otherwise queue and
+    /// wait until `deadline`.
     pub(crate) fn send(
         &self,
         msg: T,
@@ -130,7 +199,7 @@ impl<T> Zero<T> {
         wait: bool,
         last: bool,
     ) -> Result<(), SendTimeoutError<T>> {
-        if !wait && self.receiver_waiting.load(Ordering::Relaxed) == 0 {
+        if !wait && self.offers_waiting.load(Ordering::Relaxed) == 0 {
             return if Core::is_closed(self) {
                 Err(SendTimeoutError::Closed(msg))
             } else {
@@ -142,31 +211,46 @@ impl<T> Zero<T> {
             if inner.closed {
                 return Err(SendTimeoutError::Closed(msg));
             }
-            if let Some(receiver) = inner.receiver.take() {
+            if inner.delivered.is_none() {
+                // Claim the first offer whose waiter is still free; the
+                // others of a waiter that committed elsewhere are stale.
+                while !inner.offers.is_empty() {
+                    let offer = inner.offers.remove(0);
+                    if offer.waiter.try_claim(offer.tag) {
+                        inner.delivered = Some(msg);
+                        let closed = if last {
+                            self.close_locked(&mut inner)
+                        } else {
+                            None
+                        };
+                        self.sync_counts(&inner);
+                        drop(inner);
+                        offer.waiter.unpark();
+                        self.wake_closed(closed);
+                        return Ok(());
+                    }
+                }
                 self.sync_counts(&inner);
-                // SAFETY: the receiver's packet is listed and we hold the lock.
-                unsafe { receiver.put(msg) };
-                receiver.mark(DONE);
-                let closed = if last {
-                    self.close_locked(&mut inner)
-                } else {
-                    None
-                };
-                drop(inner);
-                receiver.wake();
-                closed.into_iter().flatten().for_each(|p| p.wake());
-                return Ok(());
             }
             if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendTimeoutError::Timeout(msg));
             }
-            let packet = Packet::new(Some(msg), last);
+            let packet = Packet::new(msg, last);
             inner.senders.push_back(packet.clone());
             self.sync_counts(&inner);
             packet
         };
-        let done = park::wait_for(deadline, || packet.state.load(Ordering::Acquire) != WAITING);
-        if !done {
+        // The receiver takes it (or the channel closes) under the lock and
+        // then unparks us.
+        let done = park::block_on_any(
+            &[],
+            None,
+            deadline,
+            true,
+            || (packet.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
+            |_| unreachable!("a sender registers no offer"),
+        );
+        if done.is_none() {
             // Timed out: take the message back unless the receiver got it.
             let mut inner = self.inner.lock();
             if let Some(i) = inner.senders.iter().position(|p| Arc::ptr_eq(p, &packet)) {
@@ -176,9 +260,9 @@ impl<T> Zero<T> {
                 let msg = unsafe { packet.take() }.expect("an untaken packet holds its message");
                 return Err(SendTimeoutError::Timeout(msg));
             }
+            // Not listed: whoever removed it marked it under the lock we
+            // now hold, so the state below is final.
         }
-        // Out of the list: the state was set before the removal was visible.
-        park::wait_for(None, || packet.state.load(Ordering::Acquire) != WAITING);
         match packet.state.load(Ordering::Acquire) {
             DONE => Ok(()),
             // SAFETY: the closer removed the packet and set its state, which
@@ -189,89 +273,149 @@ impl<T> Zero<T> {
         }
     }
 
+    /// Takes a delivered message or a waiting sender's: `None` if there is
+    /// neither and the channel is open. `look`: take the lock even if the
+    /// mirrors say there is nothing (after a claim, whose claimant may not
+    /// have updated them yet: it fills `delivered` under the lock it holds
+    /// while it claims).
+    fn try_take(&self, look: bool) -> Option<Result<T, RecvTimeoutError>> {
+        if !look && !self.recv_ready() {
+            return None;
+        }
+        let mut inner = self.inner.lock();
+        if let Some(msg) = inner.delivered.take() {
+            self.sync_counts(&inner);
+            return Some(Ok(msg));
+        }
+        if let Some(sender) = inner.senders.pop_front() {
+            self.sync_counts(&inner);
+            // SAFETY: the sender's packet was listed and we hold the lock.
+            let msg = unsafe { sender.take() }.expect("a waiting sender holds its message");
+            sender.mark(DONE);
+            let closed = if sender.last {
+                self.close_locked(&mut inner)
+            } else {
+                None
+            };
+            drop(inner);
+            sender.thread.unpark();
+            self.wake_closed(closed);
+            return Some(Ok(msg));
+        }
+        inner.closed.then_some(Err(RecvTimeoutError::Closed))
+    }
+
     pub(crate) fn recv(
         &self,
         deadline: Option<Instant>,
         wait: bool,
     ) -> Result<T, RecvTimeoutError> {
-        if !wait && self.senders_waiting.load(Ordering::Relaxed) == 0 {
-            return if Core::is_closed(self) {
-                Err(RecvTimeoutError::Closed)
-            } else {
-                Err(RecvTimeoutError::Timeout)
-            };
-        }
-        let packet = {
-            let mut inner = self.inner.lock();
-            if let Some(sender) = inner.senders.pop_front() {
-                self.sync_counts(&inner);
-                // SAFETY: the sender's packet was listed and we hold the lock.
-                let msg = unsafe { sender.take() }.expect("a waiting sender holds its message");
-                sender.mark(DONE);
-                let closed = if sender.last {
-                    self.close_locked(&mut inner)
-                } else {
-                    None
-                };
-                drop(inner);
-                sender.wake();
-                closed.into_iter().flatten().for_each(|p| p.wake());
-                return Ok(msg);
+        loop {
+            if let Some(result) = self.try_take(wait) {
+                return result;
             }
-            if inner.closed {
-                return Err(RecvTimeoutError::Closed);
-            }
-            if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
+            if !wait {
                 return Err(RecvTimeoutError::Timeout);
             }
-            let packet = Packet::new(None, false);
-            inner.receiver = Some(packet.clone());
-            self.sync_counts(&inner);
-            packet
-        };
-        let done = park::wait_for(deadline, || packet.state.load(Ordering::Acquire) != WAITING);
-        if !done {
-            let mut inner = self.inner.lock();
-            if inner
-                .receiver
-                .as_ref()
-                .is_some_and(|p| Arc::ptr_eq(p, &packet))
-            {
-                inner.receiver = None;
-                self.sync_counts(&inner);
-                return Err(RecvTimeoutError::Timeout);
+            // A select of one case: offer, and wait to be claimed (or for a
+            // sender to queue, or the close).
+            let case = RecvCase(self);
+            if select::run(&[&case], true, Wait::Until(deadline)).is_none() {
+                return self
+                    .try_take(true)
+                    .unwrap_or(Err(RecvTimeoutError::Timeout));
             }
-        }
-        park::wait_for(None, || packet.state.load(Ordering::Acquire) != WAITING);
-        match packet.state.load(Ordering::Acquire) {
-            // SAFETY: the sender put the message, removed our packet and set
-            // its state, which we acquired.
-            DONE => Ok(unsafe { packet.take() }.expect("a finished packet holds a message")),
-            _ => Err(RecvTimeoutError::Closed),
         }
     }
 
     /// Closes under the lock: `None` if already closed, else the packets
-    /// (all marked `CLOSED`) that the caller wakes after unlocking.
-    fn close_locked(&self, inner: &mut ZeroInner<T>) -> Option<Vec<Arc<Packet<T>>>> {
+    /// (all marked `CLOSED`) and the offering waiters, which the caller
+    /// wakes after unlocking with [`wake_closed`](Self::wake_closed).
+    fn close_locked(&self, inner: &mut ZeroInner<T>) -> Option<Closed<T>> {
         if inner.closed {
             return None;
         }
         inner.closed = true;
-        self.closed.store(1, Ordering::Release);
-        let mut packets: Vec<_> = inner.senders.drain(..).collect();
-        packets.extend(inner.receiver.take());
+        self.closed.store(true, Ordering::Release);
+        let packets: Vec<_> = inner.senders.drain(..).collect();
         for p in &packets {
             p.mark(CLOSED);
         }
+        // Offers stay listed (their waiters withdraw them); the waiters
+        // wake and find the channel closed.
+        let offering = inner.offers.iter().map(|o| o.waiter.clone()).collect();
         self.sync_counts(inner);
-        Some(packets)
+        Some(Closed { packets, offering })
+    }
+
+    /// After [`close_locked`](Self::close_locked) and unlocking: wakes what
+    /// it marked, and every select on the senders. `true` if this call
+    /// closed.
+    fn wake_closed(&self, closed: Option<Closed<T>>) -> bool {
+        match closed {
+            Some(c) => {
+                c.packets.iter().for_each(|p| p.thread.unpark());
+                c.offering.iter().for_each(|w| w.unpark());
+                self.send_select.notify_all();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Waits for the receiver like `send`; the meeting closes the channel.
     pub(crate) fn close_with(&self, msg: T) -> Result<(), SendError<T>> {
         self.meet(msg, None, true, true)
             .map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// The receiver's drop: closes, and drops a message delivered to it
+    /// but not yet received.
+    pub(crate) fn close_and_drain(&self) {
+        Core::close(self);
+        let delivered = {
+            let mut inner = self.inner.lock();
+            let d = inner.delivered.take();
+            self.sync_counts(&inner);
+            d
+        };
+        drop(delivered);
+    }
+}
+
+/// What a close must wake.
+struct Closed<T> {
+    packets: Vec<Arc<Packet<T>>>,
+    offering: Vec<Arc<Waiter>>,
+}
+
+/// The receive of a rendezvous channel as a select case (a plain `recv`
+/// selects on it alone; the receiver handle's own case delegates here).
+pub(crate) struct RecvCase<'a, T>(pub(crate) &'a Zero<T>);
+
+impl<T> Case for RecvCase<'_, T> {
+    fn ready(&self) -> bool {
+        self.0.recv_ready()
+    }
+
+    fn queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+
+    fn addr(&self) -> *const () {
+        self.0 as *const Zero<T> as *const ()
+    }
+
+    fn offers(&self) -> bool {
+        true
+    }
+
+    fn register(&self, waiter: &Arc<Waiter>, tag: usize) {
+        self.0.register(waiter, tag);
+    }
+
+    fn unregister(&self, waiter: &Arc<Waiter>) {
+        self.0.unregister(waiter);
     }
 }
 
@@ -285,7 +429,7 @@ impl<T> Core for Zero<T> {
     }
 
     fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) != 0
+        self.closed.load(Ordering::Acquire)
     }
 
     fn dropped(&self) -> u64 {
@@ -298,12 +442,6 @@ impl<T> Core for Zero<T> {
 
     fn close(&self) -> bool {
         let closed = self.close_locked(&mut self.inner.lock());
-        match closed {
-            Some(packets) => {
-                packets.iter().for_each(|p| p.wake());
-                true
-            }
-            None => false,
-        }
+        self.wake_closed(closed)
     }
 }

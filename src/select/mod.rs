@@ -1,0 +1,807 @@
+//! Waiting on several channel operations at once: [`select!`](crate::select!),
+//! [`select_biased!`](crate::select_biased!), the dynamic [`Select`], and the
+//! timer channels [`after`], [`tick`] and [`never`].
+//!
+//! ```
+//! use rillet::{mpsc, select, spsc};
+//! use std::time::Duration;
+//!
+//! let (tx1, rx1) = spsc::channel::<u32>(4);
+//! let (tx2, rx2) = mpsc::channel::<&str>(4);
+//! tx2.send("hello").unwrap();
+//! select! {
+//!     recv(rx1) -> msg => panic!("nothing was sent on rx1: {msg:?}"),
+//!     recv(rx2) -> msg => assert_eq!(msg, Ok("hello")),
+//!     default(Duration::from_secs(1)) => panic!("rx2 was ready"),
+//! }
+//! # drop(tx1);
+//! ```
+//!
+//! # How a select runs
+//!
+//! A select looks at every case's readiness: a `recv` case is ready when its
+//! receiver holds a message or is closed (or, for a broadcast subscriber,
+//! has lagged), a `send` case when its channel has room, drops on overflow
+//! (`DropNewest`, `DropOldest`) or is closed; a timer when it is due. Among
+//! the ready cases it picks one uniformly at random (reservoir sampling over
+//! a per-thread xorshift generator; `select_biased!` and
+//! [`Select::new_biased`] take the first in order), and completes it: the
+//! receive or send that the case names.
+//!
+//! When no case is ready, the selecting thread registers one waiter on
+//! every wait queue its cases use (a channel that appears in two cases is
+//! registered once) and waits in the same spin, yield, park stages as a
+//! blocking `recv` (`park::block_on_any`). Any notification on any of those
+//! queues wakes it to look again; a notification it took on one queue while
+//! it completes a case on another is passed on to the next waiter of that
+//! queue, so a producer parked on a full channel is never stranded by a
+//! select that went elsewhere. Timers have no queue: the wait's deadline is
+//! the earliest timer (or the select's timeout).
+//!
+//! # Decisions
+//!
+//! - **Nothing is reserved.** A case wins on readiness, and then the
+//!   operation runs. For a receiver (one thread receives from it) readiness
+//!   holds until that thread acts, so the receive completes at once. A
+//!   `send` case of a channel with several senders can lose the room it saw
+//!   to another sender in between; the send then waits for room like
+//!   [`send`](crate::mpsc::Sender::send) (it never fails for that reason,
+//!   and the value is never evaluated twice). Because nothing is reserved,
+//!   a send case's value expression that panics leaves the channel exactly
+//!   as it was: no claimed slot waits for a message that never comes.
+//! - A send case's value is evaluated only for the case that wins, after it
+//!   won.
+//! - A closed channel is ready: its `recv` case yields the receiver's
+//!   `Closed` error, its `send` case `Err(SendError(value))`. Closing a
+//!   channel therefore wakes every selector on it. A broadcast
+//!   subscriber's `Lagged(n)` is that case's result.
+//! - The same channel may appear in several cases, and a send and a receive
+//!   on one channel may share a select.
+//! - The rendezvous channel (`mpsc::channel(0)`) is ready for a `recv` case
+//!   while a sender waits in it, and for a `send` case while its receiver
+//!   waits in it. A select on one end therefore meets a blocking call (or a
+//!   `Select`-free `send`/`recv`) on the other; two selects, one on each end,
+//!   with nobody blocked in a plain call, do not see each other (each waits
+//!   for the other to wait).
+//! - Timers ([`after`], [`tick`], [`never`]) are receivers of their own
+//!   type, [`Timer`]; their message is the `Instant` at which they fired.
+
+mod macros;
+mod timer;
+
+pub use timer::{after, never, tick, Timer};
+
+use crate::park::{self, WaitQueue};
+use crate::SendError;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// What a select needs from one case's handle. Sealed: implemented by the
+/// receivers and senders of this crate only.
+pub(crate) mod case {
+    use crate::park::{WaitQueue, Waiter};
+    use crate::sync::Arc;
+    use std::time::Instant;
+
+    pub trait Case {
+        /// Would the case's operation complete now without waiting (closed
+        /// counts as complete)? Must read the channel state fresh: it runs
+        /// after the heavy barrier of a registration.
+        fn ready(&self) -> bool;
+        /// The queue whose notifications may make the case ready (`None`
+        /// for timers).
+        fn queue(&self) -> Option<&WaitQueue>;
+        /// When the case becomes ready by itself (timers).
+        fn deadline(&self) -> Option<Instant> {
+            None
+        }
+        /// The handle's identity (its address), to check that an operation
+        /// is completed on the handle that was selected.
+        fn addr(&self) -> *const ();
+        /// Whether the case registers an offer a partner may claim while
+        /// the select waits (the rendezvous receive): a partner that
+        /// claims it completes the case for the waiter.
+        fn offers(&self) -> bool {
+            false
+        }
+        /// Registers the offer of case `tag` for `waiter`.
+        fn register(&self, _waiter: &Arc<Waiter>, _tag: usize) {}
+        /// Withdraws every offer of `waiter`.
+        fn unregister(&self, _waiter: &Arc<Waiter>) {}
+    }
+}
+
+use case::Case;
+
+/// A receiver that can be a `recv` case of [`select!`](crate::select!) or
+/// [`Select::recv`]: the receivers of every channel kind, and [`Timer`].
+pub trait SelectRecv: Case {
+    /// What the case yields: what the receiver's `recv` returns.
+    type Output;
+
+    /// Receives, once the case was selected (ready).
+    #[doc(hidden)]
+    fn complete_recv(&self) -> Self::Output;
+}
+
+/// A sender that can be a `send` case of [`select!`](crate::select!) or
+/// [`Select::send`]: the senders of every channel kind.
+pub trait SelectSend: Case {
+    /// The message type.
+    type Msg;
+
+    /// Sends, once the case was selected (ready).
+    #[doc(hidden)]
+    fn complete_send(&self, msg: Self::Msg) -> Result<(), SendError<Self::Msg>>;
+}
+
+impl<R: Case + ?Sized> Case for &R {
+    fn ready(&self) -> bool {
+        (**self).ready()
+    }
+    fn queue(&self) -> Option<&WaitQueue> {
+        (**self).queue()
+    }
+    fn deadline(&self) -> Option<Instant> {
+        (**self).deadline()
+    }
+    fn addr(&self) -> *const () {
+        (**self).addr()
+    }
+    fn offers(&self) -> bool {
+        (**self).offers()
+    }
+    fn register(&self, waiter: &crate::sync::Arc<crate::park::Waiter>, tag: usize) {
+        (**self).register(waiter, tag)
+    }
+    fn unregister(&self, waiter: &crate::sync::Arc<crate::park::Waiter>) {
+        (**self).unregister(waiter)
+    }
+}
+
+impl<R: SelectRecv + ?Sized> SelectRecv for &R {
+    type Output = R::Output;
+    fn complete_recv(&self) -> R::Output {
+        (**self).complete_recv()
+    }
+}
+
+impl<S: SelectSend + ?Sized> SelectSend for &S {
+    type Msg = S::Msg;
+    fn complete_send(&self, msg: S::Msg) -> Result<(), SendError<S::Msg>> {
+        (**self).complete_send(msg)
+    }
+}
+
+/// [`Select::try_select`] and [`Select::try_ready`] found no case ready.
+///
+/// ```
+/// let (_tx, rx) = rillet::mpsc::channel::<u8>(1);
+/// let mut sel = rillet::Select::new();
+/// sel.recv(&rx);
+/// assert_eq!(sel.try_select().unwrap_err(), rillet::select::TrySelectError);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrySelectError;
+
+impl fmt::Display for TrySelectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no select case was ready")
+    }
+}
+
+impl std::error::Error for TrySelectError {}
+
+/// [`Select::select_timeout`] (or `_deadline`, or a `ready_*` variant)
+/// timed out before any case was ready.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let (_tx, rx) = rillet::mpsc::channel::<u8>(1);
+/// let mut sel = rillet::Select::new();
+/// sel.recv(&rx);
+/// let err = sel.select_timeout(Duration::from_millis(1)).unwrap_err();
+/// assert_eq!(err.to_string(), "timed out waiting for a select case");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectTimeoutError;
+
+impl fmt::Display for SelectTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out waiting for a select case")
+    }
+}
+
+impl std::error::Error for SelectTimeoutError {}
+
+/// A select over a number of cases known only at run time (crossbeam's
+/// shape). Add cases with [`recv`](Self::recv) and [`send`](Self::send),
+/// which return the case's index; [`select`](Self::select) waits until one
+/// is ready and returns it as a [`SelectedOperation`], which you complete
+/// with the same handle.
+///
+/// ```
+/// use rillet::{mpsc, Select};
+///
+/// let (tx1, rx1) = mpsc::channel::<i32>(1);
+/// let (tx2, rx2) = mpsc::channel::<i32>(1);
+/// tx2.send(20).unwrap();
+///
+/// let mut sel = Select::new();
+/// let a = sel.recv(&rx1);
+/// let b = sel.recv(&rx2);
+/// let op = sel.select();
+/// match op.index() {
+///     i if i == a => panic!("rx1 is empty: {:?}", op.recv(&rx1)),
+///     i if i == b => assert_eq!(op.recv(&rx2), Ok(20)),
+///     _ => unreachable!(),
+/// }
+/// # drop(tx1);
+/// ```
+pub struct Select<'a> {
+    cases: Vec<&'a dyn Case>,
+    biased: bool,
+}
+
+impl fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Select")
+            .field("cases", &self.cases.len())
+            .field("biased", &self.biased)
+            .finish()
+    }
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Select<'a> {
+    /// An empty select whose ready cases each win with equal probability.
+    ///
+    /// ```
+    /// let sel = rillet::Select::new();
+    /// assert_eq!(format!("{sel:?}"), "Select { cases: 0, biased: false }");
+    /// ```
+    pub fn new() -> Self {
+        Select {
+            cases: Vec::new(),
+            biased: false,
+        }
+    }
+
+    /// An empty select in which the first ready case, in the order the
+    /// cases were added, wins.
+    ///
+    /// ```
+    /// let (tx1, rx1) = rillet::mpsc::channel::<u8>(1);
+    /// let (tx2, rx2) = rillet::mpsc::channel::<u8>(1);
+    /// tx1.send(1).unwrap();
+    /// tx2.send(2).unwrap();
+    /// let mut sel = rillet::Select::new_biased();
+    /// let first = sel.recv(&rx1);
+    /// sel.recv(&rx2);
+    /// assert_eq!(sel.ready(), first); // both are ready: the first wins
+    /// ```
+    pub fn new_biased() -> Self {
+        Select {
+            cases: Vec::new(),
+            biased: true,
+        }
+    }
+
+    /// Adds a `recv` case; returns its index.
+    ///
+    /// ```
+    /// let (_tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// let never = rillet::select::never();
+    /// assert_eq!(sel.recv(&rx), 0);
+    /// assert_eq!(sel.recv(&never), 1);
+    /// ```
+    pub fn recv<R: SelectRecv>(&mut self, r: &'a R) -> usize {
+        self.cases.push(r);
+        self.cases.len() - 1
+    }
+
+    /// Adds a `send` case; returns its index.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::broadcast::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// let i = sel.send(&tx);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), i);
+    /// assert_eq!(op.send(&tx, 5), Ok(()));
+    /// assert_eq!(rx.recv(), Ok(5));
+    /// ```
+    pub fn send<S: SelectSend>(&mut self, s: &'a S) -> usize {
+        self.cases.push(s);
+        self.cases.len() - 1
+    }
+
+    /// Removes the case with this index (the indices of the others stay as
+    /// they were; a removed case is never selected).
+    ///
+    /// # Panics
+    ///
+    /// If no case has this index, or it was removed already.
+    ///
+    /// ```
+    /// let (tx1, rx1) = rillet::mpsc::channel::<u8>(1);
+    /// let (_tx2, rx2) = rillet::mpsc::channel::<u8>(1);
+    /// tx1.send(1).unwrap();
+    /// let mut sel = rillet::Select::new();
+    /// let a = sel.recv(&rx1);
+    /// let b = sel.recv(&rx2);
+    /// sel.remove(a);
+    /// assert!(sel.try_ready().is_err()); // rx1 is no longer a case
+    /// # let _ = b;
+    /// ```
+    pub fn remove(&mut self, index: usize) {
+        let case = self
+            .cases
+            .get_mut(index)
+            .unwrap_or_else(|| panic!("Select::remove: no case has index {index}"));
+        assert!(
+            case.addr() != REMOVED.addr(),
+            "Select::remove: case {index} was removed already"
+        );
+        *case = &REMOVED;
+    }
+
+    /// Waits until a case is ready and selects it.
+    ///
+    /// # Panics
+    ///
+    /// If the select has no case (it would wait forever); a select of only
+    /// [`never`] timers does wait forever.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// std::thread::spawn(move || tx.send(3).unwrap());
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// assert_eq!(sel.select().recv(&rx), Ok(3));
+    /// ```
+    pub fn select(&mut self) -> SelectedOperation<'a> {
+        let index = self.ready();
+        self.operation(index)
+    }
+
+    /// Selects a ready case if there is one, without waiting.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.try_select().is_err());
+    /// tx.send(1).unwrap();
+    /// assert_eq!(sel.try_select().unwrap().recv(&rx), Ok(1));
+    /// ```
+    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
+        let index = self.try_ready()?;
+        Ok(self.operation(index))
+    }
+
+    /// Waits at most `timeout` for a case to be ready.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.select_timeout(Duration::from_millis(5)).is_err());
+    /// ```
+    pub fn select_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        let index = self.ready_timeout(timeout)?;
+        Ok(self.operation(index))
+    }
+
+    /// Waits until `deadline` at most for a case to be ready.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (tx, rx) = rillet::mpsc::channel::<u8>(1);
+    /// tx.send(9).unwrap();
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// let op = sel.select_deadline(Instant::now() + Duration::from_secs(1)).unwrap();
+    /// assert_eq!(op.recv(&rx), Ok(9));
+    /// ```
+    pub fn select_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        let index = self.ready_deadline(deadline)?;
+        Ok(self.operation(index))
+    }
+
+    /// Waits until a case is ready and returns its index, completing
+    /// nothing: the caller then performs the operation itself (which, for a
+    /// send on a channel with other senders, may find the room taken).
+    ///
+    /// # Panics
+    ///
+    /// If the select has no case.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::mpsc::channel::<u8>(1);
+    /// tx.send(1).unwrap();
+    /// let mut sel = rillet::Select::new();
+    /// let i = sel.recv(&rx);
+    /// assert_eq!(sel.ready(), i);
+    /// assert_eq!(rx.try_recv(), Ok(1)); // still there: nothing was received
+    /// ```
+    pub fn ready(&mut self) -> usize {
+        self.check_not_empty("ready");
+        run(&self.cases, self.biased, Wait::Until(None)).expect("waited without a deadline")
+    }
+
+    /// The index of a ready case, without waiting.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// sel.send(&tx);
+    /// assert_eq!(sel.try_ready(), Ok(0)); // room for one
+    /// # drop(rx);
+    /// ```
+    pub fn try_ready(&mut self) -> Result<usize, TrySelectError> {
+        run(&self.cases, self.biased, Wait::No).ok_or(TrySelectError)
+    }
+
+    /// The index of a ready case, waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let timer = rillet::select::after(Duration::from_millis(1));
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&timer);
+    /// assert_eq!(sel.ready_timeout(Duration::from_secs(5)), Ok(0));
+    /// ```
+    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, SelectTimeoutError> {
+        run(
+            &self.cases,
+            self.biased,
+            Wait::Until(Instant::now().checked_add(timeout)),
+        )
+        .ok_or(SelectTimeoutError)
+    }
+
+    /// The index of a ready case, waiting until `deadline` at most.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let (_tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// let deadline = Instant::now() + Duration::from_millis(2);
+    /// assert!(sel.ready_deadline(deadline).is_err());
+    /// assert!(Instant::now() >= deadline);
+    /// ```
+    pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, SelectTimeoutError> {
+        run(&self.cases, self.biased, Wait::Until(Some(deadline))).ok_or(SelectTimeoutError)
+    }
+
+    fn check_not_empty(&self, what: &str) {
+        assert!(
+            self.cases.iter().any(|c| c.addr() != REMOVED.addr()),
+            "Select::{what}: a select with no case would wait forever"
+        );
+    }
+
+    fn operation(&self, index: usize) -> SelectedOperation<'a> {
+        SelectedOperation {
+            index,
+            addr: self.cases[index].addr(),
+            _cases: std::marker::PhantomData,
+        }
+    }
+}
+
+/// The case a [`Select`] chose; complete it with the handle of that case.
+/// Dropping it without completing it completes nothing (nothing was
+/// reserved: the message stays in the channel).
+#[derive(Debug)]
+#[must_use = "a selected operation does nothing until it is completed"]
+pub struct SelectedOperation<'a> {
+    index: usize,
+    addr: *const (),
+    _cases: std::marker::PhantomData<&'a ()>,
+}
+
+impl SelectedOperation<'_> {
+    /// The index of the selected case.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// tx.send(1).unwrap();
+    /// let never = rillet::select::never();
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&never);
+    /// let i = sel.recv(&rx);
+    /// assert_eq!(sel.select().index(), i);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Completes a selected `recv` case: what `r.recv()` returns.
+    ///
+    /// # Panics
+    ///
+    /// If `r` is not the receiver of the selected case.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::spsc::channel::<u8>(1);
+    /// drop(tx);
+    /// let mut sel = rillet::Select::new();
+    /// sel.recv(&rx);
+    /// assert_eq!(sel.select().recv(&rx), Err(rillet::RecvError)); // closed is ready
+    /// ```
+    pub fn recv<R: SelectRecv>(self, r: &R) -> R::Output {
+        self.check(r.addr(), "receiver");
+        r.complete_recv()
+    }
+
+    /// Completes a selected `send` case: what `s.send(msg)` returns.
+    ///
+    /// # Panics
+    ///
+    /// If `s` is not the sender of the selected case.
+    ///
+    /// ```
+    /// let (tx, rx) = rillet::mpsc::channel::<u8>(1);
+    /// drop(rx);
+    /// let mut sel = rillet::Select::new();
+    /// sel.send(&tx);
+    /// assert_eq!(sel.select().send(&tx, 4), Err(rillet::SendError(4)));
+    /// ```
+    pub fn send<S: SelectSend>(self, s: &S, msg: S::Msg) -> Result<(), SendError<S::Msg>> {
+        self.check(s.addr(), "sender");
+        s.complete_send(msg)
+    }
+
+    fn check(&self, addr: *const (), what: &str) {
+        assert!(
+            addr == self.addr,
+            "SelectedOperation::{}: this {what} is not the one of the selected case {}",
+            if what == "sender" { "send" } else { "recv" },
+            self.index
+        );
+    }
+}
+
+/// How long a select may wait.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Wait {
+    /// Not at all (`default =>`).
+    No,
+    /// Until the deadline (`None`: forever).
+    Until(Option<Instant>),
+}
+
+/// The case a removed one is replaced with: never ready.
+struct Removed;
+
+static REMOVED: Removed = Removed;
+
+impl Case for Removed {
+    fn ready(&self) -> bool {
+        false
+    }
+    fn queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    fn addr(&self) -> *const () {
+        self as *const Removed as *const ()
+    }
+}
+
+/// The select itself (used by [`Select`] and by the macros): the index of
+/// a ready case, waiting as `wait` allows; `None` if the wait ended first.
+#[doc(hidden)]
+pub fn run(cases: &[&dyn Case], biased: bool, wait: Wait) -> Option<usize> {
+    if let Some(i) = pick(cases, biased) {
+        return Some(i);
+    }
+    match wait {
+        Wait::No => None,
+        Wait::Until(deadline) => wait_ready(cases, biased, deadline),
+    }
+}
+
+/// A ready case: the first in order when `biased`, else one chosen
+/// uniformly among the ready ones (reservoir sampling: the k-th ready case
+/// replaces the choice with probability 1/k).
+#[inline]
+fn pick(cases: &[&dyn Case], biased: bool) -> Option<usize> {
+    let mut chosen = None;
+    let mut seen = 0u32;
+    for (i, case) in cases.iter().enumerate() {
+        if case.ready() {
+            if biased {
+                return Some(i);
+            }
+            seen += 1;
+            if seen == 1 || rng::below(seen) == 0 {
+                chosen = Some(i);
+            }
+        }
+    }
+    chosen
+}
+
+/// The waiting part of [`run`]: registers on every queue the cases use and
+/// waits until a case is ready, a timer is due or `deadline` passes.
+#[cold]
+#[inline(never)]
+fn wait_ready(cases: &[&dyn Case], biased: bool, deadline: Option<Instant>) -> Option<usize> {
+    // One registration per queue, however many cases share it; remember
+    // which queue each case's readiness depends on.
+    let mut queues: Vec<&WaitQueue> = Vec::new();
+    let mut queue_of: Vec<Option<usize>> = Vec::with_capacity(cases.len());
+    let mut timer: Option<Instant> = None;
+    for case in cases {
+        queue_of.push(case.queue().map(
+            |q| match queues.iter().position(|&r| std::ptr::eq(r, q)) {
+                Some(i) => i,
+                None => {
+                    queues.push(q);
+                    queues.len() - 1
+                }
+            },
+        ));
+        if let Some(d) = case.deadline() {
+            timer = Some(timer.map_or(d, |t| t.min(d)));
+        }
+    }
+    let wake_at = match (timer, deadline) {
+        (Some(t), Some(d)) => Some(t.min(d)),
+        (t, d) => t.or(d),
+    };
+    let offering = CaseOffers(cases);
+    let offers = cases
+        .iter()
+        .any(|c| c.offers())
+        .then_some(&offering as &dyn park::Offers);
+    loop {
+        let found = park::block_on_any(
+            &queues,
+            offers,
+            wake_at,
+            true,
+            || pick(cases, biased).map(|i| (queue_of[i], i)),
+            // A partner completed case `i` for us.
+            |i| (queue_of[i], i),
+        );
+        if found.is_some() {
+            return found;
+        }
+        // `wake_at` passed: a due timer is ready now.
+        if let Some(i) = pick(cases, biased) {
+            return Some(i);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) || cfg!(loom) {
+            return None;
+        }
+    }
+}
+
+/// The offers of a select's cases, registered while it parks.
+struct CaseOffers<'a, 'b>(&'a [&'b dyn Case]);
+
+impl park::Offers for CaseOffers<'_, '_> {
+    fn register(&self, waiter: &crate::sync::Arc<park::Waiter>) {
+        for (i, case) in self.0.iter().enumerate() {
+            if case.offers() {
+                case.register(waiter, i);
+            }
+        }
+    }
+
+    fn unregister(&self, waiter: &crate::sync::Arc<park::Waiter>) {
+        for case in self.0 {
+            if case.offers() {
+                case.unregister(waiter);
+            }
+        }
+    }
+}
+
+/// Fixes the element type of the macros' case array (so that a select
+/// with no case compiles too).
+#[doc(hidden)]
+#[inline(always)]
+pub fn __cases<const N: usize>(cases: [&dyn Case; N]) -> [&dyn Case; N] {
+    cases
+}
+
+/// Selects among `cases` (the [`select!`](crate::select!) macros' entry).
+#[doc(hidden)]
+#[inline]
+pub fn __select(cases: &[&dyn Case], biased: bool, wait: Wait) -> Option<usize> {
+    run(cases, biased, wait)
+}
+
+/// A `recv` case's handle, for the macros.
+#[doc(hidden)]
+#[inline]
+pub fn __recv_case<R: SelectRecv>(r: &R) -> &dyn Case {
+    r
+}
+
+/// A `send` case's handle, for the macros.
+#[doc(hidden)]
+#[inline]
+pub fn __send_case<S: SelectSend>(s: &S) -> &dyn Case {
+    s
+}
+
+/// Completes a selected `recv` case, for the macros.
+#[doc(hidden)]
+#[inline]
+pub fn __complete_recv<R: SelectRecv>(r: &R) -> R::Output {
+    r.complete_recv()
+}
+
+/// Completes a selected `send` case, for the macros.
+#[doc(hidden)]
+#[inline]
+pub fn __complete_send<S: SelectSend>(s: &S, msg: S::Msg) -> Result<(), SendError<S::Msg>> {
+    s.complete_send(msg)
+}
+
+/// A per-thread xorshift generator for the fair choice (no dependency;
+/// seeded from std's per-process random hasher keys). Under loom it always
+/// returns 0, so that models are deterministic.
+mod rng {
+    #[cfg(not(loom))]
+    use std::cell::Cell;
+
+    #[cfg(not(loom))]
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(seed());
+    }
+
+    #[cfg(not(loom))]
+    fn seed() -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(&h as *const _ as usize);
+        h.finish() | 1
+    }
+
+    /// A number in `0..n` (`n > 0`), uniform up to a bias of n / 2^32.
+    #[inline]
+    pub(super) fn below(n: u32) -> u32 {
+        #[cfg(not(loom))]
+        {
+            STATE.with(|s| {
+                let mut x = s.get();
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.set(x);
+                (((x >> 32) * u64::from(n)) >> 32) as u32
+            })
+        }
+        #[cfg(loom)]
+        {
+            let _ = n;
+            0
+        }
+    }
+}

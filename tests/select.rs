@@ -1,0 +1,726 @@
+//! Integration tests for `select!`, `select_biased!`, `Select` and the
+//! timer channels (public API only).
+
+use rillet::select::{after, never, tick, SelectTimeoutError, TrySelectError};
+use rillet::{
+    broadcast, mpsc, select, select_biased, spsc, Overflow, RecvError, Select, SendError,
+};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Scales a loop count down under Miri.
+const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 40 {
+            full
+        } else {
+            40
+        }
+    } else {
+        full
+    }
+}
+
+/// A send value whose evaluation panics.
+fn boom() -> u32 {
+    panic!("the value panics")
+}
+
+/// Long enough that a thread started before it has almost surely parked.
+fn settle() {
+    thread::sleep(Duration::from_millis(if cfg!(miri) { 200 } else { 30 }));
+}
+
+#[test]
+fn recv_takes_the_ready_case() {
+    let (tx1, rx1) = spsc::channel::<i32>(2);
+    let (tx2, rx2) = mpsc::channel::<i32>(2);
+    tx2.send(7).unwrap();
+    let got = select! {
+        recv(rx1) -> m => panic!("rx1 is empty: {m:?}"),
+        recv(rx2) -> m => m,
+    };
+    assert_eq!(got, Ok(7));
+    drop(tx1);
+}
+
+#[test]
+fn default_runs_when_nothing_is_ready() {
+    let (_tx, rx) = mpsc::channel::<i32>(1);
+    let ran = select! {
+        recv(rx) -> _ => panic!("empty"),
+        default => true,
+    };
+    assert!(ran);
+}
+
+#[test]
+fn default_with_timeout_waits_then_runs() {
+    let (_tx, rx) = spsc::channel::<i32>(1);
+    let start = Instant::now();
+    let r = select! {
+        recv(rx) -> _ => 1,
+        default(Duration::from_millis(20)) => 2,
+    };
+    assert_eq!(r, 2);
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+#[test]
+fn default_with_timeout_returns_a_case_that_becomes_ready() {
+    let (tx, rx) = mpsc::channel::<i32>(1);
+    let h = thread::spawn(move || {
+        settle();
+        tx.send(5).unwrap();
+    });
+    let r = select! {
+        recv(rx) -> m => m.unwrap(),
+        default(Duration::from_secs(30)) => panic!("the send came"),
+    };
+    assert_eq!(r, 5);
+    h.join().unwrap();
+}
+
+#[test]
+fn a_parked_selector_is_woken_by_a_send_on_any_case() {
+    for which in 0..3 {
+        let (tx_a, rx_a) = spsc::channel::<u32>(1);
+        let (tx_b, rx_b) = mpsc::channel::<u32>(1);
+        let (tx_c, rx_c) = broadcast::channel::<u32>(1);
+        let h = thread::spawn(move || {
+            select! {
+                recv(rx_a) -> m => (0, m.unwrap()),
+                recv(rx_b) -> m => (1, m.unwrap()),
+                recv(rx_c) -> m => (2, m.unwrap()),
+            }
+        });
+        settle();
+        match which {
+            0 => tx_a.send(10).unwrap(),
+            1 => tx_b.send(11).unwrap(),
+            _ => tx_c.send(12).unwrap(),
+        }
+        assert_eq!(h.join().unwrap(), (which, 10 + which));
+    }
+}
+
+#[test]
+fn close_wakes_a_parked_selector() {
+    // Each kind, closed by dropping the sender, by `close()` and by the
+    // receiver side for a send case.
+    let (tx, rx) = spsc::channel::<u8>(1);
+    let (_tx2, rx2) = mpsc::channel::<u8>(1);
+    let h = thread::spawn(move || {
+        select! {
+            recv(rx) -> m => m,
+            recv(rx2) -> _ => panic!("nothing sent"),
+        }
+    });
+    settle();
+    drop(tx);
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+
+    let (tx, rx) = mpsc::channel::<u8>(1);
+    let tx2 = tx.clone();
+    let h = thread::spawn(move || select! { recv(rx) -> m => m });
+    settle();
+    assert!(tx.close());
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+    drop(tx2);
+
+    let (tx, rx) = broadcast::channel::<u8>(1);
+    let h = thread::spawn(move || select! { recv(rx) -> m => m });
+    settle();
+    drop(tx);
+    assert_eq!(h.join().unwrap(), Err(broadcast::RecvError::Closed));
+
+    // A send case on a full channel, closed by the receiver.
+    let (tx, rx) = mpsc::channel::<u8>(1);
+    tx.send(1).unwrap();
+    let h = thread::spawn(move || select! { send(tx, 2) -> r => r });
+    settle();
+    drop(rx);
+    assert_eq!(h.join().unwrap(), Err(SendError(2)));
+
+    // Rendezvous: a selecting receiver, then the last sender goes.
+    let (tx, rx) = mpsc::channel::<u8>(0);
+    let h = thread::spawn(move || select! { recv(rx) -> m => m });
+    settle();
+    drop(tx);
+    assert_eq!(h.join().unwrap(), Err(RecvError));
+}
+
+#[test]
+fn a_closed_channel_is_ready() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    drop(rx);
+    let r = select! {
+        send(tx, 3) -> r => r,
+        default => panic!("a closed channel is ready"),
+    };
+    assert_eq!(r, Err(SendError(3)));
+}
+
+#[test]
+fn fairness_among_ready_cases() {
+    // Go's TestSelectFairness: every ready case should win about equally
+    // often; 4.5 standard deviations is a false alarm about once in 10^5.
+    const CASES: usize = 4;
+    let trials = if cfg!(miri) { 0 } else { 20_000 };
+    let chans: Vec<_> = (0..CASES)
+        .map(|_| mpsc::channel::<u8>(trials + 1))
+        .collect();
+    for (tx, _) in &chans {
+        for _ in 0..trials {
+            tx.send(0).unwrap();
+        }
+    }
+    let mut counts = [0usize; CASES];
+    for _ in 0..trials {
+        let mut sel = Select::new();
+        for (_, rx) in &chans {
+            sel.recv(rx);
+        }
+        let op = sel.select();
+        let i = op.index();
+        op.recv(&chans[i].1).unwrap();
+        counts[i] += 1;
+    }
+    // And the macro, over the same channels.
+    let mut macro_counts = [0usize; CASES];
+    for _ in 0..trials / 2 {
+        let i = select! {
+            recv(chans[0].1) -> _ => 0,
+            recv(chans[1].1) -> _ => 1,
+            recv(chans[2].1) -> _ => 2,
+            recv(chans[3].1) -> _ => 3,
+        };
+        macro_counts[i] += 1;
+    }
+    for (counts, n) in [(counts, trials), (macro_counts, trials / 2)] {
+        if n == 0 {
+            continue;
+        }
+        let p = 1.0 / CASES as f64;
+        let sigma = (p * (1.0 - p) / n as f64).sqrt();
+        for c in counts {
+            let r = c as f64 / n as f64;
+            assert!(
+                (r - p).abs() <= 4.5 * sigma,
+                "unfair select: {counts:?} over {n} trials"
+            );
+        }
+    }
+}
+
+#[test]
+fn biased_takes_the_first_ready_case() {
+    let (tx1, rx1) = mpsc::channel::<u8>(4);
+    let (tx2, rx2) = mpsc::channel::<u8>(4);
+    for _ in 0..3 {
+        tx1.send(1).unwrap();
+        tx2.send(2).unwrap();
+    }
+    for _ in 0..3 {
+        let got = select_biased! {
+            recv(rx2) -> m => m.unwrap(),
+            recv(rx1) -> m => m.unwrap(),
+        };
+        assert_eq!(got, 2);
+    }
+    let got = select_biased! {
+        recv(rx2) -> m => m.unwrap(),
+        recv(rx1) -> m => m.unwrap(),
+    };
+    assert_eq!(got, 1);
+}
+
+#[test]
+fn the_same_channel_in_two_cases() {
+    let (tx, rx) = mpsc::channel::<u8>(64);
+    for i in 0..n(40) as u8 {
+        tx.send(i).unwrap();
+    }
+    let mut seen = [0; 2];
+    for i in 0..n(40) as u8 {
+        let (case, m) = select! {
+            recv(rx) -> m => (0, m),
+            recv(rx) -> m => (1, m),
+        };
+        assert_eq!(m, Ok(i));
+        seen[case] += 1;
+    }
+    if !cfg!(miri) {
+        assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+    }
+    // A parked select with one channel twice is woken once and returns.
+    let h = thread::spawn(move || {
+        select! {
+            recv(rx) -> m => m,
+            recv(rx) -> m => m,
+        }
+    });
+    settle();
+    tx.send(99).unwrap();
+    assert_eq!(h.join().unwrap(), Ok(99));
+}
+
+#[test]
+fn send_and_recv_on_one_channel() {
+    let (tx, rx) = spsc::channel::<u8>(1);
+    // Empty: only the send is ready.
+    let r = select! {
+        send(tx, 1) -> r => { r.unwrap(); "sent" },
+        recv(rx) -> _ => "received",
+    };
+    assert_eq!(r, "sent");
+    // Full: only the receive is ready.
+    let r = select! {
+        send(tx, 2) -> _ => "sent",
+        recv(rx) -> m => { assert_eq!(m, Ok(1)); "received" },
+    };
+    assert_eq!(r, "received");
+}
+
+#[test]
+fn a_send_value_is_evaluated_only_for_the_winner() {
+    let (tx1, rx1) = mpsc::channel::<String>(1);
+    let (tx2, _rx2) = mpsc::channel::<String>(1);
+    tx2.send("full".into()).unwrap(); // tx2 is not ready
+    let mut evaluated = Vec::new();
+    let mut value = |s: &str| {
+        evaluated.push(s.to_string());
+        s.to_string()
+    };
+    select! {
+        send(tx1, value("one")) -> r => r.unwrap(),
+        send(tx2, value("two")) -> _ => panic!("tx2 is full"),
+    }
+    assert_eq!(evaluated, ["one"]);
+    assert_eq!(rx1.recv().unwrap(), "one");
+}
+
+#[test]
+fn a_panicking_send_value_leaves_the_channel_usable() {
+    for cap in [0, 1, 4] {
+        let (tx, rx) = mpsc::channel::<u32>(cap);
+        // The receiver waits on its own thread (a rendezvous needs it).
+        let h = thread::spawn(move || (rx.recv(), rx.recv(), rx));
+        settle();
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            select! {
+                send(tx, boom()) -> _ => {},
+            }
+        }));
+        assert!(r.is_err());
+        // The channel takes and delivers the next messages normally.
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let (a, b, _rx) = h.join().unwrap();
+        assert_eq!((a, b), (Ok(1), Ok(2)), "cap {cap}");
+    }
+    // Also on spsc and broadcast, checked through their receivers.
+    let (tx, rx) = spsc::channel::<u32>(2);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        select! { send(tx, boom()) -> _ => {} }
+    }));
+    assert!(r.is_err());
+    tx.send(3).unwrap();
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3]);
+    let (tx, rx) = broadcast::channel::<u32>(2);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        select! { send(tx, boom()) -> _ => {} }
+    }));
+    assert!(r.is_err());
+    tx.send(4).unwrap();
+    assert_eq!(rx.try_recv(), Ok(4));
+}
+
+#[test]
+fn broadcast_lag_is_the_case_result() {
+    let (tx, rx) = broadcast::Builder::new(2)
+        .overflow(Overflow::DropOldest)
+        .build::<u32>();
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    let r = select! { recv(rx) -> m => m };
+    assert_eq!(r, Err(broadcast::RecvError::Lagged(3)));
+    let r = select! { recv(rx) -> m => m };
+    assert_eq!(r, Ok(3));
+}
+
+#[test]
+fn dropping_policies_make_a_full_send_case_ready() {
+    for policy in [Overflow::DropNewest, Overflow::DropOldest] {
+        let (tx, rx) = mpsc::Builder::new(1).overflow(policy).build::<u32>();
+        tx.send(1).unwrap();
+        let r = select! {
+            send(tx, 2) -> r => r,
+            default => panic!("a dropping channel is always ready to send"),
+        };
+        assert_eq!(r, Ok(()));
+        assert_eq!(tx.dropped(), 1);
+        assert_eq!(
+            rx.try_recv(),
+            Ok(if policy == Overflow::DropNewest { 1 } else { 2 })
+        );
+    }
+}
+
+#[test]
+fn rendezvous_selecting_receiver_meets_a_blocking_sender() {
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let h = thread::spawn(move || {
+        for i in 0..n(50) as u32 {
+            tx.send(i).unwrap();
+        }
+    });
+    let never = never();
+    for i in 0..n(50) as u32 {
+        let m = select! {
+            recv(rx) -> m => m.unwrap(),
+            recv(never) -> _ => unreachable!(),
+        };
+        assert_eq!(m, i);
+    }
+    h.join().unwrap();
+}
+
+#[test]
+fn rendezvous_selecting_sender_meets_a_blocking_receiver() {
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let h = thread::spawn(move || (0..n(50)).map(|_| rx.recv().unwrap()).collect::<Vec<_>>());
+    let (other_tx, _other_rx) = mpsc::channel::<u32>(1);
+    other_tx.send(0).unwrap(); // full: never ready
+    for i in 0..n(50) as u32 {
+        select! {
+            send(tx, i) -> r => r.unwrap(),
+            send(other_tx, i) -> _ => unreachable!(),
+        }
+    }
+    assert_eq!(h.join().unwrap(), (0..n(50) as u32).collect::<Vec<_>>());
+}
+
+#[test]
+fn after_fires_once() {
+    let start = Instant::now();
+    let t = after(Duration::from_millis(10));
+    let (_tx, rx) = mpsc::channel::<u8>(1);
+    let at = select! {
+        recv(rx) -> _ => panic!("nothing sent"),
+        recv(t) -> at => at.unwrap(),
+    };
+    assert!(at >= start + Duration::from_millis(10));
+    assert!(Instant::now() >= at);
+    // Fired: never ready again.
+    let r = select! {
+        recv(t) -> _ => "fired twice",
+        default(Duration::from_millis(20)) => "quiet",
+    };
+    assert_eq!(r, "quiet");
+}
+
+#[test]
+fn tick_fires_repeatedly_and_keeps_its_phase() {
+    let period = Duration::from_millis(5);
+    let start = Instant::now();
+    let t = tick(period);
+    let mut last = start;
+    for k in 1..=3u32 {
+        let at = select! { recv(t) -> at => at.unwrap() };
+        assert!(at > last);
+        // Fires at multiples of the period from the start.
+        let since = at - start;
+        assert!(since >= period * k, "{since:?} < {:?}", period * k);
+        last = at;
+    }
+    // A slow receiver: missed ticks are dropped, one is due now.
+    thread::sleep(period * 4);
+    let before = Instant::now();
+    let at = t.recv().unwrap();
+    assert!(at <= before);
+    let next = t.recv().unwrap();
+    assert!(next > before);
+    let phase = (next - start).as_nanos() % period.as_nanos();
+    assert!(phase < 1000, "off phase by {phase} ns");
+}
+
+#[test]
+#[should_panic(expected = "period of zero")]
+fn tick_of_zero_panics() {
+    let _ = tick(Duration::ZERO);
+}
+
+#[test]
+fn dynamic_select_api() {
+    let (tx1, rx1) = mpsc::channel::<u32>(1);
+    let (tx2, rx2) = spsc::channel::<u32>(1);
+    let mut sel = Select::new();
+    let a = sel.recv(&rx1);
+    let b = sel.recv(&rx2);
+    assert_eq!((a, b), (0, 1));
+    assert_eq!(sel.try_select().unwrap_err(), TrySelectError);
+    assert_eq!(sel.try_ready(), Err(TrySelectError));
+    assert_eq!(
+        sel.select_timeout(Duration::from_millis(1)).unwrap_err(),
+        SelectTimeoutError
+    );
+    assert_eq!(
+        sel.ready_timeout(Duration::from_millis(1)),
+        Err(SelectTimeoutError)
+    );
+    tx2.send(8).unwrap();
+    assert_eq!(sel.ready(), b);
+    let op = sel
+        .select_deadline(Instant::now() + Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(op.index(), b);
+    assert_eq!(op.recv(&rx2), Ok(8));
+    // Send cases.
+    let mut sel = Select::new();
+    let s = sel.send(&tx1);
+    let op = sel.select();
+    assert_eq!(op.index(), s);
+    op.send(&tx1, 4).unwrap();
+    assert_eq!(rx1.recv(), Ok(4));
+    // remove
+    tx2.send(1).unwrap();
+    let mut sel = Select::new();
+    let a = sel.recv(&rx1);
+    let b = sel.recv(&rx2);
+    sel.remove(b);
+    assert!(sel.try_ready().is_err());
+    let _ = a;
+}
+
+#[test]
+#[should_panic(expected = "not the one of the selected case")]
+fn completing_with_another_handle_panics() {
+    let (tx1, rx1) = mpsc::channel::<u32>(1);
+    let (_tx2, rx2) = mpsc::channel::<u32>(1);
+    tx1.send(1).unwrap();
+    let mut sel = Select::new();
+    sel.recv(&rx1);
+    sel.recv(&rx2);
+    let op = sel.select();
+    let _ = op.recv(&rx2);
+}
+
+#[test]
+#[should_panic(expected = "no case")]
+fn select_with_no_case_panics() {
+    let _ = Select::new().select();
+}
+
+#[test]
+#[should_panic(expected = "removed already")]
+fn removing_twice_panics() {
+    let (_tx, rx) = mpsc::channel::<u32>(1);
+    let mut sel = Select::new();
+    let i = sel.recv(&rx);
+    sel.remove(i);
+    sel.remove(i);
+}
+
+#[test]
+fn bodies_can_break_and_return() {
+    fn first_even(rx: &mpsc::Receiver<u32>) -> Option<u32> {
+        loop {
+            select! {
+                recv(rx) -> m => match m {
+                    Ok(v) if v % 2 == 0 => return Some(v),
+                    Ok(_) => continue,
+                    Err(_) => break,
+                },
+            }
+        }
+        None
+    }
+    let (tx, rx) = mpsc::channel(8);
+    tx.send_many([1, 3, 4, 5]).unwrap();
+    assert_eq!(first_even(&rx), Some(4));
+    drop(tx);
+    assert_eq!(first_even(&rx), None);
+}
+
+/// Issue: a waiter woken for case A that completes case B must pass A's
+/// wake-up on. A selector parked on (recv B, send A) is the first waiter of
+/// a full channel A; a plain sender parks on A after it. One receive frees
+/// a slot in A (waking the selector), and B gets a message at once; the
+/// biased selector takes B. Without the pass-on the plain sender would
+/// sleep forever beside a free slot.
+#[test]
+fn a_select_that_completes_elsewhere_passes_the_wake_up_on() {
+    for _ in 0..n(20) {
+        let (tx_a, rx_a) = mpsc::channel::<u32>(1);
+        let (tx_b, rx_b) = mpsc::channel::<u32>(1);
+        tx_a.send(0).unwrap();
+        let sel_tx = tx_a.clone();
+        let selector = thread::spawn(move || {
+            select_biased! {
+                recv(rx_b) -> m => { m.unwrap(); "b" },
+                send(sel_tx, 1) -> r => { r.unwrap(); "a" },
+            }
+        });
+        settle();
+        let plain_tx = tx_a.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        let plain = thread::spawn(move || {
+            plain_tx.send(2).unwrap();
+            done2.store(true, Ordering::SeqCst);
+        });
+        settle();
+        assert_eq!(rx_a.recv(), Ok(0));
+        // (Fails if the selector already took A and left.)
+        let _ = tx_b.send(9);
+        let took = selector.join().unwrap();
+        // Whatever the selector took, the plain sender completes: A has
+        // room for it (a hang here is the bug).
+        let mut got = vec![rx_a.recv().unwrap()];
+        if took == "a" {
+            got.push(rx_a.recv().unwrap());
+        }
+        plain.join().unwrap();
+        assert!(done.load(Ordering::SeqCst));
+        got.sort();
+        assert_eq!(got, if took == "a" { vec![1, 2] } else { vec![2] });
+    }
+}
+
+/// Mixed plain and select senders and receivers over capacities 0, 1 and
+/// N, with checksums: every message arrives exactly once.
+#[test]
+fn stress_mixed_plain_and_select() {
+    let per_sender = n(20_000) as u64;
+    for cap in [0usize, 1, 16] {
+        let (tx1, rx1) = mpsc::channel::<u64>(cap);
+        let (tx2, rx2) = mpsc::channel::<u64>(cap);
+        let (stx, srx) = spsc::channel::<u64>(cap.max(1));
+        let sum = Arc::new(AtomicU64::new(0));
+        let count = Arc::new(AtomicU64::new(0));
+        let mut senders = Vec::new();
+        // Two plain senders, two selecting senders.
+        for s in 0..2u64 {
+            let (tx1, tx2) = (tx1.clone(), tx2.clone());
+            senders.push(thread::spawn(move || {
+                for i in 0..per_sender {
+                    let v = (s << 40) | i;
+                    if i % 2 == 0 {
+                        tx1.send(v).unwrap();
+                    } else {
+                        tx2.send(v).unwrap();
+                    }
+                }
+            }));
+        }
+        for s in 2..4u64 {
+            let (tx1, tx2) = (tx1.clone(), tx2.clone());
+            senders.push(thread::spawn(move || {
+                for i in 0..per_sender {
+                    let v = (s << 40) | i;
+                    select! {
+                        send(tx1, v) -> r => r.unwrap(),
+                        send(tx2, v) -> r => r.unwrap(),
+                    }
+                }
+            }));
+        }
+        // The spsc sender feeds the same receiving loop through select.
+        let spsc_sender = thread::spawn(move || {
+            for i in 0..per_sender {
+                let v = (4 << 40) | i;
+                select! { send(stx, v) -> r => r.unwrap() }
+            }
+        });
+        drop((tx1, tx2));
+        let (s2, c2) = (sum.clone(), count.clone());
+        let receiver = thread::spawn(move || {
+            // A dynamic select, so that a closed case can be removed (a
+            // closed channel is always ready).
+            let mut sel = Select::new();
+            let cases = [sel.recv(&rx1), sel.recv(&rx2), sel.recv(&srx)];
+            let mut open = 3;
+            let mut total = 0u64;
+            let mut n = 0u64;
+            while open > 0 {
+                let op = sel.select();
+                let i = op.index();
+                let m = if i == cases[0] {
+                    op.recv(&rx1).ok()
+                } else if i == cases[1] {
+                    op.recv(&rx2).ok()
+                } else {
+                    op.recv(&srx).ok()
+                };
+                match m {
+                    Some(v) => {
+                        total = total.wrapping_add(v);
+                        n += 1;
+                    }
+                    None => {
+                        sel.remove(i);
+                        open -= 1;
+                    }
+                }
+                // Mix plain receives in now and then.
+                if n % 7 == 0 {
+                    if let Ok(v) = rx1.try_recv() {
+                        total = total.wrapping_add(v);
+                        n += 1;
+                    }
+                }
+            }
+            s2.store(total, Ordering::SeqCst);
+            c2.store(n, Ordering::SeqCst);
+        });
+        for h in senders {
+            h.join().unwrap();
+        }
+        spsc_sender.join().unwrap();
+        receiver.join().unwrap();
+        let mut expect = 0u64;
+        for s in 0..5u64 {
+            for i in 0..per_sender {
+                expect = expect.wrapping_add((s << 40) | i);
+            }
+        }
+        assert_eq!(count.load(Ordering::SeqCst), 5 * per_sender, "cap {cap}");
+        assert_eq!(sum.load(Ordering::SeqCst), expect, "cap {cap}");
+    }
+}
+
+#[test]
+fn a_select_on_one_cpu_makes_progress() {
+    // Busy channels and many threads: the wait yields and parks rather
+    // than spinning out the thread it waits for (run the suite under
+    // `taskset -c 0` to exercise the one-CPU path).
+    let (tx1, rx1) = mpsc::channel::<u32>(1);
+    let (tx2, rx2) = mpsc::channel::<u32>(1);
+    let producers: Vec<_> = [tx1, tx2]
+        .into_iter()
+        .map(|tx| {
+            thread::spawn(move || {
+                for i in 0..n(5_000) as u32 {
+                    tx.send(i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got = 0;
+    let mut open = [true, true];
+    while open[0] || open[1] {
+        select! {
+            recv(rx1) -> m => if m.is_ok() { got += 1 } else { open[0] = false },
+            recv(rx2) -> m => if m.is_ok() { got += 1 } else { open[1] = false },
+        }
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert_eq!(got, 2 * n(5_000));
+}
