@@ -406,6 +406,64 @@ fn crossbeam_mpsc(producers: u64, n: u64) -> Duration {
     d
 }
 
+/// Four producers, each on its own MPSC channel (capacity 1024); this
+/// thread selects over the four receivers until every channel is closed.
+fn rillet_select4(n: u64) -> Duration {
+    let per = n / 4;
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| rillet::mpsc::channel::<u64>(1024)).unzip();
+    let start = Instant::now();
+    let handles: Vec<_> = txs
+        .into_iter()
+        .map(|tx| thread::spawn(move || (0..per).for_each(|i| tx.send(i).unwrap())))
+        .collect();
+    let (mut sum, mut open) = (0u64, [true; 4]);
+    while open.iter().any(|&o| o) {
+        let (k, m) = rillet::select! {
+            recv(rxs[0]) -> m => (0, m),
+            recv(rxs[1]) -> m => (1, m),
+            recv(rxs[2]) -> m => (2, m),
+            recv(rxs[3]) -> m => (3, m),
+        };
+        match m {
+            Ok(v) => sum = sum.wrapping_add(v),
+            Err(_) => open[k] = false,
+        }
+    }
+    let d = start.elapsed();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(sum, 4 * (per * per.saturating_sub(1) / 2));
+    d
+}
+
+fn crossbeam_select4(n: u64) -> Duration {
+    let per = n / 4;
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..4)
+        .map(|_| crossbeam_channel::bounded::<u64>(1024))
+        .unzip();
+    let start = Instant::now();
+    let handles: Vec<_> = txs
+        .into_iter()
+        .map(|tx| thread::spawn(move || (0..per).for_each(|i| tx.send(i).unwrap())))
+        .collect();
+    let (mut sum, mut open) = (0u64, [true; 4]);
+    while open.iter().any(|&o| o) {
+        let (k, m) = crossbeam_channel::select! {
+            recv(rxs[0]) -> m => (0, m),
+            recv(rxs[1]) -> m => (1, m),
+            recv(rxs[2]) -> m => (2, m),
+            recv(rxs[3]) -> m => (3, m),
+        };
+        match m {
+            Ok(v) => sum = sum.wrapping_add(v),
+            Err(_) => open[k] = false,
+        }
+    }
+    let d = start.elapsed();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    assert_eq!(sum, 4 * (per * per.saturating_sub(1) / 2));
+    d
+}
+
 fn rillet_rendezvous_pingpong(n: u64) -> Duration {
     let (tx1, rx1) = rillet::mpsc::channel::<u64>(0);
     let (tx2, rx2) = rillet::mpsc::channel::<u64>(0);
@@ -758,6 +816,13 @@ fn main() {
             unit: "msg/s",
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(8, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(8, n))),
+            other: None,
+        },
+        Scenario {
+            name: "select over 4 mpsc, 4 producers",
+            unit: "msg/s",
+            rillet: (scaled(2_000_000), Box::new(rillet_select4)),
+            crossbeam: (scaled(2_000_000), Box::new(crossbeam_select4)),
             other: None,
         },
         Scenario {

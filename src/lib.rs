@@ -32,6 +32,35 @@
 //! and the same error types, re-exported here. Broadcast receives have their
 //! own errors ([`broadcast::RecvError`] ...), with a `Lagged(n)` variant.
 //!
+//! # Waiting on several channels: `select!`
+//!
+//! [`select!`] (crossbeam-channel's syntax) waits for the first of several
+//! operations on any mix of kinds, with `default` or a timeout; among
+//! ready cases it picks one at random, [`select_biased!`] the first.
+//! [`Select`] does the same for a set of cases built at run time, and
+//! [`select::after`], [`select::tick`] and [`select::never`] are timer
+//! channels for it. A closed channel is ready, so closing one wakes every
+//! select on it. See the [`select`] module for the decisions.
+//!
+//! ```
+//! use rillet::{broadcast, mpsc, select, select::after};
+//! use std::time::Duration;
+//!
+//! let (jobs_tx, jobs) = mpsc::channel::<u32>(8);
+//! let (stop_tx, stop) = broadcast::channel::<()>(1);
+//! jobs_tx.send(1).unwrap();
+//! let timeout = after(Duration::from_secs(5));
+//! let mut done = Vec::new();
+//! loop {
+//!     select! {
+//!         recv(jobs) -> job => { done.push(job.unwrap()); stop_tx.send(()).unwrap(); }
+//!         recv(stop) -> _ => break,
+//!         recv(timeout) -> _ => panic!("took too long"),
+//!     }
+//! }
+//! assert_eq!(done, [1]);
+//! ```
+//!
 //! # Sharing handles across threads
 //!
 //! Every method takes `&self`, as in std. The roles are in the types: a

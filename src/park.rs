@@ -664,18 +664,26 @@ pub(crate) fn block_on_any<R>(
     if let Some(offers) = offers {
         offers.unregister(&waiter);
     }
-    // A notification taken now (after the last re-arm) counts too.
-    let tag = waiter.notified.load(Ordering::Acquire);
-    if tag != 0 {
-        woken_by |= 1 << (tag - 1).min(63);
-    }
     let (used, result) = match result {
         Some((used, r)) => (used, Some(r)),
         // Timed out: whatever woke us was not acted on.
         None => (None, None),
     };
+    // Notifications taken in the loop were followed by an attempt: the one
+    // through the queue we completed on may be what we acted on.
     if woken_by != 0 {
         pass_on(queues, woken_by, used);
+    }
+    // A notification that came after our last attempt was never acted on,
+    // whatever the outcome: a waiter that succeeded on its own attempt and
+    // was chosen by a `notify_one` before it unregistered would otherwise
+    // swallow it (two producers on a full MPSC ring: the consumer's next
+    // receive chose the producer that was leaving, and the other slept
+    // forever; found by loom). Passing it on costs at most a spurious
+    // wake-up.
+    let late = waiter.notified.load(Ordering::Acquire);
+    if late != 0 {
+        queues[late - 1].notify_one();
     }
     result
 }

@@ -578,10 +578,12 @@ fn a_select_that_completes_elsewhere_passes_the_wake_up_on() {
         assert_eq!(rx_a.recv(), Ok(0));
         // (Fails if the selector already took A and left.)
         let _ = tx_b.send(9);
-        let took = selector.join().unwrap();
         // Whatever the selector took, the plain sender completes: A has
-        // room for it (a hang here is the bug).
+        // room for it (a hang here is the bug). One receive comes before
+        // the join: a selector that chose send(A) but lost the room to the
+        // plain sender waits for room (nothing is reserved).
         let mut got = vec![rx_a.recv().unwrap()];
+        let took = selector.join().unwrap();
         if took == "a" {
             got.push(rx_a.recv().unwrap());
         }

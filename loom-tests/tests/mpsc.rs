@@ -237,3 +237,28 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
         assert_eq!(drops.load(Ordering::Relaxed), 2);
     });
 }
+
+/// Two producers blocked on a full ring, the consumer receives three
+/// times. A producer that succeeded on its own attempt could be chosen by
+/// the consumer's next `notify_one` before it unregistered, and left
+/// without passing that wake-up on: the other producer slept forever
+/// beside a free slot (found by the select models; fails before the fix
+/// in `park::block_on_any`).
+#[test]
+fn a_late_notification_of_a_leaving_producer_is_passed_on() {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.preemption_bound = Some(1);
+    builder.check(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(0).unwrap();
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(1).unwrap());
+        let b = thread::spawn(move || tx2.send(2).unwrap());
+        let mut got = [rx.recv().unwrap(), rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, [0, 1, 2]);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}

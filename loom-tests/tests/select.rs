@@ -1,0 +1,194 @@
+//! loom models of `select`: registration on several queues, the pass-on of
+//! a wake-up, select racing a send and a close, two selectors on one
+//! channel, and a selecting sender meeting a selecting receiver on a
+//! rendezvous channel. On the real `rillet` code built with `--cfg loom`
+//! (where the fair choice is deterministic: the first ready case).
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test select`
+
+#![cfg(loom)]
+
+use loom::thread;
+use rillet::{mpsc, select, select_biased, spsc, RecvError, SendError};
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+/// The larger models (three threads taking locks and parking): one
+/// preemption keeps them to seconds.
+///
+/// For the rendezvous models: three threads taking the channel lock and
+/// parking; one preemption keeps them to seconds and already covers a
+/// thread preempted inside each claim and hand-over.
+fn model_bound_1(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.preemption_bound = Some(1);
+    builder.check(f);
+}
+
+/// A selector waits on two queues (recv on B, send on a full A). The
+/// consumer frees a slot of A (a wake-up on A's send queue) and then sends
+/// on B; a plain sender is also waiting for room in A. Whichever case the
+/// selector completes, the plain sender must get A's room: if the selector
+/// was woken through A and completed B, it passes A's wake-up on (without
+/// the pass-on, loom reports the plain sender parked forever).
+#[test]
+fn woken_by_one_queue_completing_the_other_passes_the_wake_up_on() {
+    model_bound_1(|| {
+        let (tx_a, rx_a) = mpsc::channel::<u32>(1);
+        let (tx_b, rx_b) = mpsc::channel::<u32>(1);
+        tx_a.send(0).unwrap();
+        let sel_tx = tx_a.clone();
+        let selector = thread::spawn(move || {
+            select_biased! {
+                recv(rx_b) -> m => { m.unwrap(); false },
+                send(sel_tx, 1) -> r => { r.unwrap(); true },
+            }
+        });
+        let plain = thread::spawn(move || tx_a.send(2).unwrap());
+        assert_eq!(rx_a.recv(), Ok(0));
+        let _ = tx_b.send(9); // fails if the selector already left
+                              // One receive before the join: a selector that chose send(A) but
+                              // lost the room to the plain sender waits for room (nothing is
+                              // reserved), and this makes it.
+        let mut got = vec![rx_a.recv().unwrap()];
+        let took_a = selector.join().unwrap();
+        if took_a {
+            got.push(rx_a.recv().unwrap());
+        }
+        plain.join().unwrap();
+        got.sort();
+        assert_eq!(got, if took_a { vec![1, 2] } else { vec![2] });
+    });
+}
+
+/// A select over two receivers registers while a send on either races it:
+/// no lost wake-up, the message is received once.
+#[test]
+fn registration_racing_a_send() {
+    model(|| {
+        let (tx1, rx1) = spsc::channel::<u32>(1);
+        let (tx2, rx2) = mpsc::channel::<u32>(1);
+        let sender = thread::spawn(move || {
+            tx2.send(7).unwrap();
+            tx2
+        });
+        let got = select! {
+            recv(rx1) -> m => m.map(|v| v + 100),
+            recv(rx2) -> m => m,
+        };
+        assert_eq!(got, Ok(7));
+        drop(sender.join().unwrap());
+        drop(tx1);
+    });
+}
+
+/// Two selecting senders on one full channel (each with a second case that
+/// is never ready): one receive frees one slot, then another; both sends
+/// complete, each message once.
+#[test]
+fn two_selectors_on_one_channel() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<u32>(1);
+        tx.send(0).unwrap();
+        let (_never_tx, never_rx) = spsc::channel::<u32>(1);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || {
+            select! { send(tx, 1) -> r => r.unwrap() }
+        });
+        let b = thread::spawn(move || {
+            select! {
+                send(tx2, 2) -> r => r.unwrap(),
+                recv(never_rx) -> _ => unreachable!(),
+            }
+        });
+        let mut got = [rx.recv().unwrap(), rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, [0, 1, 2]);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+/// A select racing the close of one of its channels: it returns the
+/// `Closed` result of that case (a closed channel is ready), never hangs.
+#[test]
+fn select_racing_close() {
+    model(|| {
+        let (tx1, rx1) = mpsc::channel::<u32>(1);
+        let (_tx2, rx2) = spsc::channel::<u32>(1);
+        let closer = thread::spawn(move || assert!(tx1.close()));
+        let got = select! {
+            recv(rx1) -> m => m,
+            recv(rx2) -> _ => unreachable!(),
+        };
+        assert_eq!(got, Err(RecvError));
+        closer.join().unwrap();
+    });
+}
+
+/// A send case racing the receiver's drop: `Err` with the value back.
+#[test]
+fn send_case_racing_receiver_drop() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<u32>(1);
+        tx.send(0).unwrap();
+        let dropper = thread::spawn(move || drop(rx));
+        let got = select! { send(tx, 1) -> r => r };
+        assert_eq!(got, Err(SendError(1)));
+        dropper.join().unwrap();
+    });
+}
+
+/// Capacity 0: a selecting receiver (whose offer a sender claims) meets a
+/// selecting sender (which waits for that offer), and a plain sender races
+/// them; both messages arrive once.
+#[test]
+fn selecting_sender_meets_selecting_receiver_on_capacity_0() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let tx2 = tx.clone();
+        let selecting = thread::spawn(move || {
+            select! { send(tx, 1) -> r => r.unwrap() }
+        });
+        let plain = thread::spawn(move || tx2.send(2).unwrap());
+        let mut got = [0; 2];
+        for g in &mut got {
+            *g = select! { recv(rx) -> m => m.unwrap() };
+        }
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        selecting.join().unwrap();
+        plain.join().unwrap();
+    });
+}
+
+/// Capacity 0: an offer claimed by a sender races the channel's close.
+#[test]
+fn rendezvous_offer_racing_close_with() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let tx2 = tx.clone();
+        let last = thread::spawn(move || tx.close_with(1));
+        let other = thread::spawn(move || tx2.send(2));
+        let mut got = Vec::new();
+        while let Ok(v) = select! { recv(rx) -> m => m } {
+            got.push(v);
+        }
+        let last = last.join().unwrap();
+        let other = other.join().unwrap();
+        // The final message is received last; the other arrives before it
+        // or fails with its value.
+        assert_eq!(last, Ok(()));
+        assert_eq!(got.last(), Some(&1));
+        match other {
+            Ok(()) => assert_eq!(got, [2, 1]),
+            Err(SendError(2)) => assert_eq!(got, [1]),
+            Err(e) => panic!("{e:?}"),
+        }
+    });
+}
