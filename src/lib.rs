@@ -40,7 +40,7 @@
 //! [`Select`] does the same for a set of cases built at run time, and
 //! [`select::after`], [`select::tick`] and [`select::never`] are timer
 //! channels for it. A closed channel is ready, so closing one wakes every
-//! select on it. See the [`select`] module for the decisions.
+//! select on it. See the [`select`](mod@select) module for the decisions.
 //!
 //! ```
 //! use rillet::{broadcast, mpsc, select, select::after};

@@ -430,8 +430,12 @@ fn tick_fires_repeatedly_and_keeps_its_phase() {
     let start = Instant::now();
     let t = tick(period);
     let mut last = start;
+    let mut first = None;
     for k in 1..=3u32 {
         let at = select! { recv(t) -> at => at.unwrap() };
+        let first = *first.get_or_insert(at);
+        // Exactly on the period grid of the first tick.
+        assert_eq!((at - first).as_nanos() % period.as_nanos(), 0);
         assert!(at > last);
         // Fires at multiples of the period from the start.
         let since = at - start;
@@ -445,8 +449,10 @@ fn tick_fires_repeatedly_and_keeps_its_phase() {
     assert!(at <= before);
     let next = t.recv().unwrap();
     assert!(next > before);
-    let phase = (next - start).as_nanos() % period.as_nanos();
-    assert!(phase < 1000, "off phase by {phase} ns");
+    // Still on the grid: the missed ticks were skipped, not shifted.
+    let first = first.unwrap();
+    assert_eq!((next - first).as_nanos() % period.as_nanos(), 0);
+    assert_eq!((at - first).as_nanos() % period.as_nanos(), 0);
 }
 
 #[test]

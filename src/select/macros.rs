@@ -15,11 +15,11 @@
 /// - `default(timeout) => body`: runs if no case is ready within `timeout`.
 ///
 /// Handles may be spsc, mpsc (ring or rendezvous) and broadcast receivers
-/// and senders, and the timers of [`select`](crate::select); any mix, the
+/// and senders, and the timers of [`select`](mod@crate::select); any mix, the
 /// same handle in several cases included. A closed channel is ready. Each
 /// handle expression is evaluated once, in order, before anything is
 /// selected. Bodies may `return`, `break` or `continue` the enclosing code.
-/// See the [`select` module](crate::select) for how it works and what it
+/// See the [`select` module](mod@crate::select) for how it works and what it
 /// decides.
 ///
 /// ```

@@ -1,6 +1,6 @@
 //! Waiting on several channel operations at once: [`select!`](crate::select!),
 //! [`select_biased!`](crate::select_biased!), the dynamic [`Select`], and the
-//! timer channels [`after`], [`tick`] and [`never`].
+//! timer channels [`after`], [`tick`] and [`never`](never()).
 //!
 //! ```
 //! use rillet::{mpsc, select, spsc};
@@ -63,7 +63,7 @@
 //!   `Select`-free `send`/`recv`) on the other; two selects, one on each end,
 //!   with nobody blocked in a plain call, do not see each other (each waits
 //!   for the other to wait).
-//! - Timers ([`after`], [`tick`], [`never`]) are receivers of their own
+//! - Timers ([`after`], [`tick`], [`never`](never())) are receivers of their own
 //!   type, [`Timer`]; their message is the `Instant` at which they fired.
 
 mod macros;
@@ -358,7 +358,7 @@ impl<'a> Select<'a> {
     /// # Panics
     ///
     /// If the select has no case (it would wait forever); a select of only
-    /// [`never`] timers does wait forever.
+    /// [`never`](never()) timers does wait forever.
     ///
     /// ```
     /// let (tx, rx) = rillet::spsc::channel::<u8>(1);

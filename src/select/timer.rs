@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// A timer channel: [`after`], [`tick`] or [`never`]. A receiver in every
+/// A timer channel: [`after`], [`tick`] or [`never`](never()). A receiver in every
 /// respect a select cares about: use it in a `recv` case, or call its
 /// `recv` methods directly. `Send`, not `Sync` (one thread receives).
 pub struct Timer {
@@ -118,7 +118,7 @@ impl Timer {
     }
 
     /// Waits for the next message. On a timer that will never fire again
-    /// ([`never`], or an [`after`] that already fired) this waits forever,
+    /// ([`never`](never()), or an [`after`] that already fired) this waits forever,
     /// as a receive on a channel nobody sends on would.
     ///
     /// ```
