@@ -728,3 +728,26 @@ macro_rules! receiver_iterators {
         }
     };
 }
+
+/// A handle's completion of a selected `select` case: the kind's own
+/// `recv` and `send` (the readiness side, `select::case::Case`, is per
+/// kind).
+macro_rules! select_completions {
+    ($recv_err:ty, [$($bound:tt)*]) => {
+        impl<T $($bound)*> $crate::select::SelectRecv for Receiver<T> {
+            type Output = Result<T, $recv_err>;
+
+            fn complete_recv(&self) -> Result<T, $recv_err> {
+                self.recv()
+            }
+        }
+
+        impl<T> $crate::select::SelectSend for Sender<T> {
+            type Msg = T;
+
+            fn complete_send(&self, msg: T) -> Result<(), $crate::SendError<T>> {
+                self.send(msg)
+            }
+        }
+    };
+}

@@ -1288,14 +1288,6 @@ impl<T> crate::select::case::Case for Receiver<T> {
     }
 }
 
-impl<T> crate::select::SelectRecv for Receiver<T> {
-    type Output = Result<T, RecvError>;
-
-    fn complete_recv(&self) -> Result<T, RecvError> {
-        self.recv()
-    }
-}
-
 impl<T> crate::select::case::Case for Sender<T> {
     fn ready(&self) -> bool {
         self.chan.shared.overflow != Overflow::Block
@@ -1312,10 +1304,4 @@ impl<T> crate::select::case::Case for Sender<T> {
     }
 }
 
-impl<T> crate::select::SelectSend for Sender<T> {
-    type Msg = T;
-
-    fn complete_send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.send(msg)
-    }
-}
+select_completions!(RecvError, []);

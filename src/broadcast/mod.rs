@@ -776,14 +776,6 @@ impl<T: Clone> crate::select::case::Case for Receiver<T> {
     }
 }
 
-impl<T: Clone> crate::select::SelectRecv for Receiver<T> {
-    type Output = Result<T, RecvError>;
-
-    fn complete_recv(&self) -> Result<T, RecvError> {
-        self.recv()
-    }
-}
-
 impl<T> crate::select::case::Case for Sender<T> {
     fn ready(&self) -> bool {
         let chan: &Chan<T> = &self.chan;
@@ -799,13 +791,7 @@ impl<T> crate::select::case::Case for Sender<T> {
     }
 }
 
-impl<T> crate::select::SelectSend for Sender<T> {
-    type Msg = T;
-
-    fn complete_send(&self, msg: T) -> Result<(), crate::SendError<T>> {
-        self.send(msg)
-    }
-}
+select_completions!(RecvError, [: Clone]);
 
 #[cfg(test)]
 mod tests {

@@ -50,16 +50,7 @@
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {
-        $crate::__select_parse!(
-            false;
-            [];
-            [];
-            (c0 c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 c11 c12 c13 c14 c15 c16 c17 c18 c19 c20 c21
-             c22 c23 c24 c25 c26 c27 c28 c29 c30 c31 c32 c33 c34 c35 c36 c37 c38 c39 c40
-             c41 c42 c43 c44 c45 c46 c47 c48 c49 c50 c51 c52 c53 c54 c55 c56 c57 c58 c59
-             c60 c61 c62 c63);
-            $($tokens)*
-        )
+        $crate::__select_start!(false; $($tokens)*)
     };
 }
 
@@ -82,8 +73,18 @@ macro_rules! select {
 #[macro_export]
 macro_rules! select_biased {
     ($($tokens:tt)*) => {
+        $crate::__select_start!(true; $($tokens)*)
+    };
+}
+
+/// The entry of both macros: the case names (one per case; hygienic, so
+/// they never clash with the caller's), then the parse.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_start {
+    ($biased:tt; $($tokens:tt)*) => {
         $crate::__select_parse!(
-            true;
+            $biased;
             [];
             [];
             (c0 c1 c2 c3 c4 c5 c6 c7 c8 c9 c10 c11 c12 c13 c14 c15 c16 c17 c18 c19 c20 c21
