@@ -285,6 +285,18 @@ impl Waiter {
     pub(crate) fn unpark(&self) {
         self.thread.unpark();
     }
+
+    /// The waiting thread.
+    pub(crate) fn thread(&self) -> &thread::Thread {
+        &self.thread
+    }
+
+    /// Whether the waiter may still be claimed (it has neither committed
+    /// to an outcome of its own nor been claimed). A hint: the answer may
+    /// change at once; only [`try_claim`](Self::try_claim) decides.
+    pub(crate) fn is_open(&self) -> bool {
+        self.claim.load(Ordering::Relaxed) == OPEN
+    }
 }
 
 /// The offers a waiter registers with partners that may claim it (see
@@ -620,6 +632,13 @@ pub(crate) fn block_on_any<R>(
         }
         if let Some(r) = attempt() {
             break commit(Some(r));
+        }
+        // A claim made while `attempt` ran (it may take a channel lock
+        // that the claimant held): its unpark is stored for our `park`
+        // anyway, but loom drops an unpark that arrives while the thread
+        // spins on a lock (yield), so look before parking.
+        if offers.is_some() && waiter.claim.load(Ordering::Acquire) >= CLAIMED {
+            break commit(None);
         }
         match deadline {
             None => thread::park(),

@@ -21,7 +21,7 @@ mod imp {
     pub(crate) use std::sync::Arc;
 
     pub(crate) mod thread {
-        pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread};
+        pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread, ThreadId};
     }
 
     /// Spin-wait hint.
@@ -85,7 +85,7 @@ mod imp {
     }
 
     pub(crate) mod thread {
-        pub(crate) use loom::thread::{current, park, yield_now, Thread};
+        pub(crate) use loom::thread::{current, park, yield_now, Thread, ThreadId};
 
         /// loom has no time: a timed park is an untimed one (models never
         /// use deadlines).

@@ -405,6 +405,170 @@ fn rendezvous_selecting_sender_meets_a_blocking_receiver() {
     assert_eq!(h.join().unwrap(), (0..n(50) as u32).collect::<Vec<_>>());
 }
 
+/// Runs `f` on a thread and fails (instead of hanging) if it does not end
+/// within a minute.
+fn within_a_minute<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (done_tx, done_rx) = mpsc::channel(1);
+    let h = thread::spawn(move || {
+        let r = f();
+        done_tx.send(()).unwrap();
+        r
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what}: still waiting after a minute"));
+    h.join().unwrap()
+}
+
+#[test]
+fn rendezvous_selecting_sender_meets_a_receiver_that_always_has_another_case() {
+    // The receiver's select never waits (a closed channel is always ready),
+    // so it never offers: only the selecting sender's own offer makes its
+    // rendezvous case ready, as in Go.
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let (closed_tx, closed_rx) = mpsc::channel::<u32>(1);
+    drop(closed_tx);
+    let sender = thread::spawn(move || {
+        select! {
+            send(tx, 7) -> r => r.unwrap(),
+        }
+    });
+    let got = within_a_minute("the receiver", move || {
+        for _ in 0..10_000_000u64 {
+            select! {
+                recv(closed_rx) -> m => assert_eq!(m, Err(RecvError)),
+                recv(rx) -> m => return Some(m.unwrap()),
+            }
+        }
+        None
+    });
+    assert_eq!(got, Some(7), "the selecting sender was never met");
+    sender.join().unwrap();
+}
+
+#[test]
+fn try_recv_meets_a_selecting_sender() {
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let sender = thread::spawn(move || {
+        for i in 0..n(20) as u32 {
+            select! {
+                send(tx, i) -> r => r.unwrap(),
+            }
+        }
+    });
+    let got = within_a_minute("try_recv", move || {
+        let mut got = Vec::new();
+        while got.len() < n(20) {
+            match rx.try_recv() {
+                Ok(m) => got.push(m),
+                Err(rillet::TryRecvError::Empty) => thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        got
+    });
+    assert_eq!(got, (0..n(20) as u32).collect::<Vec<_>>());
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_claimed_send_whose_value_panics_releases_the_receiver() {
+    // The receiver polls with try_recv, which never offers: the sender's
+    // select can only win by being claimed, so the panic proves the claim.
+    // The receiver, waiting for the claimed message, must be released and
+    // then meet the sender's next, plain send.
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let sender = thread::spawn(move || {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            select! {
+                send(tx, boom()) -> _ => unreachable!("the value panicked"),
+            }
+        }));
+        assert!(
+            r.is_err(),
+            "the send case was selected and its value panicked"
+        );
+        tx.send(5).unwrap();
+    });
+    let got = within_a_minute("the receiver", move || loop {
+        match rx.try_recv() {
+            Ok(m) => break m,
+            Err(rillet::TryRecvError::Empty) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    });
+    assert_eq!(got, 5);
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_dropped_selected_send_releases_the_receiver() {
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let sender = thread::spawn(move || {
+        let mut sel = Select::new();
+        sel.send(&tx);
+        let op = sel.select(); // only a claim makes it ready
+        drop(op);
+        tx.send(6).unwrap();
+    });
+    let got = within_a_minute("the receiver", move || loop {
+        match rx.try_recv() {
+            Ok(m) => break m,
+            Err(rillet::TryRecvError::Empty) => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    });
+    assert_eq!(got, 6);
+    sender.join().unwrap();
+}
+
+#[test]
+fn a_select_on_both_ends_of_a_rendezvous_channel_does_not_meet_itself() {
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let r = within_a_minute("the select", move || {
+        select! {
+            send(tx, 1) -> r => Some(format!("send {r:?}")),
+            recv(rx) -> m => Some(format!("recv {m:?}")),
+            default(Duration::from_millis(50)) => None,
+        }
+    });
+    assert_eq!(r, None, "one thread cannot meet itself");
+}
+
+#[test]
+fn a_claimed_sender_meets_close() {
+    // The receiver (try_recv) claims the selecting sender; while the
+    // sender evaluates its value, another sender closes the channel: the
+    // selected send fails with its value and the waiting receiver sees
+    // the close.
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let closer = tx.clone();
+    let (claimed_tx, claimed_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let sender = thread::spawn(move || {
+        select! {
+            send(tx, {
+                claimed_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                3
+            }) -> r => r,
+        }
+    });
+    let receiver = thread::spawn(move || loop {
+        match rx.try_recv() {
+            Err(rillet::TryRecvError::Empty) => thread::yield_now(),
+            other => break other,
+        }
+    });
+    claimed_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the sender was claimed");
+    assert!(closer.close());
+    go_tx.send(()).unwrap();
+    assert_eq!(sender.join().unwrap(), Err(SendError(3)));
+    assert_eq!(receiver.join().unwrap(), Err(rillet::TryRecvError::Closed));
+}
+
 #[test]
 fn after_fires_once() {
     let start = Instant::now();

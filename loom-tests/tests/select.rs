@@ -192,3 +192,57 @@ fn rendezvous_offer_racing_close_with() {
         }
     });
 }
+
+/// Capacity 0: a selecting sender and a plain receive, in either order: the
+/// receiver's offer is claimed by the sender, or the receiver claims the
+/// sender's select offer and waits for the value (the two-phase hand-over).
+#[test]
+fn a_plain_receive_claims_a_selecting_sender() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let selecting = thread::spawn(move || {
+            select! { send(tx, 1) -> r => r }
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        assert_eq!(selecting.join().unwrap(), Ok(()));
+    });
+}
+
+/// Capacity 0: a selected send that is dropped without sending (after the
+/// receiver claimed it, or after it saw the receiver's offer) releases the
+/// receiver, which then meets the sender's plain send.
+#[test]
+fn a_dropped_claimed_send_releases_the_receiver() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let selecting = thread::spawn(move || {
+            let mut sel = rillet::Select::new();
+            sel.send(&tx);
+            drop(sel.select());
+            tx.send(2)
+        });
+        assert_eq!(rx.recv(), Ok(2));
+        assert_eq!(selecting.join().unwrap(), Ok(()));
+    });
+}
+
+/// Capacity 0: a close races the two-phase hand-over: the selected send
+/// succeeds exactly when the receiver gets its message.
+#[test]
+fn a_claimed_send_racing_close() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let closer = tx.clone();
+        let selecting = thread::spawn(move || {
+            select! { send(tx, 3) -> r => r }
+        });
+        let closing = thread::spawn(move || closer.close());
+        let got = rx.recv();
+        let sent = selecting.join().unwrap();
+        assert!(closing.join().unwrap());
+        match got {
+            Ok(m) => assert_eq!((m, sent), (3, Ok(()))),
+            Err(RecvError) => assert_eq!(sent, Err(SendError(3))),
+        }
+    });
+}

@@ -86,7 +86,12 @@
 //! message; a send that times out, or finds the channel closed, takes its
 //! message back out of its packet. The packets sit in a list behind a lock
 //! that only a thread about to park, or a thread waking a parked one, takes;
-//! `try_send`/`try_recv` that find nobody to meet return without it.
+//! `try_send`/`try_recv` that find nobody to meet return without it. A
+//! sender waiting in a `select!` counts as waiting: `recv`, `try_recv` and
+//! a receiving select meet it (they claim its case, then wait the moment
+//! it takes that sender to evaluate its value; see the `select` module's
+//! decisions). A receive that claimed such a sender waits for its message
+//! past its own timeout: the sender is already on its way.
 //!
 //! # Decisions
 //!
@@ -469,7 +474,7 @@ impl<T> crate::select::case::Case for Receiver<T> {
         }
     }
 
-    fn register(&self, waiter: &Arc<crate::park::Waiter>, tag: usize) {
+    fn register(&self, waiter: &Arc<crate::park::Waiter>, tag: usize, _complete: bool) {
         if let Chan::Zero(c) = &**self.chan {
             c.register(waiter, tag);
         }
@@ -478,6 +483,13 @@ impl<T> crate::select::case::Case for Receiver<T> {
     fn unregister(&self, waiter: &Arc<crate::park::Waiter>) {
         if let Chan::Zero(c) = &**self.chan {
             c.unregister(waiter);
+        }
+    }
+
+    fn reserve(&self) -> bool {
+        match &**self.chan {
+            Chan::Array(_) => true,
+            Chan::Zero(c) => c.reserve_recv(),
         }
     }
 }
@@ -499,6 +511,30 @@ impl<T> crate::select::case::Case for Sender<T> {
 
     fn addr(&self) -> *const () {
         self as *const Self as *const ()
+    }
+
+    fn offers(&self) -> bool {
+        matches!(&*self.chan, Chan::Zero(_))
+    }
+
+    // Only a select that completes its case offers to send: the receiver
+    // that claims the offer then waits for the message.
+    fn register(&self, waiter: &Arc<crate::park::Waiter>, tag: usize, complete: bool) {
+        if let (Chan::Zero(c), true) = (&*self.chan, complete) {
+            c.register_send(waiter, tag);
+        }
+    }
+
+    fn unregister(&self, waiter: &Arc<crate::park::Waiter>) {
+        if let Chan::Zero(c) = &*self.chan {
+            c.unregister_send(waiter);
+        }
+    }
+
+    fn abort(&self) {
+        if let Chan::Zero(c) = &*self.chan {
+            c.abort_send();
+        }
     }
 }
 

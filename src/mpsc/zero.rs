@@ -15,9 +15,25 @@
 //! - A sender that finds no offer queues a packet holding its message and
 //!   waits until the receiver takes it (or the channel closes, or its
 //!   deadline passes and it takes the message back).
+//! - A sender waiting in a select registers a *send offer* (it has no
+//!   message yet: a send case's value is evaluated only once the case won).
+//!   It makes the receiver's `recv` case ready, so that a receiver whose
+//!   select always has another ready case still meets it, as in Go. The
+//!   receiver *reserves* that case by claiming the offer (the select calls
+//!   `Case::reserve` on the case it picked; a failed claim means the sender
+//!   committed elsewhere, and the select picks again). The claim is
+//!   recorded in `claim`; the claimed sender's select returns its send
+//!   case, the sender evaluates the value and its `send` finds the claim
+//!   and fills `delivered`. The receiver's receive waits for that (without
+//!   a deadline: the sender is already on its way). If the sender does not
+//!   send after all (its value expression panicked, or it dropped its
+//!   `SelectedOperation`), `Case::abort` withdraws the claim and the
+//!   receiver looks again; a close withdraws it too.
+//! - Neither side meets its own thread: a select holding both ends of one
+//!   channel does not see its own offers as ready.
 //!
-//! Offers, packets and `delivered` change only under the lock, so a waiter
-//! needs no barrier pairing for them: whichever of a sender and an
+//! Offers, packets, `claim` and `delivered` change only under the lock, so
+//! a waiter needs no barrier pairing for them: whichever of a sender and an
 //! offering receiver takes the lock second sees the other.
 
 use crate::chan::Core;
@@ -25,6 +41,7 @@ use crate::error::{RecvTimeoutError, SendError, SendTimeoutError};
 use crate::park::{self, WaitQueue, Waiter};
 use crate::select::case::Case;
 use crate::select::{self, Wait};
+use crate::sync::thread::ThreadId;
 use crate::sync::{thread, Arc, AtomicBool, AtomicU8, AtomicUsize, Mutex, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::collections::VecDeque;
@@ -75,11 +92,26 @@ impl<T> Packet<T> {
 }
 
 /// A receive waiting in a select (a plain `recv` included) for a sender to
-/// claim it.
+/// claim it, or a send waiting in a select for the receiver to claim it.
 struct Offer {
     waiter: Arc<Waiter>,
     /// The select case it completes.
     tag: usize,
+}
+
+impl Offer {
+    /// Of another thread, and still claimable (a hint, see
+    /// [`Waiter::is_open`]).
+    fn foreign_and_open(&self, me: ThreadId) -> bool {
+        self.waiter.thread().id() != me && self.waiter.is_open()
+    }
+}
+
+/// The receiver claimed a selecting sender's offer: that sender's next
+/// `send` on this thread delivers to the receiver.
+struct Claim {
+    sender: ThreadId,
+    receiver: thread::Thread,
 }
 
 struct ZeroInner<T> {
@@ -88,8 +120,14 @@ struct ZeroInner<T> {
     /// The receiver's offers (one per rendezvous case of the select it
     /// waits in).
     offers: Vec<Offer>,
-    /// A message handed to the receiver by claiming one of its offers.
+    /// Selecting senders' offers.
+    send_offers: Vec<Offer>,
+    /// A message handed to the receiver by claiming one of its offers, or
+    /// by the sender whose offer it claimed.
     delivered: Option<T>,
+    /// The sender whose offer the receiver claimed, until it delivers (or
+    /// aborts, or the channel closes).
+    claim: Option<Claim>,
     closed: bool,
 }
 
@@ -99,7 +137,9 @@ pub(crate) struct Zero<T> {
     /// calls that meet nobody read no lock. Written under the lock.
     senders_waiting: AtomicUsize,
     offers_waiting: AtomicUsize,
+    send_offers_waiting: AtomicUsize,
     delivered: AtomicBool,
+    claimed: AtomicBool,
     closed: AtomicBool,
     /// Selecting senders, waiting for the receiver to offer: notified when
     /// an offer is registered, and on close. (A receiver needs no queue: a
@@ -120,12 +160,16 @@ impl<T> Zero<T> {
             inner: Mutex::new(ZeroInner {
                 senders: VecDeque::new(),
                 offers: Vec::new(),
+                send_offers: Vec::new(),
                 delivered: None,
+                claim: None,
                 closed: false,
             }),
             senders_waiting: AtomicUsize::new(0),
             offers_waiting: AtomicUsize::new(0),
+            send_offers_waiting: AtomicUsize::new(0),
             delivered: AtomicBool::new(false),
+            claimed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             send_select: WaitQueue::new(),
         }
@@ -136,22 +180,136 @@ impl<T> Zero<T> {
             .store(inner.senders.len(), Ordering::Relaxed);
         self.offers_waiting
             .store(inner.offers.len(), Ordering::Relaxed);
+        self.send_offers_waiting
+            .store(inner.send_offers.len(), Ordering::Relaxed);
         self.delivered
             .store(inner.delivered.is_some(), Ordering::Relaxed);
+        // Release: the receiver waiting for its claimed sender reads this
+        // without the lock (then takes the lock to receive).
+        self.claimed.store(inner.claim.is_some(), Ordering::Release);
     }
 
-    /// A `recv` case is ready: a message was delivered, a sender waits, or
-    /// the channel is closed.
-    pub(crate) fn recv_ready(&self) -> bool {
+    /// A message is there to take, or the channel is closed: delivered, a
+    /// sender's packet, a claimed sender on its way.
+    fn recv_ready_now(&self) -> bool {
         self.delivered.load(Ordering::Relaxed)
             || self.senders_waiting.load(Ordering::Relaxed) != 0
+            || self.claimed.load(Ordering::Relaxed)
             || Core::is_closed(self)
     }
 
-    /// A `send` case is ready: the receiver offers, or the channel is
-    /// closed.
+    /// A `recv` case is ready: a message can be taken now (see above), or
+    /// another thread's select offers to send. (The lock is taken only
+    /// when an offer is listed: a thread about to claim it and wake its
+    /// owner.)
+    pub(crate) fn recv_ready(&self) -> bool {
+        self.recv_ready_now()
+            || (self.send_offers_waiting.load(Ordering::Relaxed) != 0
+                && self.any_foreign_open(|inner| &inner.send_offers))
+    }
+
+    /// A `send` case is ready: the receiver (on another thread) offers, or
+    /// the channel is closed.
     pub(crate) fn send_ready(&self) -> bool {
-        self.offers_waiting.load(Ordering::Relaxed) != 0 || Core::is_closed(self)
+        Core::is_closed(self)
+            || (self.offers_waiting.load(Ordering::Relaxed) != 0
+                && self.any_foreign_open(|inner| &inner.offers))
+    }
+
+    fn any_foreign_open(&self, list: impl Fn(&ZeroInner<T>) -> &Vec<Offer>) -> bool {
+        let me = thread::current().id();
+        list(&self.inner.lock())
+            .iter()
+            .any(|o| o.foreign_and_open(me))
+    }
+
+    /// Commits the receiver's select to its `recv` case (see the module
+    /// docs): `true` if a message can be taken, or a selecting sender's
+    /// offer was claimed; `false` if the readiness seen is gone.
+    pub(crate) fn reserve_recv(&self) -> bool {
+        if self.recv_ready_now() {
+            return true;
+        }
+        if self.send_offers_waiting.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let mut inner = self.inner.lock();
+        if inner.delivered.is_some()
+            || !inner.senders.is_empty()
+            || inner.claim.is_some()
+            || inner.closed
+        {
+            return true;
+        }
+        let me = thread::current().id();
+        let mut i = 0;
+        while i < inner.send_offers.len() {
+            if inner.send_offers[i].waiter.thread().id() == me {
+                i += 1;
+                continue;
+            }
+            // Claimed or stale (its waiter committed elsewhere): unlisted.
+            let offer = inner.send_offers.remove(i);
+            if offer.waiter.try_claim(offer.tag) {
+                inner.claim = Some(Claim {
+                    sender: offer.waiter.thread().id(),
+                    receiver: thread::current(),
+                });
+                self.sync_counts(&inner);
+                drop(inner);
+                offer.waiter.unpark();
+                return true;
+            }
+        }
+        self.sync_counts(&inner);
+        false
+    }
+
+    /// A claimed sender will not send (see the module docs): withdraws the
+    /// claim, if this thread is the claimed sender, and wakes the receiver.
+    pub(crate) fn abort_send(&self) {
+        // Always under the lock: the receiver records its claim under the
+        // lock after winning the sender's claim word, so a mirror could
+        // still say "no claim" here.
+        let mut inner = self.inner.lock();
+        let me = thread::current().id();
+        if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
+            let claim = inner.claim.take().expect("checked above");
+            self.sync_counts(&inner);
+            drop(inner);
+            claim.receiver.unpark();
+        }
+    }
+
+    /// Registers a selecting sender's offer for case `tag`, and wakes the
+    /// receiver if it waits in a select (its offers are listed).
+    pub(crate) fn register_send(&self, waiter: &Arc<Waiter>, tag: usize) {
+        let offering: Vec<Arc<Waiter>> = {
+            let mut inner = self.inner.lock();
+            inner.send_offers.push(Offer {
+                waiter: waiter.clone(),
+                tag,
+            });
+            self.sync_counts(&inner);
+            let me = thread::current().id();
+            inner
+                .offers
+                .iter()
+                .filter(|o| o.foreign_and_open(me))
+                .map(|o| o.waiter.clone())
+                .collect()
+        };
+        offering.iter().for_each(|w| w.unpark());
+    }
+
+    /// Withdraws the send offers of `waiter` that the receiver did not
+    /// claim.
+    pub(crate) fn unregister_send(&self, waiter: &Arc<Waiter>) {
+        let mut inner = self.inner.lock();
+        inner
+            .send_offers
+            .retain(|o| !Arc::ptr_eq(&o.waiter, waiter));
+        self.sync_counts(&inner);
     }
 
     pub(crate) fn send_select_queue(&self) -> &WaitQueue {
@@ -199,7 +357,10 @@ impl<T> Zero<T> {
         wait: bool,
         last: bool,
     ) -> Result<(), SendTimeoutError<T>> {
-        if !wait && self.offers_waiting.load(Ordering::Relaxed) == 0 {
+        if !wait
+            && self.offers_waiting.load(Ordering::Relaxed) == 0
+            && !self.claimed.load(Ordering::Relaxed)
+        {
             return if Core::is_closed(self) {
                 Err(SendTimeoutError::Closed(msg))
             } else {
@@ -211,11 +372,35 @@ impl<T> Zero<T> {
             if inner.closed {
                 return Err(SendTimeoutError::Closed(msg));
             }
+            // The receiver claimed this thread's select offer: it waits
+            // for this message.
+            let me = thread::current().id();
+            if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
+                let claim = inner.claim.take().expect("checked above");
+                debug_assert!(inner.delivered.is_none(), "a claim waits for an empty slot");
+                inner.delivered = Some(msg);
+                let closed = if last {
+                    self.close_locked(&mut inner)
+                } else {
+                    None
+                };
+                self.sync_counts(&inner);
+                drop(inner);
+                claim.receiver.unpark();
+                self.wake_closed(closed);
+                return Ok(());
+            }
             if inner.delivered.is_none() {
                 // Claim the first offer whose waiter is still free; the
                 // others of a waiter that committed elsewhere are stale.
-                while !inner.offers.is_empty() {
-                    let offer = inner.offers.remove(0);
+                let mut i = 0;
+                while i < inner.offers.len() {
+                    if inner.offers[i].waiter.thread().id() == me {
+                        // Our own select's (a thread holding both ends).
+                        i += 1;
+                        continue;
+                    }
+                    let offer = inner.offers.remove(i);
                     if offer.waiter.try_claim(offer.tag) {
                         inner.delivered = Some(msg);
                         let closed = if last {
@@ -274,18 +459,44 @@ impl<T> Zero<T> {
     }
 
     /// Takes a delivered message or a waiting sender's: `None` if there is
-    /// neither and the channel is open. `look`: take the lock even if the
-    /// mirrors say there is nothing (after a claim, whose claimant may not
-    /// have updated them yet: it fills `delivered` under the lock it holds
-    /// while it claims).
+    /// neither and the channel is open. A selecting sender's offer is
+    /// claimed, and its message waited for (see the module docs), as
+    /// crossbeam's and Go's non-blocking receives do. `look`: take the lock
+    /// even if the mirrors say there is nothing (after a claim of our
+    /// offer, whose claimant may not have updated them yet: it fills
+    /// `delivered` under the lock it holds while it claims).
     fn try_take(&self, look: bool) -> Option<Result<T, RecvTimeoutError>> {
-        if !look && !self.recv_ready() {
+        if !look && !self.reserve_recv() {
             return None;
         }
+        loop {
+            match self.take_locked() {
+                Taken::Claimed => self.wait_for_claimed(),
+                Taken::Nothing => return None,
+                Taken::Done(result) => return Some(result),
+            }
+        }
+    }
+
+    /// Waits until the sender whose offer we claimed delivers (or aborts,
+    /// or the channel closes): the claim is withdrawn under the lock, and
+    /// its receiver unparked.
+    fn wait_for_claimed(&self) {
+        park::block_on_any(
+            &[],
+            None,
+            None,
+            true,
+            || (!self.claimed.load(Ordering::Acquire)).then_some((None, ())),
+            |_| unreachable!("no offers registered"),
+        );
+    }
+
+    fn take_locked(&self) -> Taken<T> {
         let mut inner = self.inner.lock();
         if let Some(msg) = inner.delivered.take() {
             self.sync_counts(&inner);
-            return Some(Ok(msg));
+            return Taken::Done(Ok(msg));
         }
         if let Some(sender) = inner.senders.pop_front() {
             self.sync_counts(&inner);
@@ -300,9 +511,15 @@ impl<T> Zero<T> {
             drop(inner);
             sender.thread.unpark();
             self.wake_closed(closed);
-            return Some(Ok(msg));
+            return Taken::Done(Ok(msg));
         }
-        inner.closed.then_some(Err(RecvTimeoutError::Closed))
+        if inner.closed {
+            Taken::Done(Err(RecvTimeoutError::Closed))
+        } else if inner.claim.is_some() {
+            Taken::Claimed
+        } else {
+            Taken::Nothing
+        }
     }
 
     pub(crate) fn recv(
@@ -320,7 +537,7 @@ impl<T> Zero<T> {
             // A select of one case: offer, and wait to be claimed (or for a
             // sender to queue, or the close).
             let case = RecvCase(self);
-            if select::run(&[&case], true, Wait::Until(deadline)).is_none() {
+            if select::run(&[&case], true, Wait::Until(deadline), true).is_none() {
                 return self
                     .try_take(true)
                     .unwrap_or(Err(RecvTimeoutError::Timeout));
@@ -344,8 +561,14 @@ impl<T> Zero<T> {
         // Offers stay listed (their waiters withdraw them); the waiters
         // wake and find the channel closed.
         let offering = inner.offers.iter().map(|o| o.waiter.clone()).collect();
+        // A claimed sender's send now fails with `Closed`.
+        let claimant = inner.claim.take().map(|c| c.receiver);
         self.sync_counts(inner);
-        Some(Closed { packets, offering })
+        Some(Closed {
+            packets,
+            offering,
+            claimant,
+        })
     }
 
     /// After [`close_locked`](Self::close_locked) and unlocking: wakes what
@@ -356,6 +579,9 @@ impl<T> Zero<T> {
             Some(c) => {
                 c.packets.iter().for_each(|p| p.thread.unpark());
                 c.offering.iter().for_each(|w| w.unpark());
+                if let Some(t) = &c.claimant {
+                    t.unpark();
+                }
                 self.send_select.notify_all();
                 true
             }
@@ -387,6 +613,17 @@ impl<T> Zero<T> {
 struct Closed<T> {
     packets: Vec<Arc<Packet<T>>>,
     offering: Vec<Arc<Waiter>>,
+    /// The receiver waiting for a claimed sender.
+    claimant: Option<thread::Thread>,
+}
+
+/// What [`Zero::take_locked`] found.
+enum Taken<T> {
+    /// A message, or `Closed`.
+    Done(Result<T, RecvTimeoutError>),
+    /// Nothing yet, but a claimed sender is on its way.
+    Claimed,
+    Nothing,
 }
 
 /// The receive of a rendezvous channel as a select case (a plain `recv`
@@ -396,6 +633,10 @@ pub(crate) struct RecvCase<'a, T>(pub(crate) &'a Zero<T>);
 impl<T> Case for RecvCase<'_, T> {
     fn ready(&self) -> bool {
         self.0.recv_ready()
+    }
+
+    fn reserve(&self) -> bool {
+        self.0.reserve_recv()
     }
 
     fn queue(&self) -> Option<&WaitQueue> {
@@ -410,7 +651,7 @@ impl<T> Case for RecvCase<'_, T> {
         true
     }
 
-    fn register(&self, waiter: &Arc<Waiter>, tag: usize) {
+    fn register(&self, waiter: &Arc<Waiter>, tag: usize, _complete: bool) {
         self.0.register(waiter, tag);
     }
 

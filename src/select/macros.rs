@@ -234,8 +234,12 @@ macro_rules! __select_complete {
         $body
     }};
     (send $id:ident ($v:expr) ($p:pat) ($body:expr)) => {{
+        // The case is committed; if the value panics or leaves early, the
+        // guard withdraws it (a rendezvous receiver may wait for it).
+        let guard = $crate::select::__send_guard($id);
+        let value = $v;
         #[allow(unreachable_patterns)]
-        let $p = $crate::select::__complete_send($id, $v);
+        let $p = $crate::select::__complete_send(guard, value);
         $body
     }};
 }

@@ -40,15 +40,16 @@
 //!
 //! # Decisions
 //!
-//! - **Nothing is reserved.** A case wins on readiness, and then the
+//! - **No slot is reserved.** A case wins on readiness, and then the
 //!   operation runs. For a receiver (one thread receives from it) readiness
 //!   holds until that thread acts, so the receive completes at once. A
 //!   `send` case of a channel with several senders can lose the room it saw
 //!   to another sender in between; the send then waits for room like
 //!   [`send`](crate::mpsc::Sender::send) (it never fails for that reason,
-//!   and the value is never evaluated twice). Because nothing is reserved,
-//!   a send case's value expression that panics leaves the channel exactly
-//!   as it was: no claimed slot waits for a message that never comes.
+//!   and the value is never evaluated twice). Because no slot is reserved,
+//!   a send case's value expression that panics leaves a buffered channel
+//!   exactly as it was. The one commitment is the rendezvous hand-over
+//!   below, and it is undone when the value panics.
 //! - A send case's value is evaluated only for the case that wins, after it
 //!   won.
 //! - A closed channel is ready: its `recv` case yields the receiver's
@@ -57,12 +58,23 @@
 //!   subscriber's `Lagged(n)` is that case's result.
 //! - The same channel may appear in several cases, and a send and a receive
 //!   on one channel may share a select.
-//! - The rendezvous channel (`mpsc::channel(0)`) is ready for a `recv` case
-//!   while a sender waits in it, and for a `send` case while its receiver
-//!   waits in it. A select on one end therefore meets a blocking call (or a
-//!   `Select`-free `send`/`recv`) on the other; two selects, one on each end,
-//!   with nobody blocked in a plain call, do not see each other (each waits
-//!   for the other to wait).
+//! - The rendezvous channel (`mpsc::channel(0)`) is ready for a `send` case
+//!   while its receiver waits in it (in `recv` or in a select), and for a
+//!   `recv` case while a sender waits in it: in `send`, or in a select
+//!   whose `send` case on it is waiting. That last one is met as in Go and
+//!   crossbeam: the receiving select (or `try_recv`) claims the waiting
+//!   select's case, which then wins there; the sender evaluates its value
+//!   and hands it over while the receiver waits for it. If that value
+//!   expression panics (or leaves early with `?`, `return` or `break`), or
+//!   a [`SelectedOperation`] for it is dropped without sending, the claim
+//!   is withdrawn and the receiver goes on waiting for another sender. So
+//!   a receiver whose select always has another ready case still meets a
+//!   selecting sender, and two selects, one on each end, meet. A select
+//!   does not meet itself: one holding both ends of a rendezvous channel
+//!   sees neither as ready through its own offer.
+//! - [`Select::ready`] (and `try_ready`, `ready_timeout`, `ready_deadline`)
+//!   complete nothing, so a rendezvous `send` case waiting there does not
+//!   offer itself to be claimed: it waits for the receiver to wait.
 //! - Timers ([`after`], [`tick`], [`never`](never())) are receivers of their own
 //!   type, [`Timer`]; their message is the `Instant` at which they fired.
 
@@ -99,15 +111,30 @@ pub(crate) mod case {
         /// is completed on the handle that was selected.
         fn addr(&self) -> *const ();
         /// Whether the case registers an offer a partner may claim while
-        /// the select waits (the rendezvous receive): a partner that
-        /// claims it completes the case for the waiter.
+        /// the select waits (both ends of the rendezvous channel): a
+        /// partner that claims it completes (receive) or commits (send) the
+        /// case for the waiter.
         fn offers(&self) -> bool {
             false
         }
-        /// Registers the offer of case `tag` for `waiter`.
-        fn register(&self, _waiter: &Arc<Waiter>, _tag: usize) {}
+        /// Registers the offer of case `tag` for `waiter`. `complete`: the
+        /// select will complete the case it returns (not `Select::ready`),
+        /// so a send offer may be claimed: the claimant then waits for the
+        /// message.
+        fn register(&self, _waiter: &Arc<Waiter>, _tag: usize, _complete: bool) {}
         /// Withdraws every offer of `waiter`.
         fn unregister(&self, _waiter: &Arc<Waiter>) {}
+        /// Commits to this case, which `ready` reported: `false` if the
+        /// readiness is gone and the select must choose again (a rendezvous
+        /// receive that could not claim the selecting sender it saw).
+        fn reserve(&self) -> bool {
+            true
+        }
+        /// The selected case will not be completed after all (a send
+        /// case's value expression panicked or left early, a
+        /// `SelectedOperation` was dropped): release what a partner's
+        /// claim committed (a rendezvous receiver waiting for this send).
+        fn abort(&self) {}
     }
 }
 
@@ -151,11 +178,17 @@ impl<R: Case + ?Sized> Case for &R {
     fn offers(&self) -> bool {
         (**self).offers()
     }
-    fn register(&self, waiter: &crate::sync::Arc<crate::park::Waiter>, tag: usize) {
-        (**self).register(waiter, tag)
+    fn register(&self, waiter: &crate::sync::Arc<crate::park::Waiter>, tag: usize, complete: bool) {
+        (**self).register(waiter, tag, complete)
     }
     fn unregister(&self, waiter: &crate::sync::Arc<crate::park::Waiter>) {
         (**self).unregister(waiter)
+    }
+    fn reserve(&self) -> bool {
+        (**self).reserve()
+    }
+    fn abort(&self) {
+        (**self).abort()
     }
 }
 
@@ -368,7 +401,9 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.select().recv(&rx), Ok(3));
     /// ```
     pub fn select(&mut self) -> SelectedOperation<'a> {
-        let index = self.ready();
+        self.check_not_empty("select");
+        let index = run(&self.cases, self.biased, Wait::Until(None), true)
+            .expect("waited without a deadline");
         self.operation(index)
     }
 
@@ -383,7 +418,7 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.try_select().unwrap().recv(&rx), Ok(1));
     /// ```
     pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
-        let index = self.try_ready()?;
+        let index = run(&self.cases, self.biased, Wait::No, true).ok_or(TrySelectError)?;
         Ok(self.operation(index))
     }
 
@@ -401,8 +436,7 @@ impl<'a> Select<'a> {
         &mut self,
         timeout: Duration,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        let index = self.ready_timeout(timeout)?;
-        Ok(self.operation(index))
+        self.select_until(Instant::now().checked_add(timeout))
     }
 
     /// Waits until `deadline` at most for a case to be ready.
@@ -421,8 +455,7 @@ impl<'a> Select<'a> {
         &mut self,
         deadline: Instant,
     ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
-        let index = self.ready_deadline(deadline)?;
-        Ok(self.operation(index))
+        self.select_until(Some(deadline))
     }
 
     /// Waits until a case is ready and returns its index, completing
@@ -443,7 +476,7 @@ impl<'a> Select<'a> {
     /// ```
     pub fn ready(&mut self) -> usize {
         self.check_not_empty("ready");
-        run(&self.cases, self.biased, Wait::Until(None)).expect("waited without a deadline")
+        run(&self.cases, self.biased, Wait::Until(None), false).expect("waited without a deadline")
     }
 
     /// The index of a ready case, without waiting.
@@ -456,7 +489,7 @@ impl<'a> Select<'a> {
     /// # drop(rx);
     /// ```
     pub fn try_ready(&mut self) -> Result<usize, TrySelectError> {
-        run(&self.cases, self.biased, Wait::No).ok_or(TrySelectError)
+        run(&self.cases, self.biased, Wait::No, false).ok_or(TrySelectError)
     }
 
     /// The index of a ready case, waiting at most `timeout`.
@@ -474,6 +507,7 @@ impl<'a> Select<'a> {
             &self.cases,
             self.biased,
             Wait::Until(Instant::now().checked_add(timeout)),
+            false,
         )
         .ok_or(SelectTimeoutError)
     }
@@ -491,7 +525,16 @@ impl<'a> Select<'a> {
     /// assert!(Instant::now() >= deadline);
     /// ```
     pub fn ready_deadline(&mut self, deadline: Instant) -> Result<usize, SelectTimeoutError> {
-        run(&self.cases, self.biased, Wait::Until(Some(deadline))).ok_or(SelectTimeoutError)
+        run(&self.cases, self.biased, Wait::Until(Some(deadline)), false).ok_or(SelectTimeoutError)
+    }
+
+    fn select_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        let index =
+            run(&self.cases, self.biased, Wait::Until(deadline), true).ok_or(SelectTimeoutError)?;
+        Ok(self.operation(index))
     }
 
     fn check_not_empty(&self, what: &str) {
@@ -504,21 +547,37 @@ impl<'a> Select<'a> {
     fn operation(&self, index: usize) -> SelectedOperation<'a> {
         SelectedOperation {
             index,
-            addr: self.cases[index].addr(),
-            _cases: std::marker::PhantomData,
+            case: self.cases[index],
+            _not_send: std::marker::PhantomData,
         }
     }
 }
 
 /// The case a [`Select`] chose; complete it with the handle of that case.
-/// Dropping it without completing it completes nothing (nothing was
-/// reserved: the message stays in the channel).
-#[derive(Debug)]
+/// Dropping it without completing it completes nothing: a message stays in
+/// its channel, and a rendezvous receiver that had claimed this selected
+/// send (and waits for its message) is released and looks again.
 #[must_use = "a selected operation does nothing until it is completed"]
 pub struct SelectedOperation<'a> {
     index: usize,
-    addr: *const (),
-    _cases: std::marker::PhantomData<&'a ()>,
+    case: &'a dyn Case,
+    /// Completed (or dropped) on the selecting thread: a rendezvous
+    /// claim names that thread.
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl fmt::Debug for SelectedOperation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectedOperation")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl Drop for SelectedOperation<'_> {
+    fn drop(&mut self) {
+        self.case.abort();
+    }
 }
 
 impl SelectedOperation<'_> {
@@ -552,6 +611,7 @@ impl SelectedOperation<'_> {
     /// ```
     pub fn recv<R: SelectRecv>(self, r: &R) -> R::Output {
         self.check(r.addr(), "receiver");
+        std::mem::forget(self);
         r.complete_recv()
     }
 
@@ -570,12 +630,13 @@ impl SelectedOperation<'_> {
     /// ```
     pub fn send<S: SelectSend>(self, s: &S, msg: S::Msg) -> Result<(), SendError<S::Msg>> {
         self.check(s.addr(), "sender");
+        std::mem::forget(self);
         s.complete_send(msg)
     }
 
     fn check(&self, addr: *const (), what: &str) {
         assert!(
-            addr == self.addr,
+            addr == self.case.addr(),
             "SelectedOperation::{}: this {what} is not the one of the selected case {}",
             if what == "sender" { "send" } else { "recv" },
             self.index
@@ -611,15 +672,29 @@ impl Case for Removed {
 }
 
 /// The select itself (used by [`Select`] and by the macros): the index of
-/// a ready case, waiting as `wait` allows; `None` if the wait ended first.
+/// a ready case, reserved (see `Case::reserve`), waiting as `wait` allows;
+/// `None` if the wait ended first. `complete`: the caller completes the
+/// case returned (see `Case::register`).
 #[doc(hidden)]
-pub fn run(cases: &[&dyn Case], biased: bool, wait: Wait) -> Option<usize> {
-    if let Some(i) = pick(cases, biased) {
+pub fn run(cases: &[&dyn Case], biased: bool, wait: Wait, complete: bool) -> Option<usize> {
+    if let Some(i) = pick_reserved(cases, biased) {
         return Some(i);
     }
     match wait {
         Wait::No => None,
-        Wait::Until(deadline) => wait_ready(cases, biased, deadline),
+        Wait::Until(deadline) => wait_ready(cases, biased, deadline, complete),
+    }
+}
+
+/// [`pick`], then reserve the case picked; pick again if that fails (each
+/// failure unlists the stale offer it met, so this ends).
+#[inline]
+fn pick_reserved(cases: &[&dyn Case], biased: bool) -> Option<usize> {
+    loop {
+        let i = pick(cases, biased)?;
+        if cases[i].reserve() {
+            return Some(i);
+        }
     }
 }
 
@@ -648,7 +723,12 @@ fn pick(cases: &[&dyn Case], biased: bool) -> Option<usize> {
 /// waits until a case is ready, a timer is due or `deadline` passes.
 #[cold]
 #[inline(never)]
-fn wait_ready(cases: &[&dyn Case], biased: bool, deadline: Option<Instant>) -> Option<usize> {
+fn wait_ready(
+    cases: &[&dyn Case],
+    biased: bool,
+    deadline: Option<Instant>,
+    complete: bool,
+) -> Option<usize> {
     // One registration per queue, however many cases share it; remember
     // which queue each case's readiness depends on.
     let mut queues: Vec<&WaitQueue> = Vec::new();
@@ -672,7 +752,7 @@ fn wait_ready(cases: &[&dyn Case], biased: bool, deadline: Option<Instant>) -> O
         (Some(t), Some(d)) => Some(t.min(d)),
         (t, d) => t.or(d),
     };
-    let offering = CaseOffers(cases);
+    let offering = CaseOffers(cases, complete);
     let offers = cases
         .iter()
         .any(|c| c.offers())
@@ -687,11 +767,16 @@ fn wait_ready(cases: &[&dyn Case], biased: bool, deadline: Option<Instant>) -> O
             // A partner completed case `i` for us.
             |i| (queue_of[i], i),
         );
-        if found.is_some() {
-            return found;
+        match found {
+            // A partner's claim needs no reserving; our own pick does (our
+            // claim word already says we committed, so no partner claims
+            // us while we reserve). If that fails, wait again.
+            Some(i) if cases[i].reserve() => return Some(i),
+            Some(_) => continue,
+            None => {}
         }
         // `wake_at` passed: a due timer is ready now.
-        if let Some(i) = pick(cases, biased) {
+        if let Some(i) = pick_reserved(cases, biased) {
             return Some(i);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) || cfg!(loom) {
@@ -700,14 +785,15 @@ fn wait_ready(cases: &[&dyn Case], biased: bool, deadline: Option<Instant>) -> O
     }
 }
 
-/// The offers of a select's cases, registered while it parks.
-struct CaseOffers<'a, 'b>(&'a [&'b dyn Case]);
+/// The offers of a select's cases, registered while it parks, and whether
+/// the select completes the case it returns.
+struct CaseOffers<'a, 'b>(&'a [&'b dyn Case], bool);
 
 impl park::Offers for CaseOffers<'_, '_> {
     fn register(&self, waiter: &crate::sync::Arc<park::Waiter>) {
         for (i, case) in self.0.iter().enumerate() {
             if case.offers() {
-                case.register(waiter, i);
+                case.register(waiter, i, self.1);
             }
         }
     }
@@ -733,7 +819,7 @@ pub fn __cases<const N: usize>(cases: [&dyn Case; N]) -> [&dyn Case; N] {
 #[doc(hidden)]
 #[inline]
 pub fn __select(cases: &[&dyn Case], biased: bool, wait: Wait) -> Option<usize> {
-    run(cases, biased, wait)
+    run(cases, biased, wait, true)
 }
 
 /// A `recv` case's handle, for the macros.
@@ -757,10 +843,36 @@ pub fn __complete_recv<R: SelectRecv>(r: &R) -> R::Output {
     r.complete_recv()
 }
 
-/// Completes a selected `send` case, for the macros.
+/// Guards the evaluation of a selected `send` case's value, for the
+/// macros: if it panics or leaves early (`?`, `return`, `break`), the guard
+/// aborts the case (see `Case::abort`).
+#[doc(hidden)]
+pub struct __SendGuard<'a, S: SelectSend>(&'a S);
+
+impl<S: SelectSend> Drop for __SendGuard<'_, S> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Arms a [`__SendGuard`] before a selected `send` case's value is
+/// evaluated, for the macros.
 #[doc(hidden)]
 #[inline]
-pub fn __complete_send<S: SelectSend>(s: &S, msg: S::Msg) -> Result<(), SendError<S::Msg>> {
+pub fn __send_guard<S: SelectSend>(s: &S) -> __SendGuard<'_, S> {
+    __SendGuard(s)
+}
+
+/// Completes a selected `send` case with its evaluated value (disarming
+/// the guard), for the macros.
+#[doc(hidden)]
+#[inline]
+pub fn __complete_send<S: SelectSend>(
+    guard: __SendGuard<'_, S>,
+    msg: S::Msg,
+) -> Result<(), SendError<S::Msg>> {
+    let s = guard.0;
+    std::mem::forget(guard);
     s.complete_send(msg)
 }
 
