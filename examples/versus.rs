@@ -20,8 +20,9 @@
 //! message or round trip) `floor / crossbeam` is the best ratio any channel
 //! could reach there.
 //!
-//! Set `VERSUS_RUNS` to change the number of runs per cell (default 5) and
-//! `VERSUS_SCALE` to scale the message counts (default 1.0).
+//! Set `VERSUS_RUNS` to change the number of runs per cell (default 5),
+//! `VERSUS_SCALE` to scale the message counts (default 1.0) and
+//! `VERSUS_ONLY` to run only the rows whose name contains it.
 
 use std::hint::black_box;
 use std::thread;
@@ -833,8 +834,14 @@ fn main() {
             other: None,
         },
     ];
+    let only = std::env::var("VERSUS_ONLY").unwrap_or_default();
     for scenario in scenarios {
-        print_row(&measure(scenario));
+        if scenario.name.contains(only.as_str()) {
+            print_row(&measure(scenario));
+        }
+    }
+    if !only.is_empty() && !"broadcast".contains(only.as_str()) {
+        return;
     }
 
     println!(

@@ -527,6 +527,23 @@ impl<T> Sending<T> for Array<T> {
     fn send_queue(&self) -> &WaitQueue {
         &self.send_waiters
     }
+
+    /// A producer that found the ring full waits briefly for a batch of
+    /// free slots (`cap / SLACK_DIVISOR`) rather than the next one: taking
+    /// each slot the moment the consumer frees it keeps the producer
+    /// polling the line the consumer writes next (see `park::pause_until`).
+    /// It yields rather than spins: a full MPSC ring means the consumer is
+    /// the bottleneck, and usually more threads than CPUs want to run
+    /// (versus, select over 4 channels with a producer each: 8.9 -> 12.3 M
+    /// msg/s spinning, 13.3 yielding; one channel with 2 and 4 producers
+    /// unchanged yielding, 6-9% slower spinning).
+    fn before_send_wait(&self) {
+        let cap = self.config.cap;
+        if self.config.overflow == Overflow::Block && cap >= park::SLACK_DIVISOR {
+            let want = cap - cap / park::SLACK_DIVISOR;
+            park::pause_until(false, || self.head_distance() <= want);
+        }
+    }
 }
 
 impl<T> Receiving for Array<T> {
@@ -569,6 +586,14 @@ impl<T> Array<T> {
         let head = self.head();
         self.slot(head).stamp.load(Ordering::Acquire) == head.word() | FULL
             || self.config.closed.load(Ordering::Acquire)
+    }
+
+    /// How far `tail` is ahead of `head` (a hint: two Relaxed loads).
+    fn head_distance(&self) -> usize {
+        let laps = &self.config.laps;
+        let tail = Pos::of(self.tail.load(Ordering::Relaxed), laps);
+        let head = Pos::of(self.head.load(Ordering::Relaxed), laps);
+        laps.distance(tail, head) as usize
     }
 
     /// A `send` would not wait: room, a dropping policy, or closed.
