@@ -240,6 +240,7 @@ pub mod broadcast;
 pub mod mpsc;
 pub mod select;
 pub mod spsc;
+pub mod watch;
 
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,

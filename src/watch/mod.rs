@@ -1,0 +1,450 @@
+//! A typed, thread-safe key/value store whose watchers receive create,
+//! update and delete events through this crate's own channels.
+//!
+//! ```
+//! use rillet::watch::{EventType, Store, WatchOptions};
+//!
+//! let store: Store<u32> = Store::new();
+//! store.set("users", "alice", 1);
+//! let w = store.watch("users", WatchOptions::new().initial_replay());
+//! store.set("users", "bob", 2);
+//! store.set("users", "alice", 1); // equal: no event
+//! store.delete("users", "alice");
+//!
+//! let seen: Vec<_> = w
+//!     .try_iter()
+//!     .map(|ev| (ev.name.clone(), ev.event_type, *ev.object))
+//!     .collect();
+//! assert_eq!(
+//!     seen,
+//!     [
+//!         ("alice".to_string(), EventType::Create, 1), // the replay
+//!         ("bob".to_string(), EventType::Create, 2),
+//!         ("alice".to_string(), EventType::Delete, 1), // carries the old value
+//!     ]
+//! );
+//! ```
+//!
+//! # How it works
+//!
+//! Entries live in one map per *kind* (a `BTreeMap`, so `list` is sorted by
+//! name) behind one lock. A change takes the lock, compares the new value
+//! with the old one (`PartialEq`, or the builder's compare function: an
+//! equal value is no change and no event), gives the change the next
+//! store-wide revision, and, still under the lock, offers one [`Event`]
+//! (an `Arc`: every watcher shares it) to every watcher of that kind whose
+//! filter takes it. Delivering under the lock is what makes a watcher see
+//! events in revision order, however many threads write.
+//!
+//! Each [`Watch`] owns an [`mpsc`](crate::mpsc) channel of its `buffer`
+//! size and `overflow` policy; every event offered to it carries the
+//! watcher's own sequence number. A channel's `dropped()` is a total, not a
+//! position, so the watch finds its losses from the numbers instead: an
+//! event whose number skips ahead reports `Lagged(skipped)` first (and is
+//! returned by the next `recv`); a loss at the end (`DropNewest` dropped
+//! the newest events and nothing came after) is found by comparing what it
+//! received with the count of events offered to it, which the store
+//! publishes after each offer. So a loss is always reported in band, just
+//! where it happened, and counted by [`Watch::missed`].
+//!
+//! `initial_replay` takes the snapshot and registers the watcher under the
+//! same lock, so no change falls between them; the replay is kept by the
+//! watch itself (not in its channel, so a replay larger than the buffer
+//! loses nothing). `resync_on_lag` does the same after a `Lagged`: under
+//! the lock it discards what the channel still holds (all of it older than
+//! the snapshot) and replays the kind's current state.
+//!
+//! # Decisions
+//!
+//! - Revisions start at 1; [`Store::revision`] is 0 before the first
+//!   change. A replayed `Create` carries the revision of the entry's last
+//!   change (so replayed events are sorted by name, not by revision); live
+//!   events carry the revision of their change.
+//! - The `event_types` filter applies to everything a watcher receives,
+//!   replays included (replayed entries are `Create` events).
+//! - `Overflow::Block` makes a writer wait, holding the store's write
+//!   order, until that watcher has room: other writers wait behind it, but
+//!   no watcher with another policy is ever waited for. A writer waiting on
+//!   a watcher that is cancelled or dropped stops at once (it selects on
+//!   the watcher's cancel channel).
+//! - [`Watch::iter`] yields events and steps over a `Lagged` (the loss is
+//!   counted by [`Watch::missed`]); use [`Watch::recv`] to see it.
+//! - [`Watch::try_recv`] and [`Watch::recv_timeout`] return `Ok(None)` when
+//!   there is no event yet.
+//! - `watch_into` sends plain events into a caller's
+//!   [`mpsc::Sender`](crate::mpsc::Sender), so that one receiver can serve
+//!   many watches. That channel's own capacity and policy apply (its
+//!   `dropped()` counts its losses), so `buffer`, `overflow` and
+//!   `resync_on_lag` are refused for it with a panic that says so. Its
+//!   replay is sent before `watch_into` returns, waiting for room as the
+//!   channel's policy says. Dropping the [`WatchHandle`] cancels it, as
+//!   dropping a [`Watch`] does.
+//! - Bad input panics at once with a message that says what to change: an
+//!   empty kind name (in every method), a buffer of 0.
+//! - A panic in the compare function leaves the entry as it was. A
+//!   panicking `T::drop` (of a replaced or deleted value, or of an event a
+//!   watcher's full channel evicts while a writer delivers) is propagated
+//!   to the writer after the store is consistent and every watcher was
+//!   offered the event. No lock is poisoned. `T::drop` and the compare
+//!   function must not call into the store that runs them (they run while
+//!   it holds its lock).
+//! - Dropping every [`Store`] handle ends every watch: each receives what
+//!   was already delivered, then `Closed` (iteration ends).
+
+mod store;
+mod watcher;
+
+pub use store::{Store, StoreBuilder};
+pub use watcher::{IntoIter, Iter, TryIter, Watch, WatchHandle};
+
+use crate::Overflow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// What happened to an entry.
+///
+/// ```
+/// use rillet::watch::{EventType, Store};
+///
+/// let store: Store<u8> = Store::new();
+/// assert_eq!(store.set("k", "a", 1), Some(EventType::Create));
+/// assert_eq!(store.set("k", "a", 2), Some(EventType::Update));
+/// assert_eq!(store.set("k", "a", 2), None); // equal: no event
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// A new entry (also every entry of a replay).
+    Create,
+    /// A changed value.
+    Update,
+    /// A removed entry; the event carries the value it had.
+    Delete,
+}
+
+impl EventType {
+    const ALL: u8 = 0b111;
+
+    fn bit(self) -> u8 {
+        match self {
+            EventType::Create => 1,
+            EventType::Update => 2,
+            EventType::Delete => 4,
+        }
+    }
+}
+
+/// One change, as a watcher receives it: shared (an `Arc`) by every
+/// watcher it is delivered to. Its fields are those of [`EventData`]
+/// (`ev.kind`, `ev.name`, `ev.event_type`, `ev.object`, `ev.revision`).
+///
+/// ```
+/// use rillet::watch::{EventType, Store, WatchOptions};
+///
+/// let store: Store<String> = Store::new();
+/// let w = store.watch("users", WatchOptions::new());
+/// store.set("users", "alice", "admin".to_string());
+/// let ev = w.recv().unwrap();
+/// assert_eq!((ev.kind.as_str(), ev.name.as_str()), ("users", "alice"));
+/// assert_eq!(ev.event_type, EventType::Create);
+/// assert_eq!(*ev.object, "admin");
+/// assert_eq!(ev.revision, store.revision());
+/// ```
+pub struct Event<T>(Arc<EventData<T>>);
+
+/// The fields of an [`Event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventData<T> {
+    /// The kind the entry belongs to.
+    pub kind: String,
+    /// The entry's name within its kind.
+    pub name: String,
+    /// What happened.
+    pub event_type: EventType,
+    /// The new value (for `Delete`, the value the entry had).
+    pub object: Arc<T>,
+    /// The store-wide revision of the change (of the entry's last change,
+    /// in a replay).
+    pub revision: u64,
+}
+
+impl<T> Event<T> {
+    fn new(kind: &str, name: &str, event_type: EventType, object: Arc<T>, revision: u64) -> Self {
+        Event(Arc::new(EventData {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            event_type,
+            object,
+            revision,
+        }))
+    }
+}
+
+impl<T> Deref for Event<T> {
+    type Target = EventData<T>;
+
+    fn deref(&self) -> &EventData<T> {
+        &self.0
+    }
+}
+
+impl<T> Clone for Event<T> {
+    fn clone(&self) -> Self {
+        Event(self.0.clone())
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Event<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl<T: PartialEq> PartialEq for Event<T> {
+    fn eq(&self, other: &Self) -> bool {
+        *self.0 == *other.0
+    }
+}
+
+/// Why a [`Watch`] returned no event.
+///
+/// ```
+/// use rillet::watch::WatchError;
+///
+/// assert_eq!(WatchError::Lagged(3).to_string(), "the watcher lagged: 3 events were lost");
+/// assert_eq!(WatchError::Closed.to_string(), "the watch has ended");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchError {
+    /// The watch was cancelled, or every store handle was dropped, and
+    /// every event delivered before that has been received.
+    Closed,
+    /// The watcher's buffer overflowed and this many events were lost just
+    /// before the next one (also counted by [`Watch::missed`]).
+    Lagged(u64),
+}
+
+impl fmt::Display for WatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WatchError::Closed => f.write_str("the watch has ended"),
+            WatchError::Lagged(n) => write!(f, "the watcher lagged: {n} events were lost"),
+        }
+    }
+}
+
+impl std::error::Error for WatchError {}
+
+/// How a watcher is set up: which event types, an initial replay, its
+/// buffer and overflow policy, and whether it resynchronises after a loss.
+///
+/// ```
+/// use rillet::watch::{EventType, WatchOptions};
+/// use rillet::Overflow;
+///
+/// let opts = WatchOptions::new()
+///     .event_types([EventType::Create, EventType::Update])
+///     .initial_replay()
+///     .buffer(1024)
+///     .overflow(Overflow::DropOldest)
+///     .resync_on_lag();
+/// assert_eq!(opts.buffer_size(), 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    types: u8,
+    replay: bool,
+    buffer: usize,
+    overflow: Overflow,
+    resync: bool,
+    /// `buffer` or `overflow` was set (refused by `watch_into`).
+    channel_set: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchOptions {
+    /// Every event type, no replay, a buffer of 128 events, `DropNewest`,
+    /// no resync.
+    ///
+    /// ```
+    /// let opts = rillet::watch::WatchOptions::new();
+    /// assert_eq!(opts.buffer_size(), 128);
+    /// ```
+    pub fn new() -> Self {
+        WatchOptions {
+            types: EventType::ALL,
+            replay: false,
+            buffer: 128,
+            overflow: Overflow::DropNewest,
+            resync: false,
+            channel_set: false,
+        }
+    }
+
+    /// Only these event types are delivered (replays included).
+    ///
+    /// # Panics
+    ///
+    /// If `types` is empty: such a watcher would never receive anything.
+    ///
+    /// ```
+    /// use rillet::watch::{EventType, Store, WatchOptions};
+    ///
+    /// let store: Store<u8> = Store::new();
+    /// let w = store.watch("k", WatchOptions::new().event_types([EventType::Delete]));
+    /// store.set("k", "a", 1);
+    /// store.delete("k", "a");
+    /// assert_eq!(w.recv().unwrap().event_type, EventType::Delete);
+    /// ```
+    pub fn event_types(mut self, types: impl IntoIterator<Item = EventType>) -> Self {
+        self.types = types.into_iter().fold(0, |m, t| m | t.bit());
+        assert!(
+            self.types != 0,
+            "WatchOptions::event_types: no event type given; a watcher needs at least one"
+        );
+        self
+    }
+
+    /// The kind's existing entries arrive first, as `Create` events sorted
+    /// by name, then live events, with no gap and no duplicate.
+    ///
+    /// ```
+    /// use rillet::watch::{Store, WatchOptions};
+    ///
+    /// let store: Store<u8> = Store::new();
+    /// store.set("k", "b", 2);
+    /// store.set("k", "a", 1);
+    /// let w = store.watch("k", WatchOptions::new().initial_replay());
+    /// let names: Vec<_> = w.try_iter().map(|ev| ev.name.clone()).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// ```
+    pub fn initial_replay(mut self) -> Self {
+        self.replay = true;
+        self
+    }
+
+    /// The watcher's buffer, in events (default 128).
+    ///
+    /// # Panics
+    ///
+    /// If `events` is 0.
+    ///
+    /// ```should_panic
+    /// rillet::watch::WatchOptions::new().buffer(0); // refused
+    /// ```
+    pub fn buffer(mut self, events: usize) -> Self {
+        assert!(
+            events > 0,
+            "WatchOptions::buffer: a watcher's buffer must hold at least 1 event (got 0)"
+        );
+        self.buffer = events;
+        self.channel_set = true;
+        self
+    }
+
+    /// What a full buffer does with a new event (default `DropNewest`):
+    /// `DropNewest` and `DropOldest` never make a writer wait (the loss is
+    /// reported as `Lagged`), `Block` makes writers wait for this watcher.
+    ///
+    /// ```
+    /// use rillet::watch::{Store, WatchError, WatchOptions};
+    /// use rillet::Overflow;
+    ///
+    /// let store: Store<u32> = Store::new();
+    /// let w = store.watch("k", WatchOptions::new().buffer(2).overflow(Overflow::DropOldest));
+    /// for i in 0..5 {
+    ///     store.set("k", "a", i);
+    /// }
+    /// assert_eq!(w.recv(), Err(WatchError::Lagged(3)));
+    /// assert_eq!(*w.recv().unwrap().object, 3);
+    /// assert_eq!(*w.recv().unwrap().object, 4);
+    /// assert_eq!(w.missed(), 3);
+    /// ```
+    pub fn overflow(mut self, policy: Overflow) -> Self {
+        self.overflow = policy;
+        self.channel_set = true;
+        self
+    }
+
+    /// After a `Lagged`, the watcher receives a fresh replay of the kind's
+    /// current state (as `Create` events), then live events without gap.
+    /// Rebuild from the replay: an entry missing from it was deleted.
+    ///
+    /// ```
+    /// use rillet::watch::{Store, WatchError, WatchOptions};
+    ///
+    /// let store: Store<u32> = Store::new();
+    /// let w = store.watch("k", WatchOptions::new().buffer(1).resync_on_lag());
+    /// store.set("k", "a", 1);
+    /// store.set("k", "b", 2); // dropped: the buffer holds one
+    /// assert_eq!(*w.recv().unwrap().object, 1);
+    /// assert_eq!(w.recv(), Err(WatchError::Lagged(1)));
+    /// let replay: Vec<_> = w.try_iter().map(|ev| ev.name.clone()).collect();
+    /// assert_eq!(replay, ["a", "b"]);
+    /// ```
+    pub fn resync_on_lag(mut self) -> Self {
+        self.resync = true;
+        self
+    }
+
+    /// The buffer size these options give a watcher.
+    ///
+    /// ```
+    /// assert_eq!(rillet::watch::WatchOptions::new().buffer(7).buffer_size(), 7);
+    /// ```
+    pub fn buffer_size(&self) -> usize {
+        self.buffer
+    }
+
+    fn wants(&self, t: EventType) -> bool {
+        self.types & t.bit() != 0
+    }
+}
+
+/// What every watch store offers, so that a program can move between the
+/// embedded [`Store`] and another backend (an etcd store is planned) by
+/// changing its constructor. The embedded store's error is
+/// [`Infallible`](std::convert::Infallible); its inherent methods return
+/// the values directly.
+///
+/// ```
+/// use rillet::watch::{Store, WatchOptions, WatchStore};
+///
+/// fn count<S: WatchStore<u8>>(s: &S) -> Result<usize, S::Error> {
+///     Ok(s.list("k")?.len())
+/// }
+/// let store: Store<u8> = Store::new();
+/// store.set("k", "a", 1);
+/// assert_eq!(count(&store), Ok(1));
+/// ```
+pub trait WatchStore<T> {
+    /// What a failed operation reports.
+    type Error;
+
+    /// Sets `kind/name` to `value`: the event type, or `None` when the
+    /// value is equal to the current one (no event).
+    fn set(&self, kind: &str, name: &str, value: T) -> Result<Option<EventType>, Self::Error>;
+    /// The current value of `kind/name`.
+    fn get(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, Self::Error>;
+    /// Removes `kind/name`: its previous value.
+    fn delete(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, Self::Error>;
+    /// The entries of `kind`, sorted by name.
+    fn list(&self, kind: &str) -> Result<Vec<(String, Arc<T>)>, Self::Error>;
+    /// The revision of the latest change.
+    fn revision(&self) -> Result<u64, Self::Error>;
+    /// Watches `kind`.
+    fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, Self::Error>;
+}
+
+/// Panics on an empty kind name (every method checks).
+fn check_kind(kind: &str, method: &str) {
+    assert!(
+        !kind.is_empty(),
+        "rillet::watch::Store::{method}: the kind name is empty; give every entry and watch a kind"
+    );
+}

@@ -1,0 +1,603 @@
+//! The embedded store: the map, the revisions and the delivery to watchers
+//! (described in the module docs of `watch`).
+
+use super::watcher::{Local, Watch, WatchHandle};
+use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::{mpsc, TrySendError};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// Decides whether two values are equal (an equal `set` is no change).
+type Compare<T> = Box<dyn Fn(&T, &T) -> bool + Send + Sync>;
+
+/// A thread-safe key/value store of `T` values, grouped by kind, whose
+/// watchers receive every change as an [`Event`]. Cloning gives another
+/// handle to the same store; dropping the last one ends every watch.
+///
+/// ```
+/// use rillet::watch::Store;
+/// use std::sync::Arc;
+///
+/// let store: Store<String> = Store::new();
+/// let s2 = store.clone();
+/// std::thread::spawn(move || s2.set("users", "alice", "admin".into()))
+///     .join()
+///     .unwrap();
+/// assert_eq!(store.get("users", "alice"), Some(Arc::new("admin".to_string())));
+/// assert_eq!(store.revision(), 1);
+/// ```
+pub struct Store<T> {
+    shared: Arc<Shared<T>>,
+}
+
+pub(super) struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Mirror of `State::revision`, for [`Store::revision`] without the lock.
+    revision: AtomicU64,
+    /// Live `Store` handles; the last one to go ends every watch.
+    handles: AtomicUsize,
+    compare: Compare<T>,
+}
+
+struct State<T> {
+    kinds: HashMap<String, BTreeMap<String, Entry<T>>>,
+    revision: u64,
+    watchers: Vec<Watcher<T>>,
+    next_id: u64,
+    /// Every store handle was dropped: no watcher is registered any more.
+    ended: bool,
+}
+
+struct Entry<T> {
+    value: Arc<T>,
+    /// The revision of the entry's last change.
+    revision: u64,
+}
+
+/// A registered watcher, as the writers see it.
+struct Watcher<T> {
+    id: u64,
+    kind: String,
+    opts: WatchOptions,
+    target: Target<T>,
+    /// Closed by the watch's `cancel` (or drop): a writer waiting for room
+    /// in this watcher's channel selects on it and stops at once. Only the
+    /// lock holder uses it.
+    cancel: mpsc::Receiver<()>,
+}
+
+enum Target<T> {
+    /// A [`Watch`]'s own channel; events carry the watcher's sequence
+    /// numbers, and `offered` counts the events offered (published after
+    /// each offer, Release: a watch that reads it and then finds its
+    /// channel empty knows the rest were dropped).
+    Own {
+        tx: mpsc::Sender<(u64, Event<T>)>,
+        offered: Arc<AtomicU64>,
+    },
+    /// A caller's channel (`watch_into`).
+    Into(mpsc::Sender<Event<T>>),
+}
+
+impl<T> Watcher<T> {
+    /// Offers `ev`: `false` if the watcher is gone (its channel closed, or
+    /// it was cancelled while we waited for room).
+    fn offer(&self, ev: &Event<T>) -> bool {
+        match &self.target {
+            Target::Own { tx, offered } => {
+                let seq = offered.load(Ordering::Relaxed);
+                let sent = send_or_cancel(tx, (seq, ev.clone()), &self.cancel);
+                if sent {
+                    offered.store(seq + 1, Ordering::Release);
+                }
+                sent
+            }
+            Target::Into(tx) => send_or_cancel(tx, ev.clone(), &self.cancel),
+        }
+    }
+}
+
+/// Sends `msg` as the channel's policy says (only `Block` waits), unless
+/// `cancel` closes first: `false` if the message was not sent because the
+/// channel is closed or the watcher cancelled.
+fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
+    match tx.try_send(msg) {
+        Ok(()) => true,
+        Err(TrySendError::Closed(_)) => false,
+        Err(TrySendError::Full(msg)) => crate::select! {
+            send(tx, msg) -> r => r.is_ok(),
+            recv(cancel) -> _ => false,
+        },
+    }
+}
+
+impl<T: PartialEq + Send + Sync + 'static> Store<T> {
+    /// An empty store whose `set` compares values with `PartialEq`.
+    ///
+    /// ```
+    /// let store: rillet::watch::Store<u8> = rillet::watch::Store::new();
+    /// assert_eq!(store.revision(), 0);
+    /// ```
+    pub fn new() -> Self {
+        Store::builder().compare(|a: &T, b: &T| a == b).build()
+    }
+}
+
+impl<T: PartialEq + Send + Sync + 'static> Default for Store<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds a [`Store`] with a compare function of your own (for values
+/// without `PartialEq`, or to ignore fields that do not matter).
+///
+/// ```
+/// use rillet::watch::Store;
+///
+/// struct Pod { name: String, heartbeat: u64 }
+/// let store = Store::builder()
+///     .compare(|a: &Pod, b: &Pod| a.name == b.name) // heartbeats are no change
+///     .build();
+/// store.set("pods", "p1", Pod { name: "web".into(), heartbeat: 1 });
+/// assert_eq!(store.set("pods", "p1", Pod { name: "web".into(), heartbeat: 2 }), None);
+/// ```
+pub struct StoreBuilder<T> {
+    compare: Option<Compare<T>>,
+}
+
+impl<T> fmt::Debug for StoreBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreBuilder")
+            .field("compare", &self.compare.is_some())
+            .finish()
+    }
+}
+
+impl<T: Send + Sync + 'static> StoreBuilder<T> {
+    /// `set` treats `a` and `b` as equal (no change, no event) when
+    /// `compare(a, b)` is true. A panicking compare function leaves the
+    /// entry as it was.
+    ///
+    /// ```
+    /// let store = rillet::watch::Store::builder()
+    ///     .compare(|a: &f64, b: &f64| (a - b).abs() < 0.5)
+    ///     .build();
+    /// store.set("t", "x", 1.0);
+    /// assert_eq!(store.set("t", "x", 1.2), None);
+    /// ```
+    pub fn compare(mut self, f: impl Fn(&T, &T) -> bool + Send + Sync + 'static) -> Self {
+        self.compare = Some(Box::new(f));
+        self
+    }
+
+    /// The store. Without [`compare`](Self::compare) no two values are
+    /// equal: every `set` is a change (use [`Store::new`] to compare with
+    /// `PartialEq`).
+    ///
+    /// ```
+    /// let store = rillet::watch::Store::builder().build();
+    /// store.set("k", "a", 1);
+    /// assert!(store.set("k", "a", 1).is_some()); // no compare function
+    /// ```
+    pub fn build(self) -> Store<T> {
+        Store {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    kinds: HashMap::new(),
+                    revision: 0,
+                    watchers: Vec::new(),
+                    next_id: 0,
+                    ended: false,
+                }),
+                revision: AtomicU64::new(0),
+                handles: AtomicUsize::new(1),
+                compare: self.compare.unwrap_or_else(|| Box::new(|_, _| false)),
+            }),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> Store<T> {
+    /// A builder, to give the store a compare function.
+    ///
+    /// ```
+    /// let store = rillet::watch::Store::builder().compare(|a: &u8, b: &u8| a == b).build();
+    /// # let _ = store;
+    /// ```
+    pub fn builder() -> StoreBuilder<T> {
+        StoreBuilder { compare: None }
+    }
+
+    /// Sets `kind/name` to `value`: `Some(Create)` or `Some(Update)`, or
+    /// `None` (and no event) when the value equals the current one.
+    ///
+    /// # Panics
+    ///
+    /// If `kind` is empty; if the compare function panics (the entry stays
+    /// as it was) or a `T::drop` run by the change panics (the change is
+    /// made and delivered first).
+    ///
+    /// ```
+    /// use rillet::watch::{EventType, Store};
+    ///
+    /// let store: Store<u8> = Store::new();
+    /// assert_eq!(store.set("k", "a", 1), Some(EventType::Create));
+    /// assert_eq!(store.set("k", "a", 1), None);
+    /// ```
+    pub fn set(&self, kind: &str, name: &str, value: T) -> Option<EventType> {
+        check_kind(kind, "set");
+        let mut st = self.shared.state.lock();
+        let old = st.kinds.get(kind).and_then(|m| m.get(name));
+        let event_type = match old {
+            // A panicking compare unwinds through the guard: nothing changed.
+            Some(e) if (self.shared.compare)(&e.value, &value) => {
+                drop(st);
+                drop(value);
+                return None;
+            }
+            Some(_) => EventType::Update,
+            None => EventType::Create,
+        };
+        let revision = st.revision + 1;
+        let object = Arc::new(value);
+        let replaced = st.kinds.entry(kind.to_owned()).or_default().insert(
+            name.to_owned(),
+            Entry {
+                value: object.clone(),
+                revision,
+            },
+        );
+        let ev = Event::new(kind, name, event_type, object, revision);
+        let panic = self.commit(&mut st, ev);
+        drop(st);
+        drop(replaced);
+        if let Some(p) = panic {
+            resume_unwind(p);
+        }
+        Some(event_type)
+    }
+
+    /// The current value of `kind/name`.
+    ///
+    /// ```
+    /// let store: rillet::watch::Store<u8> = rillet::watch::Store::new();
+    /// assert_eq!(store.get("k", "a"), None);
+    /// store.set("k", "a", 1);
+    /// assert_eq!(store.get("k", "a").as_deref(), Some(&1));
+    /// ```
+    pub fn get(&self, kind: &str, name: &str) -> Option<Arc<T>> {
+        check_kind(kind, "get");
+        let st = self.shared.state.lock();
+        st.kinds
+            .get(kind)
+            .and_then(|m| m.get(name))
+            .map(|e| e.value.clone())
+    }
+
+    /// Removes `kind/name`; returns the value it had. Watchers get a
+    /// `Delete` event carrying that value.
+    ///
+    /// ```
+    /// let store: rillet::watch::Store<u8> = rillet::watch::Store::new();
+    /// store.set("k", "a", 1);
+    /// assert_eq!(store.delete("k", "a").as_deref(), Some(&1));
+    /// assert_eq!(store.delete("k", "a"), None);
+    /// ```
+    pub fn delete(&self, kind: &str, name: &str) -> Option<Arc<T>> {
+        check_kind(kind, "delete");
+        let mut st = self.shared.state.lock();
+        let map = st.kinds.get_mut(kind)?;
+        let old = map.remove(name)?;
+        if map.is_empty() {
+            st.kinds.remove(kind);
+        }
+        let revision = st.revision + 1;
+        let ev = Event::new(kind, name, EventType::Delete, old.value.clone(), revision);
+        let panic = self.commit(&mut st, ev);
+        drop(st);
+        if let Some(p) = panic {
+            resume_unwind(p);
+        }
+        Some(old.value)
+    }
+
+    /// The entries of `kind`, sorted by name.
+    ///
+    /// ```
+    /// let store: rillet::watch::Store<u8> = rillet::watch::Store::new();
+    /// store.set("k", "b", 2);
+    /// store.set("k", "a", 1);
+    /// let names: Vec<_> = store.list("k").into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// ```
+    pub fn list(&self, kind: &str) -> Vec<(String, Arc<T>)> {
+        check_kind(kind, "list");
+        let st = self.shared.state.lock();
+        st.kinds.get(kind).map_or_else(Vec::new, |m| {
+            m.iter()
+                .map(|(n, e)| (n.clone(), e.value.clone()))
+                .collect()
+        })
+    }
+
+    /// The revision of the latest change (0 before the first).
+    ///
+    /// ```
+    /// let store: rillet::watch::Store<u8> = rillet::watch::Store::new();
+    /// store.set("k", "a", 1);
+    /// store.delete("k", "a");
+    /// assert_eq!(store.revision(), 2);
+    /// ```
+    pub fn revision(&self) -> u64 {
+        self.shared.revision.load(Ordering::Acquire)
+    }
+
+    /// Watches `kind`: a [`Watch`] that receives its events.
+    ///
+    /// # Panics
+    ///
+    /// If `kind` is empty.
+    ///
+    /// ```
+    /// use rillet::watch::{Store, WatchOptions};
+    ///
+    /// let store: Store<u8> = Store::new();
+    /// let w = store.watch("k", WatchOptions::new());
+    /// store.set("k", "a", 1);
+    /// store.set("other", "a", 1); // another kind never shows up
+    /// assert_eq!(w.recv().unwrap().name, "a");
+    /// assert_eq!(w.try_recv(), Ok(None));
+    /// ```
+    pub fn watch(&self, kind: &str, opts: WatchOptions) -> Watch<T> {
+        check_kind(kind, "watch");
+        let (tx, rx) = mpsc::Builder::new(opts.buffer)
+            .overflow(opts.overflow)
+            .build::<(u64, Event<T>)>();
+        let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
+        let offered = Arc::new(AtomicU64::new(0));
+        let mut replay = VecDeque::new();
+        let id = {
+            let mut st = self.shared.state.lock();
+            if opts.replay {
+                replay = snapshot(&st, kind, &opts).into();
+            }
+            self.shared.register(
+                &mut st,
+                kind,
+                opts.clone(),
+                Target::Own {
+                    tx,
+                    offered: offered.clone(),
+                },
+                cancel_rx,
+            )
+        };
+        Watch::new(
+            self.shared.clone(),
+            id,
+            kind,
+            opts,
+            rx,
+            cancel_tx,
+            offered,
+            Local::new(replay),
+        )
+    }
+
+    /// Watches `kind`, sending its events into `tx` (so that one receiver
+    /// serves several watches). The channel's own capacity and policy
+    /// apply; its `dropped()` counts what its policy dropped. A replay is
+    /// sent before this returns, waiting for room as the channel's policy
+    /// says. The handle cancels the watch (also when dropped).
+    ///
+    /// # Panics
+    ///
+    /// If `kind` is empty, or `opts` sets `buffer`, `overflow` or
+    /// `resync_on_lag` (they belong to a [`Watch`]'s own channel).
+    ///
+    /// ```
+    /// use rillet::watch::{Store, WatchOptions};
+    ///
+    /// let store: Store<u8> = Store::new();
+    /// let (tx, rx) = rillet::mpsc::channel(16);
+    /// let users = store.watch_into("users", WatchOptions::new(), tx.clone());
+    /// let groups = store.watch_into("groups", WatchOptions::new(), tx);
+    /// store.set("users", "alice", 1);
+    /// store.set("groups", "admins", 2);
+    /// let kinds: Vec<_> = rx.try_iter().map(|ev| ev.kind.clone()).collect();
+    /// assert_eq!(kinds, ["users", "groups"]);
+    /// assert!(users.cancel());
+    /// assert!(!users.cancel());
+    /// # drop(groups);
+    /// ```
+    pub fn watch_into(
+        &self,
+        kind: &str,
+        opts: WatchOptions,
+        tx: mpsc::Sender<Event<T>>,
+    ) -> WatchHandle<T> {
+        check_kind(kind, "watch_into");
+        assert!(
+            !opts.channel_set && !opts.resync,
+            "Store::watch_into: the target channel's own capacity and overflow policy apply, \
+             and a plain Event channel cannot carry Lagged; do not set buffer, overflow or \
+             resync_on_lag (use Store::watch for those)"
+        );
+        let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
+        let mut st = self.shared.state.lock();
+        if opts.replay {
+            for ev in snapshot(&st, kind, &opts) {
+                if !send_or_cancel(&tx, ev, &cancel_rx) {
+                    break;
+                }
+            }
+        }
+        let id = self
+            .shared
+            .register(&mut st, kind, opts, Target::Into(tx), cancel_rx);
+        drop(st);
+        WatchHandle::new(self.shared.clone(), id, cancel_tx)
+    }
+
+    /// Records a change under the lock: the revision, then the event
+    /// offered to every watcher of its kind that wants it. A panic in an
+    /// offer (an evicted event whose `T::drop` panics) is caught so that
+    /// every watcher is offered the event and the state stays consistent;
+    /// the caller resumes it after unlocking.
+    fn commit(
+        &self,
+        st: &mut State<T>,
+        ev: Event<T>,
+    ) -> Option<Box<dyn std::any::Any + Send + 'static>> {
+        st.revision = ev.revision;
+        self.shared.revision.store(ev.revision, Ordering::Release);
+        let mut panic = None;
+        let mut gone = Vec::new();
+        for w in &st.watchers {
+            if w.kind != ev.kind || !w.opts.wants(ev.event_type) {
+                continue;
+            }
+            match catch_unwind(AssertUnwindSafe(|| w.offer(&ev))) {
+                Ok(true) => {}
+                Ok(false) => gone.push(w.id),
+                Err(p) => {
+                    panic.get_or_insert(p);
+                }
+            }
+        }
+        if !gone.is_empty() {
+            st.watchers.retain(|w| !gone.contains(&w.id));
+        }
+        panic
+    }
+}
+
+impl<T> Shared<T> {
+    fn register(
+        &self,
+        st: &mut State<T>,
+        kind: &str,
+        opts: WatchOptions,
+        target: Target<T>,
+        cancel: mpsc::Receiver<()>,
+    ) -> u64 {
+        let id = st.next_id;
+        st.next_id += 1;
+        // After the last store handle went, a new watch ends at once (its
+        // channel closes when `target` drops here).
+        if !st.ended {
+            st.watchers.push(Watcher {
+                id,
+                kind: kind.to_owned(),
+                opts,
+                target,
+                cancel,
+            });
+        }
+        id
+    }
+
+    /// Unregisters watcher `id` (its cancel). Its channel's sender goes
+    /// with it, outside the lock.
+    pub(super) fn remove(&self, id: u64) {
+        let removed = {
+            let mut st = self.state.lock();
+            st.watchers
+                .iter()
+                .position(|w| w.id == id)
+                .map(|i| st.watchers.swap_remove(i))
+        };
+        drop(removed);
+    }
+
+    /// A resync after a lag (`resync_on_lag`): under the lock, `f` gets the
+    /// kind's current state as replay events and the number of events
+    /// offered to the watcher so far (exact: no writer runs). `false` if
+    /// the store has ended (nothing to replay).
+    pub(super) fn resync(
+        &self,
+        kind: &str,
+        opts: &WatchOptions,
+        offered: &AtomicU64,
+        f: impl FnOnce(Vec<Event<T>>, u64),
+    ) -> bool {
+        let st = self.state.lock();
+        if st.ended {
+            return false;
+        }
+        f(snapshot(&st, kind, opts), offered.load(Ordering::Relaxed));
+        true
+    }
+}
+
+/// The kind's entries as `Create` events, sorted by name, as `opts`
+/// filters them.
+fn snapshot<T>(st: &State<T>, kind: &str, opts: &WatchOptions) -> Vec<Event<T>> {
+    if !opts.wants(EventType::Create) {
+        return Vec::new();
+    }
+    st.kinds.get(kind).map_or_else(Vec::new, |m| {
+        m.iter()
+            .map(|(name, e)| Event::new(kind, name, EventType::Create, e.value.clone(), e.revision))
+            .collect()
+    })
+}
+
+impl<T> Clone for Store<T> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Store {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Store<T> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last handle: every watch ends (its channel's sender goes).
+            let watchers = {
+                let mut st = self.shared.state.lock();
+                st.ended = true;
+                std::mem::take(&mut st.watchers)
+            };
+            drop(watchers);
+        }
+    }
+}
+
+impl<T> fmt::Debug for Store<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("revision", &self.shared.revision.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + Sync + 'static> WatchStore<T> for Store<T> {
+    type Error = Infallible;
+
+    fn set(&self, kind: &str, name: &str, value: T) -> Result<Option<EventType>, Infallible> {
+        Ok(Store::set(self, kind, name, value))
+    }
+    fn get(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, Infallible> {
+        Ok(Store::get(self, kind, name))
+    }
+    fn delete(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, Infallible> {
+        Ok(Store::delete(self, kind, name))
+    }
+    fn list(&self, kind: &str) -> Result<Vec<(String, Arc<T>)>, Infallible> {
+        Ok(Store::list(self, kind))
+    }
+    fn revision(&self) -> Result<u64, Infallible> {
+        Ok(Store::revision(self))
+    }
+    fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, Infallible> {
+        Ok(Store::watch(self, kind, opts))
+    }
+}
