@@ -247,8 +247,15 @@ impl<T> Watch<T> {
         if self.cancelled.get() {
             return Err(WatchError::Closed);
         }
-        if let Some(ev) = self.local.borrow_mut().replay.pop_front() {
-            return Ok(Some(ev));
+        {
+            let mut local = self.local.borrow_mut();
+            if let Some(ev) = local.replay.pop_front() {
+                if local.replay.is_empty() {
+                    // A replay is as long as the kind: do not keep its room.
+                    local.replay = VecDeque::new();
+                }
+                return Ok(Some(ev));
+            }
         }
         let pending = self.local.borrow_mut().pending.take();
         let found = match pending {

@@ -1,0 +1,78 @@
+//! What idle watchers cost: a store with many keys and 100 idle watchers
+//! holds no more than the keys plus a small constant per watcher (each
+//! watcher's channel and registration; nothing per key). Counts live heap
+//! bytes with a counting global allocator (its own test binary).
+
+use rillet::watch::{Store, WatchOptions};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+#[test]
+fn idle_watchers_cost_a_constant_each_not_a_copy_of_the_keys() {
+    let keys = if cfg!(miri) { 200 } else { 100_000 };
+    let before = live();
+    let store: Store<u64> = Store::new();
+    for k in 0..keys {
+        store.set("k", &format!("key{k:06}"), k);
+    }
+    let with_keys = live();
+    let watchers: Vec<_> = (0..100)
+        .map(|_| store.watch("k", WatchOptions::new()))
+        .collect();
+    let with_watchers = live();
+    let per_key = (with_keys - before) / keys as isize;
+    let per_watcher = (with_watchers - with_keys) / 100;
+    println!(
+        "{keys} keys: {} bytes ({per_key} per key); 100 idle watchers (buffer 128): {} bytes \
+         ({per_watcher} per watcher)",
+        with_keys - before,
+        with_watchers - with_keys
+    );
+    // A watcher is its channel (128 slots of a sequence number and an
+    // event pointer, plus cache-padded indices) and its registration: a
+    // few KiB, and independent of the number of keys.
+    assert!(
+        per_watcher < 8 * 1024,
+        "an idle watcher costs {per_watcher} bytes"
+    );
+    // With a replay, a watcher holds the replay's events until it takes
+    // them: that memory is per key, and goes once they are received.
+    let replaying = store.watch("k", WatchOptions::new().initial_replay());
+    assert!(live() - with_watchers > keys as isize * 8);
+    assert_eq!(replaying.try_iter().count(), keys as usize);
+    let after_replay = live();
+    assert!(
+        after_replay - with_watchers < 8 * 1024,
+        "a drained replay leaves {} bytes",
+        after_replay - with_watchers
+    );
+    drop(replaying);
+    drop(watchers);
+    drop(store);
+}
