@@ -28,6 +28,9 @@ use std::hint::black_box;
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "../benches/common/watch_flow.rs"]
+mod watch_flow;
+
 fn runs() -> usize {
     std::env::var("VERSUS_RUNS")
         .ok()
@@ -690,6 +693,49 @@ struct Row {
     other: Option<(&'static str, f64)>,
 }
 
+/// The watch store's flow (`benches/common/watch_flow.rs`): events
+/// delivered per second and the write latency, rillet's `watch::Store`
+/// beside a `Mutex<HashMap>` with a crossbeam-channel per watcher, runs
+/// interleaved; medians of the runs' rates and of their latency
+/// percentiles.
+const WATCH_ROW: &str = "watch: 4 writers, 8 watchers [events/s]";
+
+fn watch_row(writes: u64) {
+    let (mut rates, mut p50, mut p99) = (
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+        [Vec::new(), Vec::new()],
+    );
+    for _ in 0..runs() {
+        for (i, f) in [
+            watch_flow::rillet as fn(u64) -> watch_flow::Flow,
+            watch_flow::baseline,
+        ]
+        .iter()
+        .enumerate()
+        {
+            let flow = f(writes);
+            rates[i].push(flow.delivered as f64 / flow.elapsed.as_secs_f64());
+            p50[i].push(flow.percentile(0.5).as_secs_f64() * 1e6);
+            p99[i].push(flow.percentile(0.99).as_secs_f64() * 1e6);
+        }
+    }
+    let [r, b] = rates.map(median);
+    let [r50, b50] = p50.map(median);
+    let [r99, b99] = p99.map(median);
+    println!(
+        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  set p50 {r50:.1}/{b50:.1} us, p99 {r99:.1}/{b99:.1} us",
+        WATCH_ROW,
+        r / 1e6,
+        b / 1e6,
+        r / b,
+    );
+    println!(
+        "{:<40} (crossbeam column: Mutex<HashMap> + a crossbeam-channel per watcher; latencies rillet/baseline)",
+        ""
+    );
+}
+
 fn print_row(r: &Row) {
     let other = match r.other {
         Some((name, v)) => format!("{:>9.2} ({name})", v / 1e6),
@@ -839,6 +885,9 @@ fn main() {
         if scenario.name.contains(only.as_str()) {
             print_row(&measure(scenario));
         }
+    }
+    if WATCH_ROW.contains(only.as_str()) {
+        watch_row(scaled(20_000));
     }
     if !only.is_empty() && !"broadcast".contains(only.as_str()) {
         return;

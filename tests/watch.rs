@@ -482,6 +482,26 @@ fn resync_replaces_a_stale_buffer() {
     assert_eq!(w.missed(), 2);
 }
 
+/// A loss found after the last store handle went (at the tail, as the
+/// channel closes) is still followed by the replay: the watcher converges to
+/// the store's final state, then the watch ends.
+#[test]
+fn resync_after_the_store_is_gone_still_replays() {
+    let store: Store<u64> = Store::new();
+    let w = store.watch("k", WatchOptions::new().buffer(2).resync_on_lag());
+    store.set("k", "a", 1);
+    store.set("k", "b", 2);
+    store.set("k", "c", 3); // dropped
+    store.delete("k", "a"); // dropped
+    drop(store);
+    assert_eq!(w.recv().unwrap().name, "a");
+    assert_eq!(w.recv().unwrap().name, "b");
+    assert_eq!(w.recv(), Err(WatchError::Lagged(2)));
+    let replay: Vec<_> = w.iter().map(|e| (e.name.clone(), *e.object)).collect();
+    assert_eq!(replay, [("b".to_string(), 2), ("c".to_string(), 3)]);
+    assert_eq!(w.recv(), Err(WatchError::Closed));
+}
+
 #[test]
 fn cancel_is_idempotent_and_drops_what_is_buffered() {
     let store: Store<u64> = Store::new();

@@ -78,13 +78,11 @@ impl ModelWatcher {
         self.queue.push_back((seq, ev.clone()));
     }
 
-    /// What one `try_recv` returns.
-    /// `ended`: every store handle is gone (a resync has nothing to replay
-    /// and changes nothing).
+    /// What one `try_recv` returns (the same before and after the store
+    /// ends: a resync then replays the final state).
     fn recv(
         &mut self,
         state: &BTreeMap<(usize, String), (u8, u64)>,
-        ended: bool,
     ) -> Result<Option<Ev>, WatchError> {
         if self.cancelled {
             return Err(WatchError::Closed);
@@ -112,7 +110,7 @@ impl ModelWatcher {
         };
         self.missed += gap;
         self.expected += gap;
-        if self.resync && !ended {
+        if self.resync {
             self.queue.clear();
             self.pending = None;
             self.replay = snapshot(state, self.kind, &self.types);
@@ -226,7 +224,7 @@ fn run(ops: Vec<Op>) {
                             (e.name.clone(), e.event_type, *e.object, e.revision)
                         })
                     });
-                    assert_eq!(got, m.recv(&state, false));
+                    assert_eq!(got, m.recv(&state));
                 }
                 assert_eq!(w.missed(), m.missed);
             }
@@ -258,7 +256,7 @@ fn run(ops: Vec<Op>) {
             let got = w
                 .try_recv()
                 .map(|o| o.map(|e| (e.name.clone(), e.event_type, *e.object, e.revision)));
-            match m.recv(&state, true) {
+            match m.recv(&state) {
                 // Drained (the store is gone), or cancelled: the end.
                 Ok(None) | Err(WatchError::Closed) => {
                     assert_eq!(got, Err(WatchError::Closed));

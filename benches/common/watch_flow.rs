@@ -86,6 +86,8 @@ fn drive(
             latencies.extend(h.join().unwrap());
         }
     });
+    // The writers' handles go before `finish` ends the watches.
+    drop(set);
     finish();
     let delivered: u64 = watchers.into_iter().map(|h| h.join().unwrap()).sum();
     let elapsed = start.elapsed();
@@ -131,7 +133,9 @@ pub fn rillet(writes: u64) -> Flow {
     let s2 = store.clone();
     drive(
         writes,
-        |_, k, v| {
+        // `move`: the closure owns its handle, so that dropping it in
+        // `drive` leaves `store` the last one.
+        move |_, k, v| {
             s2.set("k", k, v);
         },
         watchers,

@@ -17,7 +17,7 @@
 //!   queue's head or `Lagged(gap)` when its number skips ahead (or when
 //!   events were offered but the queue is empty: a loss at the tail);
 //!   `resync_on_lag` replaces the queue with a fresh replay after a lag
-//!   (unless the store has ended);
+//!   (also after the store has ended: the replay is its final state);
 //! - a `watch_into` channel is a bounded `DropNewest` queue shared by the
 //!   watches sending into it, closed when its receiver closes or when every
 //!   sender is gone (ours, and those of live registrations);
@@ -201,7 +201,7 @@ impl MWatch {
         };
         self.missed += gap;
         self.expected += gap;
-        if self.resync && !ended {
+        if self.resync {
             self.queue.clear();
             self.pending = None;
             self.replay = snapshot(state, self.kind, self.mask);

@@ -245,13 +245,19 @@ impl<T: Send + Sync + 'static> Store<T> {
         };
         let revision = st.revision + 1;
         let object = Arc::new(value);
-        let replaced = st.kinds.entry(kind.to_owned()).or_default().insert(
-            name.to_owned(),
-            Entry {
-                value: object.clone(),
-                revision,
-            },
-        );
+        let entry = Entry {
+            value: object.clone(),
+            revision,
+        };
+        // An update replaces the entry in place: no key is allocated.
+        let replaced = match st.kinds.get_mut(kind).and_then(|m| m.get_mut(name)) {
+            Some(e) => Some(std::mem::replace(e, entry)),
+            None => st
+                .kinds
+                .entry(kind.to_owned())
+                .or_default()
+                .insert(name.to_owned(), entry),
+        };
         let ev = Event::new(kind, name, event_type, object, revision);
         let panic = self.commit(&mut st, ev);
         drop(st);
@@ -517,21 +523,18 @@ impl<T> Shared<T> {
 
     /// A resync after a lag (`resync_on_lag`): under the lock, `f` gets the
     /// kind's current state as replay events and the number of events
-    /// offered to the watcher so far (exact: no writer runs). `false` if
-    /// the store has ended (nothing to replay).
+    /// offered to the watcher so far (exact: no writer runs). Also after
+    /// the last store handle went: the entries are still here, and the
+    /// replay of the final state lets the watcher converge before its end.
     pub(super) fn resync(
         &self,
         kind: &str,
         opts: &WatchOptions,
         offered: &AtomicU64,
         f: impl FnOnce(Vec<Event<T>>, u64),
-    ) -> bool {
+    ) {
         let st = self.state.lock();
-        if st.ended {
-            return false;
-        }
         f(snapshot(&st, kind, opts), offered.load(Ordering::Relaxed));
-        true
     }
 }
 
