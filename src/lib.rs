@@ -210,6 +210,28 @@
 //! assert_eq!(batch, [1, 2, 3]);
 //! ```
 //!
+//! # A watch store on top
+//!
+//! [`watch::Store`] is a typed key/value store, grouped by kind, whose
+//! watchers receive every create, update and delete as an
+//! [`Event`](watch::Event) (shared by every watcher, never cloned per
+//! watcher) through this crate's channels: each watcher has its own buffer
+//! and overflow policy, losses arrive in band as
+//! [`WatchError::Lagged`](watch::WatchError), and a [`Watch`](watch::Watch)
+//! is a receiver in [`select!`].
+//!
+//! ```
+//! use rillet::watch::{EventType, Store, WatchOptions};
+//!
+//! let store: Store<u32> = Store::new();
+//! store.set("users", "alice", 1);
+//! let w = store.watch("users", WatchOptions::new().initial_replay());
+//! store.set("users", "alice", 1); // equal: no event
+//! store.set("users", "alice", 2);
+//! let seen: Vec<_> = w.try_iter().map(|ev| (ev.event_type, *ev.object)).collect();
+//! assert_eq!(seen, [(EventType::Create, 1), (EventType::Update, 2)]);
+//! ```
+//!
 //! # Guarantees worth knowing
 //!
 //! - Nothing is lost silently: a failed send hands its message back, a
