@@ -49,3 +49,17 @@ fn controller_reports_every_event() {
         assert!(out.contains(line), "no {line:?} in:\n{out}");
     }
 }
+
+#[test]
+fn registrator_restarts_and_converges() {
+    let out = run_example("registrator", &[]);
+    for line in [
+        "1. kube watch: ",
+        "then Error: \"the watch lost ",
+        "cache of ",
+        "equal to the store",
+        "registrator: both clients kept their promises",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+}
