@@ -298,6 +298,100 @@ fn crossbeam_fill_drain(n: u64) -> Duration {
     start.elapsed() / 10
 }
 
+// ---- one thread, a big ring: make it, fill it, drain it, drop it ----
+
+fn rillet_big_ring(n: u64) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = rillet::spsc::channel::<u64>(n as usize);
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    for i in 0..n {
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    drop((tx, rx));
+    start.elapsed()
+}
+
+fn crossbeam_big_ring(n: u64) -> Duration {
+    let start = Instant::now();
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(n as usize);
+    for i in 0..n {
+        tx.send(i).unwrap();
+    }
+    for i in 0..n {
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    drop((tx, rx));
+    start.elapsed()
+}
+
+fn rtrb_big_ring(n: u64) -> Duration {
+    let start = Instant::now();
+    let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(n as usize);
+    for i in 0..n {
+        tx.push(i).unwrap();
+    }
+    for i in 0..n {
+        assert_eq!(rx.pop().unwrap(), i);
+    }
+    drop((tx, rx));
+    start.elapsed()
+}
+
+// ---- channel lifecycle: make a channel (capacity 1024), send one, receive
+// it, drop both handles; `n` times on one thread ----
+
+fn rillet_lifecycle_spsc(n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = rillet::spsc::channel::<u64>(1024);
+        tx.send(i).unwrap();
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    start.elapsed()
+}
+
+fn rillet_lifecycle_mpsc(n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
+        tx.send(i).unwrap();
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    start.elapsed()
+}
+
+fn crossbeam_lifecycle(n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+        tx.send(i).unwrap();
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    start.elapsed()
+}
+
+fn rtrb_lifecycle(n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(1024);
+        tx.push(i).unwrap();
+        assert_eq!(rx.pop().unwrap(), i);
+    }
+    start.elapsed()
+}
+
+fn kanal_lifecycle(n: u64) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (tx, rx) = kanal::bounded::<u64>(1024);
+        tx.send(i).unwrap();
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    start.elapsed()
+}
+
 // ---- batches: send_many / recv_many against a per-message loop ----
 
 const BATCH: usize = 256;
@@ -830,6 +924,27 @@ fn main() {
             rillet: (scaled(100_000), Box::new(rillet_fill_drain)),
             crossbeam: (scaled(100_000), Box::new(crossbeam_fill_drain)),
             other: None,
+        },
+        Scenario {
+            name: "one thread: 2M into cap 2M",
+            unit: "msg/s",
+            rillet: (scaled(2_000_000), Box::new(rillet_big_ring)),
+            crossbeam: (scaled(2_000_000), Box::new(crossbeam_big_ring)),
+            other: Some(("rtrb", (scaled(2_000_000), Box::new(rtrb_big_ring)))),
+        },
+        Scenario {
+            name: "lifecycle spsc cap 1024",
+            unit: "channels/s",
+            rillet: (scaled(100_000), Box::new(rillet_lifecycle_spsc)),
+            crossbeam: (scaled(100_000), Box::new(crossbeam_lifecycle)),
+            other: Some(("rtrb", (scaled(100_000), Box::new(rtrb_lifecycle)))),
+        },
+        Scenario {
+            name: "lifecycle mpsc cap 1024",
+            unit: "channels/s",
+            rillet: (scaled(100_000), Box::new(rillet_lifecycle_mpsc)),
+            crossbeam: (scaled(100_000), Box::new(crossbeam_lifecycle)),
+            other: Some(("kanal", (scaled(100_000), Box::new(kanal_lifecycle)))),
         },
         Scenario {
             name: "spsc cap 1024, batches of 256",

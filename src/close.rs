@@ -94,9 +94,13 @@ impl CloseState {
 
     /// Tries to become the closer. `true` for exactly one caller ever.
     pub(crate) fn begin(&self) -> bool {
-        self.state
-            .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        // A load first: the second close (the other handle's drop, most
+        // often) then costs no read-modify-write.
+        self.state.load(Ordering::Acquire) == OPEN
+            && self
+                .state
+                .compare_exchange(OPEN, CLOSING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Completes the close begun by this thread's successful [`begin`](Self::begin).

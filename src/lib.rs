@@ -254,6 +254,7 @@ mod close;
 mod counter;
 mod error;
 mod overflow;
+mod pad;
 mod park;
 mod ring;
 mod sync;

@@ -70,8 +70,8 @@
 //! that then receives from channel B must not strand the producer parked on
 //! A).
 
+use crate::pad::Spaced;
 use crate::sync::{thread, Arc, AtomicUsize, Mutex, Ordering};
-use crossbeam_utils::CachePadded;
 use std::time::Instant;
 
 /// The asymmetric barrier pair (see the module docs).
@@ -312,6 +312,7 @@ pub(crate) trait Offers {
 #[derive(Debug)]
 // `pub` (in a private module) only because the sealed `select` case trait
 // names it.
+#[repr(C)]
 pub struct WaitQueue {
     /// Number of registered waiters not yet notified through this queue,
     /// plus the sticky `ALERT` bit; read (after the light barrier) by every
@@ -320,7 +321,7 @@ pub struct WaitQueue {
     /// awake but not yet re-armed (many producers on few cores). Every
     /// change is a read-modify-write, so an `Acquire` load that sees
     /// `ALERT` synchronizes with the `alert` that set it.
-    waiting: CachePadded<AtomicUsize>,
+    waiting: Spaced<AtomicUsize>,
     list: Mutex<Vec<Entry>>,
 }
 
@@ -350,7 +351,7 @@ impl WaitQueue {
         barrier::init();
         let word = if barrier::is_asymmetric() { 0 } else { ALERT };
         WaitQueue {
-            waiting: CachePadded::new(AtomicUsize::new(word)),
+            waiting: Spaced::new(AtomicUsize::new(word)),
             list: Mutex::new(Vec::new()),
         }
     }

@@ -121,10 +121,10 @@ use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crate::Overflow;
-use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -175,13 +175,13 @@ impl Builder {
                 )
             });
         let chan = Arc::new(Chan {
-            producer: CachePadded::new(Producer {
+            producer: Spaced::new(Producer {
                 tail: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
             }),
-            written: CachePadded::new(AtomicUsize::new(0)),
-            head: CachePadded::new(AtomicUsize::new(0)),
-            shared: CachePadded::new(Shared {
+            written: Spaced::new(AtomicUsize::new(0)),
+            head: Spaced::new(AtomicUsize::new(0)),
+            shared: Spaced::new(Shared {
                 close: CloseState::new(),
                 cap: self.capacity,
                 mask: slots - 1,
@@ -198,6 +198,7 @@ impl Builder {
             } else {
                 Box::new([])
             },
+            _end: SpacedEnd::new(),
         });
         (
             Sender {
@@ -262,18 +263,20 @@ struct Shared {
     claiming: bool,
 }
 
+// `repr(C)`: the `Spaced` fields keep their order and their distance.
+#[repr(C)]
 pub(crate) struct Chan<T> {
-    producer: CachePadded<Producer>,
+    producer: Spaced<Producer>,
     /// One past the last index the sender has written, published or not:
     /// stored by `send_many` before it runs the caller's iterator, so that a
     /// receiver-side close made from inside that iterator counts the
     /// messages written before it (see `Receiver::close`). On a line of its
     /// own: the receiver reads it only when it closes.
-    written: CachePadded<AtomicUsize>,
+    written: Spaced<AtomicUsize>,
     /// Next index to read. Written by the receiver (`Release`); under
     /// `DropOldest` also claimed by the evicting sender (compare-exchange).
-    head: CachePadded<AtomicUsize>,
-    shared: CachePadded<Shared>,
+    head: Spaced<AtomicUsize>,
+    shared: Spaced<Shared>,
     /// The receiver, when it waits for a message.
     recv_waiters: WaitQueue,
     /// The sender, when it waits for room (`Block` only).
@@ -288,6 +291,7 @@ pub(crate) struct Chan<T> {
     /// `DropNewest` and `DropOldest` only: `stamps[i & mask] == i` when the
     /// slot is free for index `i`.
     stamps: Box<[AtomicUsize]>,
+    _end: SpacedEnd,
 }
 
 // SAFETY: a message is only ever accessed by the side that owns its slot
@@ -390,13 +394,32 @@ impl<T> Core for Chan<T> {
     /// A receiver-side close (the sender's own is `Handle::close` on
     /// `Sender`): the cutoff is the tail as seen after the heavy barrier.
     fn close(&self) -> bool {
+        self.close_from_receiver(true)
+    }
+}
+
+impl<T> Chan<T> {
+    /// A receiver-side close. `exact` (an explicit `close`): the cutoff is
+    /// the tail as seen after the heavy barrier, so that every send that
+    /// reports `Ok` is one the receiver can still drain. Not `exact` (the
+    /// receiver is being dropped, and nobody will drain): the barrier is
+    /// skipped. A send racing that drop may then miss our alert and report
+    /// `Ok` for a message at or past the cutoff; nobody can tell it from
+    /// one sent just before the drop (std and crossbeam also let a send
+    /// racing the receiver's drop succeed), and it is dropped with the
+    /// channel (`Chan::drop` drops everything between head and tail). Its
+    /// next send sees the alert and fails. The barrier is a system call,
+    /// and the larger part of making and dropping a channel.
+    fn close_from_receiver(&self, exact: bool) -> bool {
         if !self.begin_close() {
             return false;
         }
         // Pairs with the light barrier in `Sender::publish`: either we see
         // a concurrently published tail, or that sender sees our alert (and
         // through it CLOSING) and settles against the cutoff we store below.
-        barrier::heavy();
+        if exact {
+            barrier::heavy();
+        }
         let mut cutoff = self.producer.tail.load(Ordering::Acquire);
         // A `send_many` that called us from its iterator (same thread) has
         // written messages it has not published yet: they were sent before
@@ -1245,7 +1268,14 @@ impl<T> Handle for Receiver<T> {
     }
 
     fn close(&self) -> bool {
-        if !self.chan.close() {
+        self.close_here(true)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// A close from this receiver (`exact`: see `Chan::close_from_receiver`).
+    fn close_here(&self, exact: bool) -> bool {
+        if !self.chan.close_from_receiver(exact) {
             return false;
         }
         // From now on read nothing at or past the cutoff: a sender that
@@ -1258,7 +1288,7 @@ impl<T> Handle for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        self.close();
+        self.close_here(false);
         // Buffered messages go with the receiver (as in std), not with the
         // last handle. What a concurrent `send_many` publishes after this
         // goes with the channel.

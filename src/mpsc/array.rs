@@ -5,11 +5,11 @@
 use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
 use crate::error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
 use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
-use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 
 /// `tail` flag: the channel is closed.
@@ -39,13 +39,15 @@ struct Config {
     closed: AtomicBool,
 }
 
+// `repr(C)`: the `Spaced` fields keep their order and their distance.
+#[repr(C)]
 pub(crate) struct Array<T> {
     /// Next position to claim, with `CLOSED`.
-    tail: CachePadded<AtomicU64>,
+    tail: Spaced<AtomicU64>,
     /// Next position to read.
-    head: CachePadded<AtomicU64>,
-    config: CachePadded<Config>,
-    dropped: CachePadded<AtomicU64>,
+    head: Spaced<AtomicU64>,
+    config: Spaced<Config>,
+    dropped: Spaced<AtomicU64>,
     /// The receiver, waiting for a message.
     recv_waiters: WaitQueue,
     /// Producers waiting for room (`Block`).
@@ -55,6 +57,7 @@ pub(crate) struct Array<T> {
     /// whoever holds that position (the producer that claimed it until the
     /// stamp store, then the consumer or an evicter that claims `head`).
     slots: Box<[Slot<T>]>,
+    _end: SpacedEnd,
 }
 
 // SAFETY: messages move between threads but are never shared: each slot is
@@ -94,19 +97,20 @@ impl<T> Array<T> {
             })
             .collect();
         Array {
-            tail: CachePadded::new(AtomicU64::new(start.word())),
-            head: CachePadded::new(AtomicU64::new(start.word())),
-            config: CachePadded::new(Config {
+            tail: Spaced::new(AtomicU64::new(start.word())),
+            head: Spaced::new(AtomicU64::new(start.word())),
+            config: Spaced::new(Config {
                 laps,
                 cap,
                 overflow,
                 claiming: overflow != Overflow::Block,
                 closed: AtomicBool::new(false),
             }),
-            dropped: CachePadded::new(AtomicU64::new(0)),
+            dropped: Spaced::new(AtomicU64::new(0)),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
             slots,
+            _end: SpacedEnd::new(),
         }
     }
 
