@@ -92,6 +92,11 @@
 //!   The receiver never reads at or past the cutoff. So "closed and drained"
 //!   is final: `Closed` is returned forever after, and a send reports `Ok`
 //!   only for a message the receiver can still drain.
+//! - Dropping the `Receiver` closes the same way without the heavy barrier
+//!   (a system call, and most of the cost of making and dropping a short-
+//!   lived channel): nobody drains after a drop, so a send racing it may
+//!   report `Ok` for a message that then goes with the channel (as in std
+//!   and crossbeam); the sender's next send sees the close.
 //!
 //! # Decisions
 //!
