@@ -504,6 +504,86 @@ fn crossbeam_mpsc(producers: u64, n: u64) -> Duration {
     d
 }
 
+/// MPSC with 64-byte messages: `producers` threads into one channel of
+/// capacity 1024, through `send`/`recv` closures so that rillet, crossbeam
+/// and std run the same loop.
+fn mpsc64<S, R>(producers: u64, n: u64, make: impl FnOnce() -> (S, R)) -> Duration
+where
+    S: Clone + Send + 'static + Sender64,
+    R: Receiver64,
+{
+    let (tx, rx) = make();
+    let per = n / producers;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.put(msg64(p * per + i));
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut sum = 0u64;
+    while let Some(m) = rx.take() {
+        sum = sum.wrapping_add(black_box(m).0[7]);
+    }
+    let d = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * producers;
+    assert_eq!(sum, total * (total - 1) / 2);
+    d
+}
+
+trait Sender64 {
+    fn put(&self, m: Msg64);
+}
+
+trait Receiver64 {
+    /// `None` once every sender is gone.
+    fn take(&self) -> Option<Msg64>;
+}
+
+impl Sender64 for rillet::mpsc::Sender<Msg64> {
+    fn put(&self, m: Msg64) {
+        self.send(m).unwrap();
+    }
+}
+
+impl Receiver64 for rillet::mpsc::Receiver<Msg64> {
+    fn take(&self) -> Option<Msg64> {
+        self.recv().ok()
+    }
+}
+
+impl Sender64 for crossbeam_channel::Sender<Msg64> {
+    fn put(&self, m: Msg64) {
+        self.send(m).unwrap();
+    }
+}
+
+impl Receiver64 for crossbeam_channel::Receiver<Msg64> {
+    fn take(&self) -> Option<Msg64> {
+        self.recv().ok()
+    }
+}
+
+impl Sender64 for std::sync::mpsc::SyncSender<Msg64> {
+    fn put(&self, m: Msg64) {
+        self.send(m).unwrap();
+    }
+}
+
+impl Receiver64 for std::sync::mpsc::Receiver<Msg64> {
+    fn take(&self) -> Option<Msg64> {
+        self.recv().ok()
+    }
+}
+
 /// Four producers, each on its own MPSC channel (capacity 1024); this
 /// thread selects over the four receivers until every channel is closed.
 fn rillet_select4(n: u64) -> Duration {
@@ -965,6 +1045,25 @@ fn main() {
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(2, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(2, n))),
             other: None,
+        },
+        Scenario {
+            name: "mpsc cap 1024, 2 prod., 64-byte",
+            unit: "msg/s",
+            rillet: (
+                scaled(2_000_000),
+                Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
+            ),
+            crossbeam: (
+                scaled(2_000_000),
+                Box::new(|n| mpsc64(2, n, || crossbeam_channel::bounded::<Msg64>(1024))),
+            ),
+            other: Some((
+                "std",
+                (
+                    scaled(2_000_000),
+                    Box::new(|n| mpsc64(2, n, || std::sync::mpsc::sync_channel::<Msg64>(1024))),
+                ),
+            )),
         },
         Scenario {
             name: "mpsc cap 1024, 4 producers",

