@@ -1,11 +1,18 @@
 //! Side-by-side throughput of rillet and crossbeam-channel (and rtrb for SPSC).
 //!
 //! `cargo run --release --example versus` prints one row per scenario: the
-//! median over several runs of messages per second for each implementation
-//! and the ratio rillet / crossbeam-channel (for ping-pong, round trips per
-//! second, so higher is better everywhere). Every run checks what it
-//! received before its time counts. The implementations of a row take turns,
-//! run after run, so that the machine's drift reaches every column alike.
+//! median over several runs of millions of messages per second for each
+//! implementation, with the runs' range (min-max) beside it, and the ratio
+//! rillet / crossbeam-channel (for ping-pong, round trips per second; for
+//! the lifecycle rows, channels made, used once and dropped per second: so
+//! higher is better everywhere). The last columns are the best other peer
+//! of the row (rtrb, kanal, std) and rillet's ratio to it; in the batches
+//! row, that column is rillet itself sending one message per call, to show
+//! what `send_many`/`recv_many` gain. Every run checks what it received
+//! before its time counts. Each implementation runs once, unmeasured,
+//! before a row's runs (the first runs of a process pay for page faults
+//! and the CPU's frequency ramp); then the implementations take turns, run
+//! after run, so that the machine's drift reaches every column alike.
 //!
 //! A second table compares broadcast: one sender, `k` subscriber threads that
 //! each receive every message, rillet `broadcast` beside crossbeam-channel
@@ -51,6 +58,44 @@ fn median(mut rates: Vec<f64>) -> f64 {
     rates[rates.len() / 2]
 }
 
+/// The median of a cell's runs and their spread.
+#[derive(Clone, Copy)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(rates: Vec<f64>) -> Stats {
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(0.0, f64::max);
+    Stats {
+        median: median(rates),
+        min,
+        max,
+    }
+}
+
+/// `x` with three significant digits (so that 0.0123 does not print as
+/// 0.01 while 205.3 stays 205).
+fn sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (2 - x.abs().log10().floor() as i32).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// A cell: the median in millions per second, then the runs' range.
+fn cell(s: Stats) -> String {
+    format!(
+        "{} ({}-{})",
+        sig(s.median / 1e6),
+        sig(s.min / 1e6),
+        sig(s.max / 1e6)
+    )
+}
+
 /// One implementation on one scenario: the operation count, and the run
 /// that performs that many operations and returns the elapsed time.
 type Bench = (u64, Box<dyn Fn(u64) -> Duration>);
@@ -72,19 +117,25 @@ fn measure(s: Scenario) -> Row {
     if let Some((_, b)) = &s.other {
         benches.push(b);
     }
+    // Warm-up, not measured: the first runs of a process pay for page
+    // faults and the CPU's frequency ramp (once, the first row ran at half
+    // the speed of the same code measured later).
+    for (n, f) in &benches {
+        f((*n / 4).max(1));
+    }
     let mut rates = vec![Vec::new(); benches.len()];
     for _ in 0..runs() {
         for (rates, (n, f)) in rates.iter_mut().zip(&benches) {
             rates.push(*n as f64 / f(*n).as_secs_f64());
         }
     }
-    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    let mut cells = rates.into_iter().map(stats);
     Row {
         name: s.name,
         unit: s.unit,
-        rillet: medians[0],
-        crossbeam: medians[1],
-        other: s.other.map(|(name, _)| (name, medians[2])),
+        rillet: cells.next().unwrap(),
+        crossbeam: cells.next().unwrap(),
+        other: s.other.map(|(name, _)| (name, cells.next().unwrap())),
     }
 }
 
@@ -816,10 +867,10 @@ fn tokio_bcast(subs: usize, n: u64) -> Duration {
 
 struct BroadcastRow {
     name: &'static str,
-    rillet: f64,
-    crossbeam: f64,
-    bus: f64,
-    tokio: f64,
+    rillet: Stats,
+    crossbeam: Stats,
+    bus: Stats,
+    tokio: Stats,
 }
 
 /// Median rates of the four over `runs()` rounds. Unlike `rate`, each round
@@ -829,13 +880,16 @@ struct BroadcastRow {
 fn broadcast_row(name: &'static str, subs: usize, n: u64) -> BroadcastRow {
     let impls: [fn(usize, u64) -> Duration; 4] =
         [rillet_bcast, crossbeam_fanout, bus_bcast, tokio_bcast];
+    for f in impls {
+        f(subs, (n / 4).max(1)); // warm-up, not measured
+    }
     let mut rates: [Vec<f64>; 4] = Default::default();
     for _ in 0..runs() {
         for (rates, f) in rates.iter_mut().zip(impls) {
             rates.push(n as f64 / f(subs, n).as_secs_f64());
         }
     }
-    let [rillet, crossbeam, bus, tokio] = rates.map(median);
+    let [rillet, crossbeam, bus, tokio] = rates.map(stats);
     BroadcastRow {
         name,
         rillet,
@@ -847,32 +901,37 @@ fn broadcast_row(name: &'static str, subs: usize, n: u64) -> BroadcastRow {
 
 fn print_broadcast_row(r: &BroadcastRow) {
     println!(
-        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  {:>8.2} {:>6.2}x  {:>8.2} {:>6.2}x",
-        format!("{} [msg/s]", r.name),
-        r.rillet / 1e6,
-        r.crossbeam / 1e6,
-        r.rillet / r.crossbeam,
-        r.bus / 1e6,
-        r.rillet / r.bus,
-        r.tokio / 1e6,
-        r.rillet / r.tokio,
+        "{:<NAME$} {:<CELL$} {:<CELL$} {:>6}x  {:<CELL$} {:>6}x  {:<CELL$} {:>6}x",
+        format!("{} [M msg/s]", r.name),
+        cell(r.rillet),
+        cell(r.crossbeam),
+        sig(r.rillet.median / r.crossbeam.median),
+        cell(r.bus),
+        sig(r.rillet.median / r.bus.median),
+        cell(r.tokio),
+        sig(r.rillet.median / r.tokio.median),
     );
 }
 
 struct Row {
     name: &'static str,
     unit: &'static str,
-    rillet: f64,
-    crossbeam: f64,
-    other: Option<(&'static str, f64)>,
+    rillet: Stats,
+    crossbeam: Stats,
+    other: Option<(&'static str, Stats)>,
 }
+
+/// Width of the scenario column.
+const NAME: usize = 46;
+/// Width of a rate column: median (min-max).
+const CELL: usize = 22;
 
 /// The watch store's flow (`benches/common/watch_flow.rs`): events
 /// delivered per second and the write latency, rillet's `watch::Store`
 /// beside a `Mutex<HashMap>` with a crossbeam-channel per watcher, runs
 /// interleaved; medians of the runs' rates and of their latency
 /// percentiles.
-const WATCH_ROW: &str = "watch: 4 writers, 8 watchers [events/s]";
+const WATCH_ROW: &str = "watch: 4 writers, 8 watchers [M events/s]";
 
 fn watch_row(writes: u64) {
     let (mut rates, mut p50, mut p99) = (
@@ -894,45 +953,53 @@ fn watch_row(writes: u64) {
             p99[i].push(flow.percentile(0.99).as_secs_f64() * 1e6);
         }
     }
-    let [r, b] = rates.map(median);
+    let [r, b] = rates.map(stats);
     let [r50, b50] = p50.map(median);
     let [r99, b99] = p99.map(median);
     println!(
-        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  set p50 {r50:.1}/{b50:.1} us, p99 {r99:.1}/{b99:.1} us",
+        "{:<NAME$} {:<CELL$} {:<CELL$} {:>6}x  set p50 {r50:.1}/{b50:.1} us, p99 {r99:.1}/{b99:.1} us",
         WATCH_ROW,
-        r / 1e6,
-        b / 1e6,
-        r / b,
+        cell(r),
+        cell(b),
+        sig(r.median / b.median),
     );
     println!(
-        "{:<40} (crossbeam column: Mutex<HashMap> + a crossbeam-channel per watcher; latencies rillet/baseline)",
+        "{:<NAME$} (crossbeam column: a Mutex<HashMap> with a crossbeam-channel per watcher; \
+         set latencies rillet/that baseline, medians of the runs' percentiles)",
         ""
     );
 }
 
 fn print_row(r: &Row) {
     let other = match r.other {
-        Some((name, v)) => format!("{:>9.2} ({name})", v / 1e6),
+        Some((name, v)) => format!(
+            "{:<CELL$} {:>6}x  {name}",
+            cell(v),
+            sig(r.rillet.median / v.median)
+        ),
         None => String::new(),
     };
     println!(
-        "{:<40} {:>10.2} {:>10.2} {:>7.2}x  {}",
+        "{:<NAME$} {:<CELL$} {:<CELL$} {:>6}x  {}",
         format!("{} [{}]", r.name, r.unit),
-        r.rillet / 1e6,
-        r.crossbeam / 1e6,
-        r.rillet / r.crossbeam,
+        cell(r.rillet),
+        cell(r.crossbeam),
+        sig(r.rillet.median / r.crossbeam.median),
         other
     );
 }
 
 fn main() {
     println!(
-        "rillet vs crossbeam-channel: median of {} runs, millions per second (higher is better)\n",
+        "rillet vs crossbeam-channel: each cell is the median of {} runs, in millions per second \
+         (higher is better), with the runs' range in parentheses; \"ratio\" is rillet's median \
+         over that column's. The last columns are the best other peer of the row and rillet's \
+         ratio to it.\n",
         runs()
     );
     println!(
-        "{:<40} {:>10} {:>10} {:>8}  other",
-        "scenario", "rillet", "crossbeam", "ratio"
+        "{:<NAME$} {:<CELL$} {:<CELL$} {:>7}  {:<CELL$} {:>7}  which peer",
+        "scenario", "rillet", "crossbeam", "ratio", "peer", "ratio"
     );
     // The hand-off floor is a floor only on one CPU: on several, a thread
     // that yields in a loop is slower than one that spins.
@@ -940,7 +1007,7 @@ fn main() {
     let scenarios: Vec<Scenario> = vec![
         Scenario {
             name: "spsc cap 1024, u64",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (
                 scaled(20_000_000),
                 Box::new(|n| rillet_spsc(1024, n, |i| i, |v| *v)),
@@ -959,7 +1026,7 @@ fn main() {
         },
         Scenario {
             name: "spsc cap 1024, 64-byte message",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (
                 scaled(2_000_000),
                 Box::new(|n| rillet_spsc(1024, n, msg64, |m| black_box(m).0[7])),
@@ -978,7 +1045,7 @@ fn main() {
         },
         Scenario {
             name: "spsc cap 1, u64",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (
                 scaled(150_000),
                 Box::new(|n| rillet_spsc(1, n, |i| i, |v| *v)),
@@ -992,7 +1059,7 @@ fn main() {
         },
         Scenario {
             name: "ping-pong cap 1",
-            unit: "round trips/s",
+            unit: "M round trips/s",
             rillet: (scaled(50_000), Box::new(rillet_pingpong)),
             crossbeam: (scaled(50_000), Box::new(crossbeam_pingpong)),
             other: one_cpu
@@ -1000,39 +1067,39 @@ fn main() {
         },
         Scenario {
             name: "one thread: send N then recv N",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(100_000), Box::new(rillet_fill_drain)),
             crossbeam: (scaled(100_000), Box::new(crossbeam_fill_drain)),
             other: None,
         },
         Scenario {
             name: "one thread: 2M into cap 2M",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(2_000_000), Box::new(rillet_big_ring)),
             crossbeam: (scaled(2_000_000), Box::new(crossbeam_big_ring)),
             other: Some(("rtrb", (scaled(2_000_000), Box::new(rtrb_big_ring)))),
         },
         Scenario {
             name: "lifecycle spsc cap 1024",
-            unit: "channels/s",
+            unit: "M channels/s",
             rillet: (scaled(100_000), Box::new(rillet_lifecycle_spsc)),
             crossbeam: (scaled(100_000), Box::new(crossbeam_lifecycle)),
             other: Some(("rtrb", (scaled(100_000), Box::new(rtrb_lifecycle)))),
         },
         Scenario {
             name: "lifecycle mpsc cap 1024",
-            unit: "channels/s",
+            unit: "M channels/s",
             rillet: (scaled(100_000), Box::new(rillet_lifecycle_mpsc)),
             crossbeam: (scaled(100_000), Box::new(crossbeam_lifecycle)),
             other: Some(("kanal", (scaled(100_000), Box::new(kanal_lifecycle)))),
         },
         Scenario {
             name: "spsc cap 1024, batches of 256",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(4_000_000), Box::new(rillet_batched)),
             crossbeam: (scaled(4_000_000), Box::new(crossbeam_batched)),
             other: Some((
-                "rillet loop",
+                "rillet, one message per call",
                 (
                     scaled(20_000_000),
                     Box::new(|n| rillet_spsc(1024, n, |i| i, |v| *v)),
@@ -1041,14 +1108,14 @@ fn main() {
         },
         Scenario {
             name: "mpsc cap 1024, 2 producers",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(2, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(2, n))),
             other: None,
         },
         Scenario {
             name: "mpsc cap 1024, 2 prod., 64-byte",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (
                 scaled(2_000_000),
                 Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
@@ -1067,28 +1134,28 @@ fn main() {
         },
         Scenario {
             name: "mpsc cap 1024, 4 producers",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(4, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(4, n))),
             other: None,
         },
         Scenario {
             name: "mpsc cap 1024, 8 producers",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(8, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(8, n))),
             other: None,
         },
         Scenario {
             name: "select over 4 mpsc, 4 producers",
-            unit: "msg/s",
+            unit: "M msg/s",
             rillet: (scaled(2_000_000), Box::new(rillet_select4)),
             crossbeam: (scaled(2_000_000), Box::new(crossbeam_select4)),
             other: None,
         },
         Scenario {
             name: "rendezvous ping-pong (cap 0)",
-            unit: "round trips/s",
+            unit: "M round trips/s",
             rillet: (scaled(20_000), Box::new(rillet_rendezvous_pingpong)),
             crossbeam: (scaled(20_000), Box::new(crossbeam_rendezvous_pingpong)),
             other: None,
@@ -1110,10 +1177,11 @@ fn main() {
     println!(
         "\nbroadcast: one sender, every subscriber receives every message; millions of \
          messages sent per second.\ncrossbeam = one bounded(1024) channel per subscriber; \
-         tokio capacity = N (its sender overwrites instead of waiting).\n"
+         tokio's capacity is the run's message count (1,000,000 at scale 1: its sender overwrites \
+         instead of waiting, so a smaller one would lose messages).\n"
     );
     println!(
-        "{:<40} {:>10} {:>10} {:>8}  {:>8} {:>7}  {:>8} {:>7}",
+        "{:<NAME$} {:<CELL$} {:<CELL$} {:>7}  {:<CELL$} {:>7}  {:<CELL$} {:>7}",
         "scenario", "rillet", "crossbeam", "ratio", "bus", "ratio", "tokio", "ratio"
     );
     print_broadcast_row(&broadcast_row(
