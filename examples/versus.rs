@@ -20,7 +20,7 @@
 //! `tokio::sync::broadcast` (subscribers in `blocking_recv`), in messages
 //! sent per second and the ratios of rillet to each.
 //!
-//! On one CPU, the capacity-1 and ping-pong rows show a "floor": two
+//! On one CPU, the ping-pong row shows a "floor": two
 //! threads handing a turn back and forth through one atomic with
 //! `yield_now`, no channel at all. It is the least such a hand-off costs on
 //! this machine; under `taskset -c 0` (one CPU: two context switches per
@@ -191,6 +191,52 @@ fn crossbeam_spsc<T: Send + 'static>(
     let d = start.elapsed();
     h.join().unwrap();
     assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+fn kanal_spsc(cap: usize, n: u64) -> Duration {
+    let (tx, rx) = kanal::bounded::<u64>(cap);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(rx.recv().unwrap());
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
+fn kanal_mpsc(producers: u64, n: u64) -> Duration {
+    let (tx, rx) = kanal::bounded::<u64>(1024);
+    let per = n / producers;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..producers)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send(p * per + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut sum = 0u64;
+    while let Ok(v) = rx.recv() {
+        sum = sum.wrapping_add(v);
+    }
+    let d = start.elapsed();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let total = per * producers;
+    assert_eq!(sum, total * (total - 1) / 2);
     d
 }
 
@@ -1054,8 +1100,9 @@ fn main() {
                 scaled(150_000),
                 Box::new(|n| crossbeam_spsc(1, n, |i| i, |v| *v)),
             ),
-            other: one_cpu
-                .then(|| -> (&str, Bench) { ("floor", (scaled(150_000), Box::new(yield_floor))) }),
+            // kanal hands a message straight to a parked receiver: the one
+            // to beat on one CPU.
+            other: Some(("kanal", (scaled(150_000), Box::new(|n| kanal_spsc(1, n))))),
         },
         Scenario {
             name: "ping-pong cap 1",
@@ -1137,7 +1184,7 @@ fn main() {
             unit: "M msg/s",
             rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(4, n))),
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(4, n))),
-            other: None,
+            other: Some(("kanal", (scaled(4_000_000), Box::new(|n| kanal_mpsc(4, n))))),
         },
         Scenario {
             name: "mpsc cap 1024, 8 producers",
