@@ -212,34 +212,6 @@ fn kanal_spsc(cap: usize, n: u64) -> Duration {
     d
 }
 
-fn kanal_mpsc(producers: u64, n: u64) -> Duration {
-    let (tx, rx) = kanal::bounded::<u64>(1024);
-    let per = n / producers;
-    let start = Instant::now();
-    let handles: Vec<_> = (0..producers)
-        .map(|p| {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for i in 0..per {
-                    tx.send(p * per + i).unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut sum = 0u64;
-    while let Ok(v) = rx.recv() {
-        sum = sum.wrapping_add(v);
-    }
-    let d = start.elapsed();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let total = per * producers;
-    assert_eq!(sum, total * (total - 1) / 2);
-    d
-}
-
 /// `true` when this process may run on one CPU only (`taskset -c 0`).
 fn one_cpu() -> bool {
     thread::available_parallelism().map_or(1, |n| n.get()) == 1
@@ -439,34 +411,28 @@ fn rtrb_big_ring(n: u64) -> Duration {
 // ---- channel lifecycle: make a channel (capacity 1024), send one, receive
 // it, drop both handles; `n` times on one thread ----
 
-fn rillet_lifecycle_spsc(n: u64) -> Duration {
+/// Makes a channel with `make`, sends one message, receives it, drops
+/// both handles; `n` times.
+fn lifecycle<S: Put<u64>, R: Take<u64>>(n: u64, make: impl Fn() -> (S, R)) -> Duration {
     let start = Instant::now();
     for i in 0..n {
-        let (tx, rx) = rillet::spsc::channel::<u64>(1024);
-        tx.send(i).unwrap();
-        assert_eq!(rx.recv().unwrap(), i);
+        let (tx, rx) = make();
+        tx.put(i);
+        assert_eq!(rx.take(), Some(i));
     }
     start.elapsed()
+}
+
+fn rillet_lifecycle_spsc(n: u64) -> Duration {
+    lifecycle(n, || rillet::spsc::channel(1024))
 }
 
 fn rillet_lifecycle_mpsc(n: u64) -> Duration {
-    let start = Instant::now();
-    for i in 0..n {
-        let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
-        tx.send(i).unwrap();
-        assert_eq!(rx.recv().unwrap(), i);
-    }
-    start.elapsed()
+    lifecycle(n, || rillet::mpsc::channel(1024))
 }
 
 fn crossbeam_lifecycle(n: u64) -> Duration {
-    let start = Instant::now();
-    for i in 0..n {
-        let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
-        tx.send(i).unwrap();
-        assert_eq!(rx.recv().unwrap(), i);
-    }
-    start.elapsed()
+    lifecycle(n, || crossbeam_channel::bounded(1024))
 }
 
 fn rtrb_lifecycle(n: u64) -> Duration {
@@ -480,13 +446,7 @@ fn rtrb_lifecycle(n: u64) -> Duration {
 }
 
 fn kanal_lifecycle(n: u64) -> Duration {
-    let start = Instant::now();
-    for i in 0..n {
-        let (tx, rx) = kanal::bounded::<u64>(1024);
-        tx.send(i).unwrap();
-        assert_eq!(rx.recv().unwrap(), i);
-    }
-    start.elapsed()
+    lifecycle(n, || kanal::bounded(1024))
 }
 
 // ---- batches: send_many / recv_many against a per-message loop ----
@@ -545,69 +505,20 @@ fn crossbeam_batched(n: u64) -> Duration {
 
 // ---- MPSC: P producer threads, consumer on this thread ----
 
-fn rillet_mpsc(producers: u64, n: u64) -> Duration {
-    let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
-    let per = n / producers;
-    let start = Instant::now();
-    let handles: Vec<_> = (0..producers)
-        .map(|p| {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for i in 0..per {
-                    tx.send(p * per + i).unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut sum = 0u64;
-    for v in rx.iter() {
-        sum = sum.wrapping_add(v);
-    }
-    let d = start.elapsed();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let total = per * producers;
-    assert_eq!(sum, total * (total - 1) / 2);
-    d
-}
-
-fn crossbeam_mpsc(producers: u64, n: u64) -> Duration {
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
-    let per = n / producers;
-    let start = Instant::now();
-    let handles: Vec<_> = (0..producers)
-        .map(|p| {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for i in 0..per {
-                    tx.send(p * per + i).unwrap();
-                }
-            })
-        })
-        .collect();
-    drop(tx);
-    let mut sum = 0u64;
-    for v in rx.iter() {
-        sum = sum.wrapping_add(v);
-    }
-    let d = start.elapsed();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let total = per * producers;
-    assert_eq!(sum, total * (total - 1) / 2);
-    d
-}
-
-/// MPSC with 64-byte messages: `producers` threads into one channel of
-/// capacity 1024, through `send`/`recv` closures so that rillet, crossbeam
-/// and std run the same loop.
-fn mpsc64<S, R>(producers: u64, n: u64, make: impl FnOnce() -> (S, R)) -> Duration
+/// `producers` threads into one channel of capacity 1024, the consumer on
+/// this thread until every sender is gone; `make` builds the channel, so
+/// that every implementation runs the same loop.
+fn mpsc_run<M, S, R>(
+    producers: u64,
+    n: u64,
+    msg: fn(u64) -> M,
+    check: fn(&M) -> u64,
+    make: impl FnOnce() -> (S, R),
+) -> Duration
 where
-    S: Clone + Send + 'static + Sender64,
-    R: Receiver64,
+    M: Send + 'static,
+    S: Put<M> + Clone + Send + 'static,
+    R: Take<M>,
 {
     let (tx, rx) = make();
     let per = n / producers;
@@ -617,7 +528,7 @@ where
             let tx = tx.clone();
             thread::spawn(move || {
                 for i in 0..per {
-                    tx.put(msg64(p * per + i));
+                    tx.put(msg(p * per + i));
                 }
             })
         })
@@ -625,7 +536,7 @@ where
     drop(tx);
     let mut sum = 0u64;
     while let Some(m) = rx.take() {
-        sum = sum.wrapping_add(black_box(m).0[7]);
+        sum = sum.wrapping_add(check(&m));
     }
     let d = start.elapsed();
     for h in handles {
@@ -636,49 +547,66 @@ where
     d
 }
 
-trait Sender64 {
-    fn put(&self, m: Msg64);
+/// A sending handle of any of the compared channels.
+trait Put<M> {
+    fn put(&self, m: M);
 }
 
-trait Receiver64 {
+/// A receiving handle of any of the compared channels.
+trait Take<M> {
     /// `None` once every sender is gone.
-    fn take(&self) -> Option<Msg64>;
+    fn take(&self) -> Option<M>;
 }
 
-impl Sender64 for rillet::mpsc::Sender<Msg64> {
-    fn put(&self, m: Msg64) {
-        self.send(m).unwrap();
-    }
+macro_rules! put_take {
+    ($($tx:ty, $rx:ty);* $(;)?) => {$(
+        impl<M> Put<M> for $tx {
+            fn put(&self, m: M) {
+                assert!(self.send(m).is_ok());
+            }
+        }
+
+        impl<M> Take<M> for $rx {
+            fn take(&self) -> Option<M> {
+                self.recv().ok()
+            }
+        }
+    )*};
 }
 
-impl Receiver64 for rillet::mpsc::Receiver<Msg64> {
-    fn take(&self) -> Option<Msg64> {
-        self.recv().ok()
-    }
+put_take! {
+    rillet::spsc::Sender<M>, rillet::spsc::Receiver<M>;
+    rillet::mpsc::Sender<M>, rillet::mpsc::Receiver<M>;
+    crossbeam_channel::Sender<M>, crossbeam_channel::Receiver<M>;
+    std::sync::mpsc::SyncSender<M>, std::sync::mpsc::Receiver<M>;
+    kanal::Sender<M>, kanal::Receiver<M>;
 }
 
-impl Sender64 for crossbeam_channel::Sender<Msg64> {
-    fn put(&self, m: Msg64) {
-        self.send(m).unwrap();
-    }
+fn rillet_mpsc(producers: u64, n: u64) -> Duration {
+    mpsc_run(producers, n, |i| i, |v| *v, || rillet::mpsc::channel(1024))
 }
 
-impl Receiver64 for crossbeam_channel::Receiver<Msg64> {
-    fn take(&self) -> Option<Msg64> {
-        self.recv().ok()
-    }
+fn crossbeam_mpsc(producers: u64, n: u64) -> Duration {
+    mpsc_run(
+        producers,
+        n,
+        |i| i,
+        |v| *v,
+        || crossbeam_channel::bounded(1024),
+    )
 }
 
-impl Sender64 for std::sync::mpsc::SyncSender<Msg64> {
-    fn put(&self, m: Msg64) {
-        self.send(m).unwrap();
-    }
+fn kanal_mpsc(producers: u64, n: u64) -> Duration {
+    mpsc_run(producers, n, |i| i, |v| *v, || kanal::bounded(1024))
 }
 
-impl Receiver64 for std::sync::mpsc::Receiver<Msg64> {
-    fn take(&self) -> Option<Msg64> {
-        self.recv().ok()
-    }
+/// MPSC with 64-byte messages.
+fn mpsc64<S: Put<Msg64> + Clone + Send + 'static, R: Take<Msg64>>(
+    producers: u64,
+    n: u64,
+    make: impl FnOnce() -> (S, R),
+) -> Duration {
+    mpsc_run(producers, n, msg64, |m| black_box(m).0[7], make)
 }
 
 /// Four producers, each on its own MPSC channel (capacity 1024); this
