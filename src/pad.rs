@@ -56,8 +56,9 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Spaced<T> {
     }
 }
 
-/// The padding that ends a struct of [`Spaced`] fields, so that whatever
-/// the allocator places after it is 128 bytes away from its last field.
+/// 128 bytes of padding alone: at the end of a struct of [`Spaced`] fields,
+/// so that whatever the allocator places after it is 128 bytes away from
+/// its last field, or after a hot field that read-mostly fields follow.
 #[repr(C)]
 pub(crate) struct SpacedEnd(MaybeUninit<[u8; PAD]>);
 

@@ -6,11 +6,11 @@ use super::TryRecvError;
 use crate::chan::{Core, SendMode, Sending, MAX_BATCH};
 use crate::close;
 use crate::error::{SendError, TrySendError};
+use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue, SLACK_DIVISOR};
 use crate::ring::{Laps, Pos};
 use crate::sync::{AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
-use crossbeam_utils::CachePadded;
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 
@@ -44,10 +44,14 @@ pub(crate) struct Slot<T> {
     msg: UnsafeCell<MaybeUninit<T>>,
 }
 
+// `repr(C)`: the `Spaced` fields keep their order and their distance.
+#[repr(C)]
 pub(crate) struct Chan<T> {
     /// `position | CLOSED | subscriber count`.
-    tail: CachePadded<AtomicU64>,
-    dropped: CachePadded<AtomicU64>,
+    tail: Spaced<AtomicU64>,
+    dropped: Spaced<AtomicU64>,
+    /// Keeps the read-mostly fields below off `dropped`'s line.
+    _gap: SpacedEnd,
     laps: Laps,
     cap: usize,
     /// The first position (for `len` before the first lap completes).
@@ -56,6 +60,7 @@ pub(crate) struct Chan<T> {
     slots: Box<[Slot<T>]>,
     recv_waiters: WaitQueue,
     send_waiters: WaitQueue,
+    _end: SpacedEnd,
 }
 
 // SAFETY: messages are moved in by senders and out by the last subscriber or
@@ -72,8 +77,9 @@ impl<T> Chan<T> {
     /// with one subscriber.
     pub(crate) fn new(cap: usize, laps: Laps, start: Pos, overflow: Overflow) -> Self {
         Chan {
-            tail: CachePadded::new(AtomicU64::new(start.word() | 1)),
-            dropped: CachePadded::new(AtomicU64::new(0)),
+            tail: Spaced::new(AtomicU64::new(start.word() | 1)),
+            dropped: Spaced::new(AtomicU64::new(0)),
+            _gap: SpacedEnd::new(),
             slots: (0..cap as u64)
                 .map(|i| Slot {
                     stamp: AtomicU64::new(laps.forward(start, i).word()),
@@ -87,6 +93,7 @@ impl<T> Chan<T> {
             overflow,
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
+            _end: SpacedEnd::new(),
         }
     }
 
