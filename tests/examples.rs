@@ -55,7 +55,7 @@ fn registrator_restarts_and_converges() {
     let out = run_example("registrator", &[]);
     for line in [
         "1. kube watch: ",
-        "then Error: \"the watch lost ",
+        " Error event(s) counting the other ",
         "cache of ",
         "equal to the store",
         "registrator: both clients kept their promises",
