@@ -91,6 +91,8 @@
 //! - Dropping every [`Store`] handle ends every watch: each receives what
 //!   was already delivered, then `Closed` (iteration ends).
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod store;
 mod watcher;
 
@@ -214,7 +216,11 @@ impl<T: PartialEq> PartialEq for Event<T> {
 /// assert_eq!(WatchError::Lagged(3).to_string(), "the watcher lagged: 3 events were lost");
 /// assert_eq!(WatchError::Closed.to_string(), "the watch has ended");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// With the `etcd` feature it has a third variant, `Invalid`, and is
+/// `Clone` but not `Copy` (the variant carries the key and the error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(feature = "etcd"), derive(Copy))]
 pub enum WatchError {
     /// The watch was cancelled, or every store handle was dropped, and
     /// every event delivered before that has been received.
@@ -222,6 +228,18 @@ pub enum WatchError {
     /// The watcher's buffer overflowed and this many events were lost just
     /// before the next one (also counted by [`Watch::missed`]).
     Lagged(u64),
+    /// (feature `etcd`) An entry under the store's prefix whose value does
+    /// not decode as `T` (another program wrote it): reported in band, in
+    /// revision order, in place of its event; the watch goes on.
+    #[cfg(feature = "etcd")]
+    Invalid {
+        /// The entry's etcd key.
+        key: String,
+        /// The revision of the change.
+        revision: u64,
+        /// What the decoder said.
+        error: String,
+    },
 }
 
 impl fmt::Display for WatchError {
@@ -229,6 +247,15 @@ impl fmt::Display for WatchError {
         match self {
             WatchError::Closed => f.write_str("the watch has ended"),
             WatchError::Lagged(n) => write!(f, "the watcher lagged: {n} events were lost"),
+            #[cfg(feature = "etcd")]
+            WatchError::Invalid {
+                key,
+                revision,
+                error,
+            } => write!(
+                f,
+                "the value of {key} at revision {revision} does not decode: {error}"
+            ),
         }
     }
 }
@@ -407,8 +434,8 @@ impl WatchOptions {
 }
 
 /// What every watch store offers, so that a program can move between the
-/// embedded [`Store`] and another backend (an etcd store is planned) by
-/// changing its constructor. The embedded store's error is
+/// embedded [`Store`] and another backend (the `etcd` feature's
+/// `EtcdStore`) by changing its constructor. The embedded store's error is
 /// [`Infallible`](std::convert::Infallible); its inherent methods return
 /// the values directly.
 ///

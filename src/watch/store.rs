@@ -1,7 +1,7 @@
 //! The embedded store: the map, the revisions and the delivery to watchers
 //! (described in the module docs of `watch`).
 
-use super::watcher::{Local, Watch, WatchHandle};
+use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::{mpsc, TrySendError};
@@ -76,7 +76,7 @@ enum Target<T> {
     /// each offer, Release: a watch that reads it and then finds its
     /// channel empty knows the rest were dropped).
     Own {
-        tx: mpsc::Sender<(u64, Event<T>)>,
+        tx: mpsc::Sender<(u64, Msg<T>)>,
         offered: Arc<AtomicU64>,
     },
     /// A caller's channel (`watch_into`).
@@ -90,7 +90,7 @@ impl<T> Watcher<T> {
         match &self.target {
             Target::Own { tx, offered } => {
                 let seq = offered.load(Ordering::Relaxed);
-                let sent = send_or_cancel(tx, (seq, ev.clone()), &self.cancel);
+                let sent = send_or_cancel(tx, (seq, Msg::Event(ev.clone())), &self.cancel);
                 if sent {
                     offered.store(seq + 1, Ordering::Release);
                 }
@@ -104,7 +104,7 @@ impl<T> Watcher<T> {
 /// Sends `msg` as the channel's policy says (only `Block` waits), unless
 /// `cancel` closes first: `false` if the message was not sent because the
 /// channel is closed or the watcher cancelled.
-fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
+pub(super) fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
     match tx.try_send(msg) {
         Ok(()) => true,
         Err(TrySendError::Closed(_)) => false,
@@ -363,14 +363,17 @@ impl<T: Send + Sync + 'static> Store<T> {
         check_kind(kind, "watch");
         let (tx, rx) = mpsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
-            .build::<(u64, Event<T>)>();
+            .build::<(u64, Msg<T>)>();
         let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
         let offered = Arc::new(AtomicU64::new(0));
         let mut replay = VecDeque::new();
         let id = {
             let mut st = self.shared.state.lock();
             if opts.replay {
-                replay = snapshot(&st, kind, &opts).into();
+                replay = snapshot(&st, kind, &opts)
+                    .into_iter()
+                    .map(Msg::Event)
+                    .collect();
             }
             self.shared.register(
                 &mut st,
@@ -507,10 +510,12 @@ impl<T> Shared<T> {
         }
         id
     }
+}
 
+impl<T: Send + Sync> Feed<T> for Shared<T> {
     /// Unregisters watcher `id` (its cancel). Its channel's sender goes
     /// with it, outside the lock.
-    pub(super) fn remove(&self, id: u64) {
+    fn remove(&self, id: u64) {
         let removed = {
             let mut st = self.state.lock();
             st.watchers
@@ -526,15 +531,16 @@ impl<T> Shared<T> {
     /// offered to the watcher so far (exact: no writer runs). Also after
     /// the last store handle went: the entries are still here, and the
     /// replay of the final state lets the watcher converge before its end.
-    pub(super) fn resync(
+    fn resync(
         &self,
         kind: &str,
         opts: &WatchOptions,
         offered: &AtomicU64,
-        f: impl FnOnce(Vec<Event<T>>, u64),
+        install: &mut dyn FnMut(Vec<Msg<T>>, u64),
     ) {
         let st = self.state.lock();
-        f(snapshot(&st, kind, opts), offered.load(Ordering::Relaxed));
+        let replay = snapshot(&st, kind, opts).into_iter().map(Msg::Event);
+        install(replay.collect(), offered.load(Ordering::Relaxed));
     }
 }
 

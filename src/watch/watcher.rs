@@ -1,7 +1,6 @@
 //! The watcher's side: [`Watch`] (its own channel, loss detection, replay
 //! and resync) and [`WatchHandle`] (a `watch_into`).
 
-use super::store::Shared;
 use super::{Event, WatchError, WatchOptions};
 use crate::select::case::Case;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
@@ -12,12 +11,49 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// What a [`Watch`] needs from the store that feeds it: the embedded
+/// store, or (feature `etcd`) the feeder thread of an etcd watch.
+pub(super) trait Feed<T>: Send + Sync {
+    /// Stops feeding watcher `id` (its cancel): its sender goes.
+    fn remove(&self, id: u64);
+
+    /// A resync after a loss (`resync_on_lag`): while nothing is offered
+    /// to the watcher, `install` gets the kind's current state as replay
+    /// items and the number of events offered so far; live events continue
+    /// after that state, numbered from there.
+    fn resync(
+        &self,
+        kind: &str,
+        opts: &WatchOptions,
+        offered: &AtomicU64,
+        install: &mut dyn FnMut(Vec<Msg<T>>, u64),
+    );
+}
+
+/// One item of a watcher's channel or replay: an event, or (etcd) an
+/// entry that does not decode, reported in band.
+pub(super) enum Msg<T> {
+    Event(Event<T>),
+    #[cfg(feature = "etcd")]
+    Error(Box<WatchError>),
+}
+
+impl<T> Msg<T> {
+    fn into_result(self) -> Result<Event<T>, WatchError> {
+        match self {
+            Msg::Event(ev) => Ok(ev),
+            #[cfg(feature = "etcd")]
+            Msg::Error(e) => Err(*e),
+        }
+    }
+}
+
 /// A watcher's local state (only its receiving thread touches it).
 pub(super) struct Local<T> {
-    /// Replay events still to return (initial, or after a resync).
-    replay: VecDeque<Event<T>>,
-    /// An event received after a gap: returned after the `Lagged`.
-    pending: Option<(u64, Event<T>)>,
+    /// Replay items still to return (initial, or after a resync).
+    replay: VecDeque<Msg<T>>,
+    /// An item received after a gap: returned after the `Lagged`.
+    pending: Option<(u64, Msg<T>)>,
     /// The sequence number of the next event we expect.
     expected: u64,
     /// Events lost so far.
@@ -25,7 +61,7 @@ pub(super) struct Local<T> {
 }
 
 impl<T> Local<T> {
-    pub(super) fn new(replay: VecDeque<Event<T>>) -> Self {
+    pub(super) fn new(replay: VecDeque<Msg<T>>) -> Self {
         Local {
             replay,
             pending: None,
@@ -55,11 +91,11 @@ impl<T> Local<T> {
 /// }
 /// ```
 pub struct Watch<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<dyn Feed<T>>,
     id: u64,
     kind: String,
     opts: WatchOptions,
-    rx: mpsc::Receiver<(u64, Event<T>)>,
+    rx: mpsc::Receiver<(u64, Msg<T>)>,
     cancel_tx: mpsc::Sender<()>,
     offered: Arc<AtomicU64>,
     local: RefCell<Local<T>>,
@@ -68,7 +104,7 @@ pub struct Watch<T> {
 
 /// What one look at the channel found.
 enum Next<T> {
-    Event(Event<T>),
+    Item(Result<Event<T>, WatchError>),
     Lagged(u64),
     Empty,
     Closed,
@@ -77,11 +113,11 @@ enum Next<T> {
 impl<T> Watch<T> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        shared: Arc<Shared<T>>,
+        shared: Arc<dyn Feed<T>>,
         id: u64,
         kind: &str,
         opts: WatchOptions,
-        rx: mpsc::Receiver<(u64, Event<T>)>,
+        rx: mpsc::Receiver<(u64, Msg<T>)>,
         cancel_tx: mpsc::Sender<()>,
         offered: Arc<AtomicU64>,
         local: Local<T>,
@@ -249,12 +285,13 @@ impl<T> Watch<T> {
         }
         {
             let mut local = self.local.borrow_mut();
-            if let Some(ev) = local.replay.pop_front() {
+            if let Some(item) = local.replay.pop_front() {
                 if local.replay.is_empty() {
                     // A replay is as long as the kind: do not keep its room.
                     local.replay = VecDeque::new();
                 }
-                return Ok(Some(ev));
+                drop(local);
+                return self.report(item.into_result());
             }
         }
         let pending = self.local.borrow_mut().pending.take();
@@ -263,7 +300,7 @@ impl<T> Watch<T> {
             None => self.look(wait),
         };
         match found {
-            Next::Event(ev) => Ok(Some(ev)),
+            Next::Item(item) => self.report(item),
             Next::Empty => Ok(None),
             Next::Closed => Err(WatchError::Closed),
             Next::Lagged(n) => {
@@ -276,9 +313,20 @@ impl<T> Watch<T> {
         }
     }
 
+    /// An item as `next` returns it. An entry that does not decode (etcd)
+    /// is one event the watcher cannot have: `missed` counts it.
+    fn report(&self, item: Result<Event<T>, WatchError>) -> Result<Option<Event<T>>, WatchError> {
+        #[cfg(feature = "etcd")]
+        if let Err(e) = &item {
+            debug_assert!(matches!(e, WatchError::Invalid { .. }));
+            self.local.borrow_mut().missed += 1;
+        }
+        item.map(Some)
+    }
+
     /// An item from the channel: its event, or the gap before it (the item
     /// is kept for the next call).
-    fn check(&self, item: (u64, Event<T>)) -> Next<T> {
+    fn check(&self, item: (u64, Msg<T>)) -> Next<T> {
         let mut local = self.local.borrow_mut();
         if item.0 > local.expected {
             let gap = item.0 - local.expected;
@@ -287,7 +335,7 @@ impl<T> Watch<T> {
             return Next::Lagged(gap);
         }
         local.expected = item.0 + 1;
-        Next::Event(item.1)
+        Next::Item(item.1.into_result())
     }
 
     /// The events offered to us and neither received nor in the channel
@@ -338,14 +386,18 @@ impl<T> Watch<T> {
     fn resync(&self) {
         let mut stale = Vec::new();
         let mut replaced = None;
-        self.shared
-            .resync(&self.kind, &self.opts, &self.offered, |replay, offered| {
+        self.shared.resync(
+            &self.kind,
+            &self.opts,
+            &self.offered,
+            &mut |replay, offered| {
                 stale.extend(self.rx.try_iter());
                 let mut local = self.local.borrow_mut();
                 replaced = local.pending.take();
                 local.replay = replay.into();
                 local.expected = offered;
-            });
+            },
+        );
         // Dropped outside the store lock.
         drop(stale);
         drop(replaced);
@@ -419,8 +471,10 @@ impl<T> Iterator for Iter<'_, T> {
         loop {
             match self.w.recv() {
                 Ok(ev) => return Some(ev),
-                Err(WatchError::Lagged(_)) => continue,
                 Err(WatchError::Closed) => return None,
+                // A loss (or an entry that does not decode): counted by
+                // `missed`.
+                Err(_) => continue,
             }
         }
     }
@@ -439,8 +493,10 @@ impl<T> Iterator for TryIter<'_, T> {
         loop {
             match self.w.try_recv() {
                 Ok(ev) => return ev,
-                Err(WatchError::Lagged(_)) => continue,
                 Err(WatchError::Closed) => return None,
+                // A loss (or an entry that does not decode): counted by
+                // `missed`.
+                Err(_) => continue,
             }
         }
     }
@@ -502,14 +558,14 @@ impl<'a, T> IntoIterator for &'a Watch<T> {
 /// assert_eq!(rx.try_iter().count(), 1);
 /// ```
 pub struct WatchHandle<T> {
-    shared: Arc<Shared<T>>,
+    shared: Arc<dyn Feed<T>>,
     id: u64,
     cancel_tx: mpsc::Sender<()>,
     cancelled: AtomicBool,
 }
 
 impl<T> WatchHandle<T> {
-    pub(super) fn new(shared: Arc<Shared<T>>, id: u64, cancel_tx: mpsc::Sender<()>) -> Self {
+    pub(super) fn new(shared: Arc<dyn Feed<T>>, id: u64, cancel_tx: mpsc::Sender<()>) -> Self {
         WatchHandle {
             shared,
             id,
