@@ -169,3 +169,95 @@ impl Drop for EtcdServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+impl EtcdServer {
+    /// Compacts the server's history up to `revision` (through etcd's
+    /// JSON gateway, as another program would).
+    pub fn compact(&self, revision: u64) {
+        let body = format!("{{\"revision\":\"{revision}\",\"physical\":true}}");
+        let answer = self.post("/v3/kv/compaction", &body);
+        assert!(
+            answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+            "compaction failed: {answer}"
+        );
+    }
+
+    fn post(&self, path: &str, body: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect to etcd");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    }
+}
+
+/// A TCP proxy in front of a server whose connections a test can cut
+/// (and refuse) at will: a network that drops.
+pub struct Proxy {
+    port: u16,
+    state: std::sync::Arc<ProxyState>,
+}
+
+struct ProxyState {
+    open: std::sync::atomic::AtomicBool,
+    conns: std::sync::Mutex<Vec<TcpStream>>,
+}
+
+impl Proxy {
+    pub fn new(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let port = listener.local_addr().unwrap().port();
+        let state = std::sync::Arc::new(ProxyState {
+            open: std::sync::atomic::AtomicBool::new(true),
+            conns: std::sync::Mutex::new(Vec::new()),
+        });
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !st.open.load(Ordering::SeqCst) {
+                    continue; // refused: dropped at once
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let mut conns = st.conns.lock().unwrap();
+                conns.push(client.try_clone().unwrap());
+                conns.push(server.try_clone().unwrap());
+                drop(conns);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Cuts every connection and refuses new ones until `restore`.
+    pub fn cut(&self) {
+        self.state.open.store(false, Ordering::SeqCst);
+        for c in self.state.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.state.open.store(true, Ordering::SeqCst);
+    }
+}

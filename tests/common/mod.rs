@@ -9,9 +9,15 @@ use std::process::Command;
 /// plainly, without the outer build's `RUSTFLAGS` (a sanitizer run's flags
 /// need `-Zbuild-std --target`, which this build does not pass).
 pub fn example_binary(name: &str) -> PathBuf {
+    example_binary_with(name, &[])
+}
+
+/// [`example_binary`] with these cargo features on.
+pub fn example_binary_with(name: &str, features: &[&str]) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["build", "--example", name, "--message-format=json"])
+        .args(["--features", &features.join(",")])
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
