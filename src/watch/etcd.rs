@@ -37,6 +37,9 @@
 //!   event into the watch's channel (its `buffer` and `overflow` policy,
 //!   numbered per watcher exactly as the embedded store does, so losses are
 //!   reported in band as `Lagged(n)` and counted by `missed()`).
+//!   `Overflow::Block` makes the feeder wait for room (etcd keeps the
+//!   history meanwhile); writers never wait for a watcher here, since they
+//!   may be other processes.
 //! - `initial_replay` reads the kind at the cluster's revision R (paged,
 //!   all pages at R) and watches from R + 1: no gap, no duplicate. Without
 //!   it, the watch starts at the revision after the current one, read

@@ -218,7 +218,9 @@ impl<T: PartialEq> PartialEq for Event<T> {
 /// ```
 ///
 /// With the `etcd` feature it has a third variant, `Invalid`, and is
-/// `Clone` but not `Copy` (the variant carries the key and the error).
+/// `Clone` but not `Copy` (the variant carries the key and the error): a
+/// crate that may be built with the feature matches it with a wildcard
+/// arm as well.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(not(feature = "etcd"), derive(Copy))]
 pub enum WatchError {

@@ -185,7 +185,8 @@ impl<T> Watch<T> {
     }
 
     /// Waits for events, skipping over losses (which [`missed`](Self::missed)
-    /// counts), until the watch ends.
+    /// counts; with the etcd store also `Invalid` entries), until the
+    /// watch ends.
     ///
     /// ```
     /// use rillet::watch::{Store, WatchOptions};
@@ -217,7 +218,8 @@ impl<T> Watch<T> {
     }
 
     /// Events lost so far (the sum of every `Lagged(n)` reported, and of
-    /// those `iter` stepped over).
+    /// those `iter` stepped over; with the etcd store, also each entry
+    /// reported as `Invalid`).
     ///
     /// ```
     /// use rillet::watch::{Store, WatchOptions};
