@@ -99,7 +99,9 @@ where
                         let name = format!("w{w}-{}", i % KEYS_PER_WRITER);
                         let t = Instant::now();
                         // Every value differs from the last: an Update.
-                        store.set(kind, &name, start.elapsed().as_nanos() as u64 + i + 1).unwrap();
+                        store
+                            .set(kind, &name, start.elapsed().as_nanos() as u64 + i + 1)
+                            .unwrap();
                         lat.push(t.elapsed().as_nanos() as u64);
                     }
                     lat

@@ -132,6 +132,13 @@ mod imp {
         ptr: std::mem::ManuallyDrop<loom::cell::MutPtr<T>>,
     }
 
+    // SAFETY: as std's `Mutex`: the value moves with the lock (`T: Send`),
+    // and `lock` gives one thread at a time access to it, so sharing the
+    // lock only needs `T: Send`.
+    unsafe impl<T: Send> Send for Mutex<T> {}
+    // SAFETY: see above.
+    unsafe impl<T: Send> Sync for Mutex<T> {}
+
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Mutex {
