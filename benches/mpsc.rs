@@ -189,6 +189,114 @@ fn mpsc_batches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Make a capacity-1024 channel, send one message, receive it, drop both
+/// handles: the cost of a channel per request (issue 11, part 3). One
+/// iteration is one whole channel life.
+fn mpsc_lifecycle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mpsc/lifecycle_cap1024");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter(|| {
+            let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
+            tx.send(7).unwrap();
+            assert_eq!(rx.recv().unwrap(), 7);
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+            tx.send(7).unwrap();
+            assert_eq!(rx.recv().unwrap(), 7);
+        })
+    });
+    g.bench_function("kanal", |b| {
+        b.iter(|| {
+            let (tx, rx) = kanal::bounded::<u64>(1024);
+            tx.send(7).unwrap();
+            assert_eq!(rx.recv().unwrap(), 7);
+        })
+    });
+    g.finish();
+}
+
+/// A 64-byte message.
+#[derive(Clone, Copy)]
+struct Msg64([u64; 8]);
+
+/// Two producers send 64-byte messages through a capacity-1024 channel
+/// (issue 11, part 4): rillet, crossbeam and std's `sync_channel`.
+fn mpsc_msg64(c: &mut Criterion) {
+    fn run<S: Send + 'static>(
+        iters: u64,
+        (tx, rx): (S, impl FnMut() -> Option<Msg64>),
+        send: fn(&S, Msg64),
+        clone: fn(&S) -> S,
+    ) -> Duration {
+        let per = (iters / 2).max(1);
+        let mut rx = rx;
+        let start = Instant::now();
+        let handles: Vec<_> = (0..2u64)
+            .map(|p| {
+                let tx = clone(&tx);
+                thread::spawn(move || {
+                    for i in 0..per {
+                        send(&tx, Msg64([p * per + i; 8]));
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let (mut count, mut sum) = (0u64, 0u64);
+        while let Some(m) = rx() {
+            count += 1;
+            sum += m.0[0] + m.0[7];
+        }
+        let elapsed = start.elapsed();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let total = per * 2;
+        assert_eq!((count, sum), (total, total * (total - 1)));
+        elapsed
+    }
+    let mut g = c.benchmark_group("mpsc/cap1024_2_producers_msg64");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = rillet::mpsc::channel::<Msg64>(1024);
+            run(
+                iters,
+                (tx, move || rx.recv().ok()),
+                |t, m| t.send(m).unwrap(),
+                Clone::clone,
+            )
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = crossbeam_channel::bounded::<Msg64>(1024);
+            run(
+                iters,
+                (tx, move || rx.recv().ok()),
+                |t, m| t.send(m).unwrap(),
+                Clone::clone,
+            )
+        })
+    });
+    g.bench_function("std_sync_channel", |b| {
+        b.iter_custom(|iters| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Msg64>(1024);
+            run(
+                iters,
+                (tx, move || rx.recv().ok()),
+                |t, m| t.send(m).unwrap(),
+                Clone::clone,
+            )
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -199,6 +307,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = mpsc_producers, mpsc_batches, mpsc_rendezvous
+    targets = mpsc_producers, mpsc_batches, mpsc_rendezvous, mpsc_lifecycle, mpsc_msg64
 }
 criterion_main!(benches);

@@ -316,6 +316,76 @@ fn spsc_batches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Make a capacity-1024 channel, send one message, receive it, drop both
+/// handles (issue 11, part 3). One iteration is one whole channel life.
+fn spsc_lifecycle(c: &mut Criterion) {
+    let mut g = c.benchmark_group("spsc/lifecycle_cap1024");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter(|| {
+            let (tx, rx) = rillet::spsc::channel::<u64>(1024);
+            tx.send(7).unwrap();
+            assert_eq!(rx.recv().unwrap(), 7);
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
+            tx.send(7).unwrap();
+            assert_eq!(rx.recv().unwrap(), 7);
+        })
+    });
+    g.bench_function("rtrb", |b| {
+        b.iter(|| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(1024);
+            tx.push(7).unwrap();
+            assert_eq!(rx.pop().unwrap(), 7);
+        })
+    });
+    g.finish();
+}
+
+/// One thread sends 2,000,000 u64 into a channel of that capacity, then
+/// receives them (issue 11, part 2): a ring far bigger than the caches.
+/// A fresh channel per iteration, as in `versus` (first touch included).
+fn spsc_big_ring(c: &mut Criterion) {
+    const N: u64 = 2_000_000;
+    let mut g = c.benchmark_group("spsc/one_thread_fill_drain_2M");
+    g.throughput(Throughput::Elements(2 * N));
+    g.sample_size(10);
+    g.bench_function("rillet", |b| {
+        b.iter(|| {
+            let (tx, rx) = rillet::spsc::channel::<u64>(N as usize);
+            for i in 0..N {
+                tx.send(i).unwrap();
+            }
+            let sum = (0..N).map(|_| rx.recv().unwrap()).sum::<u64>();
+            assert_eq!(sum, N * (N - 1) / 2);
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<u64>(N as usize);
+            for i in 0..N {
+                tx.send(i).unwrap();
+            }
+            let sum = (0..N).map(|_| rx.recv().unwrap()).sum::<u64>();
+            assert_eq!(sum, N * (N - 1) / 2);
+        })
+    });
+    g.bench_function("rtrb", |b| {
+        b.iter(|| {
+            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(N as usize);
+            for i in 0..N {
+                tx.push(i).unwrap();
+            }
+            let sum = (0..N).map(|_| rx.pop().unwrap()).sum::<u64>();
+            assert_eq!(sum, N * (N - 1) / 2);
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -326,6 +396,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = spsc_throughput, spsc_pingpong, spsc_fill_drain, spsc_batches
+    targets = spsc_throughput, spsc_pingpong, spsc_fill_drain, spsc_batches, spsc_lifecycle, spsc_big_ring
 }
 criterion_main!(benches);
