@@ -111,6 +111,15 @@ impl Laps {
         })
     }
 
+    /// `p` without its index: what a slot's stamp keeps of a position.
+    /// A slot only ever meets positions of its own index, so the lap and
+    /// the flags tell them apart, and the first lap's stamps are all 0 (a
+    /// zeroed allocation is a ring of free slots).
+    #[inline(always)]
+    pub(crate) fn stamp(&self, p: Pos) -> u64 {
+        p.0 & !(self.index_mask << self.flag_bits)
+    }
+
     /// One lap as a word: adding it to a word moves its position to the
     /// same slot one lap later, flags unchanged.
     #[inline(always)]

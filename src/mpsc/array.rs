@@ -23,6 +23,39 @@ struct Slot<T> {
     msg: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// `cap` free slots for the first lap: every stamp 0 (see
+/// [`Laps::stamp`]). A zeroed allocation, so that a new channel does not
+/// write its slots one by one (the calloc is a memset, or nothing for
+/// fresh pages): half the cost of making and dropping a channel of 1024.
+#[cfg(not(loom))]
+fn free_slots<T>(cap: usize) -> Box<[Slot<T>]> {
+    let layout = std::alloc::Layout::array::<Slot<T>>(cap)
+        .unwrap_or_else(|_| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
+    // A `Slot` holds an `AtomicU64`: never zero-sized.
+    debug_assert!(layout.size() > 0);
+    // SAFETY: the layout has a non-zero size.
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Slot<T>>();
+    if ptr.is_null() {
+        std::alloc::handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is a fresh allocation of `cap` slots from the global
+    // allocator with the layout of `[Slot<T>; cap]`, as `Box` frees it;
+    // all-zero bytes are a valid `Slot` (an `AtomicU64` of 0 and a
+    // `MaybeUninit` message, which any bytes are).
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, cap)) }
+}
+
+/// Under loom the atomics are loom's (not plain memory): built one by one.
+#[cfg(loom)]
+fn free_slots<T>(cap: usize) -> Box<[Slot<T>]> {
+    (0..cap)
+        .map(|_| Slot {
+            stamp: AtomicU64::new(0),
+            msg: UnsafeCell::new(MaybeUninit::uninit()),
+        })
+        .collect()
+}
+
 /// Read-mostly configuration.
 struct Config {
     laps: Laps,
@@ -53,7 +86,7 @@ pub(crate) struct Array<T> {
     /// Producers waiting for room (`Block`).
     send_waiters: WaitQueue,
     /// Invariant: a slot's message is initialized exactly when its stamp is
-    /// `position | FULL` for a position in `head..tail`; it is owned by
+    /// `stamp(position) | FULL` for a position in `head..tail`; it is owned by
     /// whoever holds that position (the producer that claimed it until the
     /// stamp store, then the consumer or an evicter that claims `head`).
     slots: Box<[Slot<T>]>,
@@ -90,12 +123,8 @@ impl<T> Array<T> {
             })
             .unwrap_or_else(|| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
         let start = laps.start(0);
-        let slots = (0..cap as u64)
-            .map(|i| Slot {
-                stamp: AtomicU64::new(laps.forward(start, i).word()),
-                msg: UnsafeCell::new(MaybeUninit::uninit()),
-            })
-            .collect();
+        debug_assert_eq!(laps.stamp(laps.forward(start, cap as u64 - 1)), 0);
+        let slots = free_slots(cap);
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
             head: Spaced::new(AtomicU64::new(start.word())),
@@ -171,9 +200,9 @@ impl<T> Array<T> {
             // Acquire: the consumer's read of the previous lap happens
             // before our write.
             let stamp = slot.stamp.load(Ordering::Acquire);
-            let full = if stamp == pos.word() {
+            let full = if stamp == laps.stamp(pos) {
                 false
-            } else if stamp == laps.prev_lap(pos).word() | FULL {
+            } else if stamp == laps.stamp(laps.prev_lap(pos)) | FULL {
                 // The slot still holds the previous lap's message.
                 if laps.next_lap(self.head()) != pos {
                     // The consumer is between claiming and releasing it.
@@ -232,10 +261,10 @@ impl<T> Array<T> {
         let evicted = loop {
             // Acquire: the consumer's copy out of the slot.
             let stamp = slot.stamp.load(Ordering::Acquire);
-            if stamp == pos.word() {
+            if stamp == laps.stamp(pos) {
                 break None; // received meanwhile: the slot is free
             }
-            if stamp == old.word() | FULL
+            if stamp == laps.stamp(old) | FULL
                 && self.head() == old
                 && self
                     .head
@@ -269,7 +298,7 @@ impl<T> Array<T> {
     pub(crate) fn publish(&self, pos: Pos) {
         self.slot(pos)
             .stamp
-            .store(pos.word() | FULL, Ordering::Release);
+            .store(self.config.laps.stamp(pos) | FULL, Ordering::Release);
         self.recv_waiters.notify_one();
     }
 
@@ -297,7 +326,7 @@ impl<T> Array<T> {
             let first = Pos::of(tail, &self.config.laps);
             let mut end = first;
             let mut k = 0;
-            while k < want && self.slot(end).stamp.load(Ordering::Acquire) == end.word() {
+            while k < want && self.slot(end).stamp.load(Ordering::Acquire) == self.config.laps.stamp(end) {
                 end = self.next(end);
                 k += 1;
             }
@@ -359,7 +388,7 @@ impl<T> Array<T> {
                         unsafe { self.write(pos, msg) };
                         self.slot(pos)
                             .stamp
-                            .store(pos.word() | FULL, Ordering::Release);
+                            .store(self.config.laps.stamp(pos) | FULL, Ordering::Release);
                         pos = self.next(pos);
                     }
                     self.recv_waiters.notify_one();
@@ -404,7 +433,7 @@ impl<T> Array<T> {
         loop {
             let head = self.head();
             let slot = self.slot(head);
-            if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+            if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
                 if self.head() != head {
                     continue; // evicted meanwhile
                 }
@@ -423,7 +452,7 @@ impl<T> Array<T> {
                 // SAFETY: we won `head`, whose message is written.
                 let msg = unsafe { self.read(head) };
                 slot.stamp
-                    .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+                    .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
                 return Ok(msg);
             }
         }
@@ -453,13 +482,13 @@ impl<T> Array<T> {
         let mut n = 0;
         while n < max {
             let slot = self.slot(head);
-            if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+            if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
                 break;
             }
             // SAFETY: written (stamp), and we are the only consumer.
             buf.push(unsafe { self.read(head) });
             slot.stamp
-                .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+                .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
             head = self.next(head);
             n += 1;
         }
@@ -581,14 +610,14 @@ impl<T> Receiving for Array<T> {
         // Only the consumer writes `head`: Relaxed.
         let head = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
         let slot = self.slot(head);
-        if slot.stamp.load(Ordering::Acquire) != head.word() | FULL {
+        if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
             return Err(self.empty_or_closed(head));
         }
         // SAFETY: the stamp says the message of `head` is written; we are the
         // only consumer.
         let msg = unsafe { self.read(head) };
         slot.stamp
-            .store(self.config.laps.next_lap(head).word(), Ordering::Release);
+            .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
         self.head.store(self.next(head).word(), Ordering::Release);
         if self.config.overflow == Overflow::Block {
             self.send_waiters.notify_one();
@@ -607,7 +636,7 @@ impl<T> Array<T> {
     /// reads, not the producers' `tail`).
     pub(crate) fn recv_ready(&self) -> bool {
         let head = self.head();
-        self.slot(head).stamp.load(Ordering::Acquire) == head.word() | FULL
+        self.slot(head).stamp.load(Ordering::Acquire) == self.config.laps.stamp(head) | FULL
             || self.config.closed.load(Ordering::Acquire)
     }
 

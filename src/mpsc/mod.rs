@@ -33,6 +33,11 @@
 //!   stamp[index] == position + 1   the slot holds the message of `position`
 //! ```
 //!
+//! (A stamp keeps the position without its index bits, `Laps::stamp`: a
+//! slot only meets positions of its own index. So every stamp of the first
+//! lap is 0, and a new channel's slots are one zeroed allocation instead of
+//! `cap` stores; below, "position" in a stamp means that.)
+//!
 //! - A producer loads `tail`; if the slot's stamp says "free for this
 //!   position" it claims the position with a compare-exchange on `tail`,
 //!   writes the message and stores `stamp = position + 1` (`Release`). If the
