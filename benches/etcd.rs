@@ -10,7 +10,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rillet::watch::etcd::EtcdStore;
-use rillet::watch::{EventType, Store, WatchOptions, WatchStore};
+use rillet::watch::{Store, WatchOptions, WatchStore};
 use rillet::Overflow;
 use std::fmt::Debug;
 use std::sync::{Arc, Barrier, OnceLock};
@@ -19,19 +19,14 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/common/etcd_server.rs"]
 mod etcd_server;
+#[path = "common/watch_flow.rs"]
+mod watch_flow;
 
-const WRITERS: usize = 4;
-const WATCHERS: usize = 8;
+use watch_flow::{filter, DELIVERED_PER_WRITE, WATCHERS, WRITERS};
+
+/// Fewer keys than the embedded flow's 64 per writer: each etcd key is a
+/// round trip to create.
 const KEYS_PER_WRITER: u64 = 16;
-const DELIVERED_PER_WRITE: u64 = 6;
-
-fn filter(w: usize) -> Vec<EventType> {
-    match w {
-        0..=3 => vec![EventType::Create, EventType::Update, EventType::Delete],
-        4 | 5 => vec![EventType::Update],
-        _ => vec![EventType::Create, EventType::Delete],
-    }
-}
 
 struct Flow {
     elapsed: Duration,

@@ -7,6 +7,9 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "common/lifecycle.rs"]
+mod lifecycle;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -195,27 +198,27 @@ fn mpsc_batches(c: &mut Criterion) {
 fn mpsc_lifecycle(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpsc/lifecycle_cap1024");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("rillet", |b| {
-        b.iter(|| {
-            let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
-            tx.send(7).unwrap();
-            assert_eq!(rx.recv().unwrap(), 7);
-        })
-    });
-    g.bench_function("crossbeam", |b| {
-        b.iter(|| {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
-            tx.send(7).unwrap();
-            assert_eq!(rx.recv().unwrap(), 7);
-        })
-    });
-    g.bench_function("kanal", |b| {
-        b.iter(|| {
-            let (tx, rx) = kanal::bounded::<u64>(1024);
-            tx.send(7).unwrap();
-            assert_eq!(rx.recv().unwrap(), 7);
-        })
-    });
+    lifecycle::bench(
+        &mut g,
+        "rillet",
+        || rillet::mpsc::channel::<u64>(1024),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    );
+    lifecycle::bench(
+        &mut g,
+        "crossbeam",
+        || crossbeam_channel::bounded::<u64>(1024),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    );
+    lifecycle::bench(
+        &mut g,
+        "kanal",
+        || kanal::bounded::<u64>(1024),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    );
     g.finish();
 }
 

@@ -10,6 +10,9 @@
 // criterion's macros generate undocumented functions.
 #![allow(missing_docs)]
 
+#[path = "common/lifecycle.rs"]
+mod lifecycle;
+
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
@@ -321,27 +324,27 @@ fn spsc_batches(c: &mut Criterion) {
 fn spsc_lifecycle(c: &mut Criterion) {
     let mut g = c.benchmark_group("spsc/lifecycle_cap1024");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("rillet", |b| {
-        b.iter(|| {
-            let (tx, rx) = rillet::spsc::channel::<u64>(1024);
-            tx.send(7).unwrap();
-            assert_eq!(rx.recv().unwrap(), 7);
-        })
-    });
-    g.bench_function("crossbeam", |b| {
-        b.iter(|| {
-            let (tx, rx) = crossbeam_channel::bounded::<u64>(1024);
-            tx.send(7).unwrap();
-            assert_eq!(rx.recv().unwrap(), 7);
-        })
-    });
-    g.bench_function("rtrb", |b| {
-        b.iter(|| {
-            let (mut tx, mut rx) = rtrb::RingBuffer::<u64>::new(1024);
-            tx.push(7).unwrap();
-            assert_eq!(rx.pop().unwrap(), 7);
-        })
-    });
+    lifecycle::bench(
+        &mut g,
+        "rillet",
+        || rillet::spsc::channel::<u64>(1024),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    );
+    lifecycle::bench(
+        &mut g,
+        "crossbeam",
+        || crossbeam_channel::bounded::<u64>(1024),
+        |tx, v| tx.send(v).unwrap(),
+        |rx| rx.recv().unwrap(),
+    );
+    lifecycle::bench(
+        &mut g,
+        "rtrb",
+        || rtrb::RingBuffer::<u64>::new(1024),
+        |tx, v| tx.push(v).unwrap(),
+        |rx| rx.pop().unwrap(),
+    );
     g.finish();
 }
 

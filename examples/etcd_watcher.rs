@@ -6,25 +6,14 @@
 use rillet::watch::etcd::{EtcdStore, StoreError};
 use rillet::watch::{EventType, WatchError, WatchOptions};
 use rillet::Overflow;
-use serde::{Deserialize, Serialize};
+#[path = "common/etcd_demo.rs"]
+mod etcd_demo;
+
+use etcd_demo::{endpoint, print_state, User, PREFIX};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct User {
-    group: String,
-    logins: u32,
-}
-
-fn endpoint() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--endpoint") {
-        Some(i) => args.get(i + 1).cloned().expect("--endpoint needs a value"),
-        None => "127.0.0.1:2379".into(),
-    }
-}
-
 fn main() -> Result<(), StoreError> {
-    let store: EtcdStore<User> = EtcdStore::connect([endpoint()], "/rillet-demo/")?;
+    let store: EtcdStore<User> = EtcdStore::connect([endpoint()], PREFIX)?;
     // A watch that never loses an event: the feeder waits for us (Block),
     // and etcd keeps the history meanwhile.
     let w = store.watch(
@@ -55,9 +44,6 @@ fn main() -> Result<(), StoreError> {
         }
     }
     eprintln!("etcd_watcher: {events} events, {} users", state.len());
-    println!("state:");
-    for (name, user) in state {
-        println!("{name} {} {}", user.group, user.logins);
-    }
+    print_state(&state);
     Ok(())
 }

@@ -13,24 +13,13 @@
 //! (`EtcdStore::connect` here, `Store::new` there) and the `?`s differ.
 
 use rillet::watch::etcd::{EtcdStore, StoreError};
-use serde::{Deserialize, Serialize};
+#[path = "common/etcd_demo.rs"]
+mod etcd_demo;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct User {
-    group: String,
-    logins: u32,
-}
-
-fn endpoint() -> String {
-    let args: Vec<String> = std::env::args().collect();
-    match args.iter().position(|a| a == "--endpoint") {
-        Some(i) => args.get(i + 1).cloned().expect("--endpoint needs a value"),
-        None => "127.0.0.1:2379".into(),
-    }
-}
+use etcd_demo::{endpoint, print_state, User, PREFIX};
 
 fn main() -> Result<(), StoreError> {
-    let store: EtcdStore<User> = EtcdStore::connect([endpoint()], "/rillet-demo/")?;
+    let store: EtcdStore<User> = EtcdStore::connect([endpoint()], PREFIX)?;
     // A fresh run: the previous run's entries go (each delete is an event).
     for (name, _) in store.list("users")? {
         store.delete("users", &name)?;
@@ -71,9 +60,6 @@ fn main() -> Result<(), StoreError> {
             logins: 0,
         },
     )?;
-    println!("state:");
-    for (name, user) in state {
-        println!("{name} {} {}", user.group, user.logins);
-    }
+    print_state(state.iter().map(|(name, user)| (name, &**user)));
     Ok(())
 }

@@ -43,7 +43,7 @@ impl Flow {
     }
 }
 
-fn filter(w: usize) -> Vec<EventType> {
+pub fn filter(w: usize) -> Vec<EventType> {
     match w {
         0..=3 => vec![EventType::Create, EventType::Update, EventType::Delete],
         4 | 5 => vec![EventType::Update],

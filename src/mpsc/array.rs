@@ -326,7 +326,9 @@ impl<T> Array<T> {
             let first = Pos::of(tail, &self.config.laps);
             let mut end = first;
             let mut k = 0;
-            while k < want && self.slot(end).stamp.load(Ordering::Acquire) == self.config.laps.stamp(end) {
+            while k < want
+                && self.slot(end).stamp.load(Ordering::Acquire) == self.config.laps.stamp(end)
+            {
                 end = self.next(end);
                 k += 1;
             }
@@ -451,8 +453,10 @@ impl<T> Array<T> {
             {
                 // SAFETY: we won `head`, whose message is written.
                 let msg = unsafe { self.read(head) };
-                slot.stamp
-                    .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
+                slot.stamp.store(
+                    self.config.laps.stamp(self.config.laps.next_lap(head)),
+                    Ordering::Release,
+                );
                 return Ok(msg);
             }
         }
@@ -487,8 +491,10 @@ impl<T> Array<T> {
             }
             // SAFETY: written (stamp), and we are the only consumer.
             buf.push(unsafe { self.read(head) });
-            slot.stamp
-                .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
+            slot.stamp.store(
+                self.config.laps.stamp(self.config.laps.next_lap(head)),
+                Ordering::Release,
+            );
             head = self.next(head);
             n += 1;
         }
@@ -616,8 +622,10 @@ impl<T> Receiving for Array<T> {
         // SAFETY: the stamp says the message of `head` is written; we are the
         // only consumer.
         let msg = unsafe { self.read(head) };
-        slot.stamp
-            .store(self.config.laps.stamp(self.config.laps.next_lap(head)), Ordering::Release);
+        slot.stamp.store(
+            self.config.laps.stamp(self.config.laps.next_lap(head)),
+            Ordering::Release,
+        );
         self.head.store(self.next(head).word(), Ordering::Release);
         if self.config.overflow == Overflow::Block {
             self.send_waiters.notify_one();
