@@ -6,26 +6,13 @@
 
 #![cfg(loom)]
 
+mod common;
+
+use common::{model, model_bound_1};
 use loom::sync::Arc;
 use loom::thread;
 use rillet::broadcast::{self, RecvError, TryRecvError};
 use rillet::{Overflow, SendError};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
-}
-
-/// Four threads (two senders, two subscribers) with parking on both sides:
-/// explored with one preemption, which covers a thread preempted between
-/// any two steps of its protocol.
-fn model_4(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound = Some(1);
-    builder.check(f);
-}
 
 /// Receives everything until `Closed`, adding up lags.
 fn drain(rx: &broadcast::Receiver<usize>) -> (Vec<usize>, u64) {
@@ -50,7 +37,7 @@ fn in_sender_order(got: &[usize]) -> bool {
 /// messages in per-sender order, then `Closed`.
 #[test]
 fn two_senders_two_subscribers_block_capacity_2() {
-    model_4(|| {
+    model_bound_1(|| {
         let (tx, rx) = broadcast::channel::<usize>(2);
         let rx2 = tx.subscribe();
         let tx2 = tx.clone();
@@ -79,7 +66,7 @@ fn two_senders_two_subscribers_block_capacity_2() {
 /// per-sender order, and the channel drops what it evicted.
 #[test]
 fn two_senders_two_subscribers_drop_oldest_capacity_2() {
-    model_4(|| {
+    model_bound_1(|| {
         let (tx, rx) = broadcast::Builder::new(2)
             .overflow(Overflow::DropOldest)
             .build::<usize>();
@@ -228,7 +215,7 @@ fn clone_racing_send_and_leave() {
 /// states: one preemption.)
 #[test]
 fn leave_racing_eviction_and_recv() {
-    model_4(|| {
+    model_bound_1(|| {
         let (tx, rx) = broadcast::Builder::new(1)
             .overflow(Overflow::DropOldest)
             .build::<Arc<usize>>();

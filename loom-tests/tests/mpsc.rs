@@ -6,19 +6,14 @@
 
 #![cfg(loom)]
 
+mod common;
+
+use common::{model, model_bound_1};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use rillet::{mpsc, Overflow, RecvError, SendError, SendTimeoutError, TryRecvError};
 use std::time::Duration;
-
-/// Producers wait (with a yield) for a slot another producer claimed but has
-/// not written yet, so these models need more branches than loom's default.
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
-}
 
 /// Two producers and the consumer at capacity 1: claims race on the tail,
 /// the consumer parks on empty, a producer parks on full; every message
@@ -46,10 +41,7 @@ fn two_producers_capacity_1() {
 /// covers a producer preempted between its claim and its write.
 #[test]
 fn two_producers_capacity_2_across_a_lap() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound = Some(1);
-    builder.check(|| {
+    model_bound_1(|| {
         let (tx, rx) = mpsc::channel::<usize>(2);
         tx.send(0).unwrap();
         assert_eq!(rx.recv(), Ok(0));
@@ -246,10 +238,7 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
 /// in `park::block_on_any`).
 #[test]
 fn a_late_notification_of_a_leaving_producer_is_passed_on() {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound = Some(1);
-    builder.check(|| {
+    model_bound_1(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
         tx.send(0).unwrap();
         let tx2 = tx.clone();

@@ -8,27 +8,11 @@
 
 #![cfg(loom)]
 
+mod common;
+
+use common::{model, model_bound_1};
 use loom::thread;
 use rillet::{mpsc, select, select_biased, spsc, RecvError, SendError};
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
-}
-
-/// The larger models (three threads taking locks and parking): one
-/// preemption keeps them to seconds.
-///
-/// For the rendezvous models: three threads taking the channel lock and
-/// parking; one preemption keeps them to seconds and already covers a
-/// thread preempted inside each claim and hand-over.
-fn model_bound_1(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound = Some(1);
-    builder.check(f);
-}
 
 /// A selector waits on two queues (recv on B, send on a full A). The
 /// consumer frees a slot of A (a wake-up on A's send queue) and then sends

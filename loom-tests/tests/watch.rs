@@ -9,22 +9,12 @@
 
 #![cfg(loom)]
 
+mod common;
+
+use common::{model, model_bound_1};
 use loom::thread;
 use rillet::watch::{EventType, Store, WatchError, WatchOptions};
 use rillet::Overflow;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.check(f);
-}
-
-fn model_bound_1(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.max_branches = 100_000;
-    builder.preemption_bound = Some(1);
-    builder.check(f);
-}
 
 /// A watcher subscribes with `initial_replay` while a writer changes the
 /// kind: the replay plus the live events rebuild the final state, with no
