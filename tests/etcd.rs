@@ -313,3 +313,49 @@ fn a_writer_process_and_a_watcher_process() {
     assert_eq!(final_state(&watcher.stdout), written);
     assert!(written.lines().count() > 5, "{written}");
 }
+
+/// `watch_into`, as in the embedded store: several watches into one
+/// channel, the replay sent before it returns, nothing after `cancel`.
+#[test]
+fn watch_into_fans_several_kinds_into_one_channel() {
+    let server = EtcdServer::start();
+    let store = EtcdStore::<u32>::connect([server.endpoint()], PREFIX).unwrap();
+    store.set("users", "alice", 1).unwrap();
+    let (tx, rx) = rillet::mpsc::channel(64);
+    let users = store
+        .watch_into("users", WatchOptions::new().initial_replay(), tx.clone())
+        .unwrap();
+    assert_eq!(
+        rx.try_recv().unwrap().name,
+        "alice",
+        "the replay came first"
+    );
+    let groups = store.watch_into("groups", WatchOptions::new(), tx).unwrap();
+    store.set("groups", "admins", 2).unwrap();
+    store.set("users", "bob", 3).unwrap();
+    let mut got: Vec<(String, u32)> = (0..2)
+        .map(|_| {
+            let ev = rx.recv_timeout(PATIENCE).expect("an event");
+            (ev.kind.clone(), *ev.object)
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [("groups".to_string(), 2), ("users".to_string(), 3)]);
+    assert!(users.cancel());
+    assert!(!users.cancel());
+    store.set("users", "carol", 4).unwrap();
+    store.set("groups", "ops", 5).unwrap();
+    let ev = rx.recv_timeout(PATIENCE).expect("the groups watch goes on");
+    assert_eq!((ev.kind.as_str(), *ev.object), ("groups", 5));
+    assert!(rx.try_recv().is_err(), "nothing from the cancelled watch");
+    drop(groups);
+}
+
+#[test]
+#[should_panic(expected = "do not set buffer, overflow or resync_on_lag")]
+fn watch_into_refuses_a_watch_s_own_channel_options() {
+    let server = EtcdServer::start();
+    let store = EtcdStore::<u32>::connect([server.endpoint()], PREFIX).unwrap();
+    let (tx, _rx) = rillet::mpsc::channel(4);
+    let _ = store.watch_into("k", WatchOptions::new().buffer(8), tx);
+}

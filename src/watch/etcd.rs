@@ -65,10 +65,14 @@
 //!   [`StoreError::Unavailable`], never a hang.
 //! - Dropping every `EtcdStore` handle ends every watch (its feeder stops;
 //!   the watch receives what was already delivered, then `Closed`).
-//! - Not offered here (yet): `watch_into` and a compare function; kind
-//!   names may not contain `/` (a watch of kind `a` would see kind `a/b`).
+//! - `watch_into` sends into a caller's channel as the embedded store's
+//!   does; an `Invalid` entry or a compaction's loss cannot travel in a
+//!   plain `Event` channel, so there they go to stderr.
+//! - Not offered here: a compare function (equality is the encoding's);
+//!   kind names may not contain `/` (a watch of kind `a` would see kind
+//!   `a/b`).
 
-use super::watcher::{Feed, Local, Msg, Watch};
+use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchError, WatchOptions, WatchStore};
 use crate::mpsc;
 use crate::sync::{AtomicU64, Ordering};
@@ -512,45 +516,16 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     /// If `kind` is empty or contains `/`.
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, StoreError> {
         check_etcd_kind(kind, "watch");
-        let inner = self.inner().clone();
-        let (replay, start) = if opts.replay {
-            let (msgs, revision) = snapshot::<T>(&inner, kind, &opts)?;
-            (msgs, revision + 1)
-        } else {
-            (Vec::new(), self.revision()? as i64 + 1)
-        };
+        let (replay, start) = self.start(kind, &opts)?;
         let (tx, rx) = mpsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
             .build::<(u64, Msg<T>)>();
-        let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
-        let (poke_tx, poke_rx) = mpsc::channel::<()>(1);
-        let (ctl_tx, ctl_rx) = tmpsc::unbounded_channel();
         let offered = Arc::new(AtomicU64::new(0));
-        let feeder = Feeder {
-            inner: inner.clone(),
-            kind: kind.to_owned(),
-            kind_prefix: inner.kind_prefix(kind),
-            opts: opts.clone(),
+        let target = Target::Own {
             tx,
             offered: offered.clone(),
-            cancel: cancel_rx,
-            poke: poke_rx,
-            ctl: ctl_rx,
-            stop: inner.stop.subscribe(),
-            next: start,
         };
-        std::thread::Builder::new()
-            .name(format!("rillet-etcd-watch-{kind}"))
-            .spawn(move || feeder.run())
-            .map_err(|e| {
-                inner.unavailable("watch", kind, format_args!("cannot start its thread: {e}"))
-            })?;
-        let feed = EtcdFeed {
-            inner,
-            ctl: ctl_tx,
-            poke: poke_tx,
-            _values: PhantomData,
-        };
+        let (feed, cancel_tx) = self.spawn_feeder("watch", kind, &opts, target, start)?;
         Ok(Watch::new(
             Arc::new(feed),
             0,
@@ -561,6 +536,104 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
             offered,
             Local::new(replay.into()),
         ))
+    }
+
+    /// Watches `kind`, sending its events into `tx`, as the embedded
+    /// store's [`watch_into`](super::Store::watch_into) does: the
+    /// channel's own capacity and policy apply, a replay is sent before
+    /// this returns, and the handle cancels the watch (also when dropped;
+    /// once `cancel` returns, nothing more is sent). A plain `Event`
+    /// channel cannot carry `Invalid` or a compaction's loss: those are
+    /// reported on stderr and skipped (use [`watch`](Self::watch) to have
+    /// them in band).
+    ///
+    /// # Panics
+    ///
+    /// If `kind` is empty or contains `/`, or `opts` sets `buffer`,
+    /// `overflow` or `resync_on_lag` (they belong to a [`Watch`]'s own
+    /// channel).
+    pub fn watch_into(
+        &self,
+        kind: &str,
+        opts: WatchOptions,
+        tx: mpsc::Sender<Event<T>>,
+    ) -> Result<WatchHandle<T>, StoreError> {
+        check_etcd_kind(kind, "watch_into");
+        assert!(
+            !opts.channel_set && !opts.resync,
+            "EtcdStore::watch_into: the target channel's own capacity and overflow policy \
+             apply, and a plain Event channel cannot carry Lagged; do not set buffer, overflow \
+             or resync_on_lag (use EtcdStore::watch for those)"
+        );
+        let (replay, start) = self.start(kind, &opts)?;
+        for item in replay {
+            match item.into_result() {
+                Ok(ev) => {
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => eprintln!(
+                    "rillet::watch::etcd: watch_into skips an entry: {e} (a plain Event \
+                     channel cannot carry the error)"
+                ),
+            }
+        }
+        let (feed, cancel_tx) =
+            self.spawn_feeder("watch_into", kind, &opts, Target::Into(tx), start)?;
+        Ok(WatchHandle::new(Arc::new(feed), 0, cancel_tx))
+    }
+
+    /// A watch's replay (if asked for) and the revision its stream starts
+    /// from.
+    fn start(&self, kind: &str, opts: &WatchOptions) -> Result<(Vec<Msg<T>>, i64), StoreError> {
+        if opts.replay {
+            let (msgs, revision) = snapshot::<T>(self.inner(), kind, opts)?;
+            Ok((msgs, revision + 1))
+        } else {
+            Ok((Vec::new(), self.revision()? as i64 + 1))
+        }
+    }
+
+    /// Starts the thread that feeds `target` from revision `start`.
+    fn spawn_feeder(
+        &self,
+        op: &'static str,
+        kind: &str,
+        opts: &WatchOptions,
+        target: Target<T>,
+        start: i64,
+    ) -> Result<(EtcdFeed<T>, mpsc::Sender<()>), StoreError> {
+        let inner = self.inner().clone();
+        let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
+        let (poke_tx, poke_rx) = mpsc::channel::<()>(1);
+        let (ctl_tx, ctl_rx) = tmpsc::unbounded_channel();
+        let feeder = Feeder {
+            inner: inner.clone(),
+            kind: kind.to_owned(),
+            kind_prefix: inner.kind_prefix(kind),
+            opts: opts.clone(),
+            target,
+            cancel: cancel_rx,
+            poke: poke_rx,
+            ctl: ctl_rx,
+            stop: inner.stop.subscribe(),
+            next: start,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("rillet-etcd-watch-{kind}"))
+            .spawn(move || feeder.run())
+            .map_err(|e| {
+                inner.unavailable(op, kind, format_args!("cannot start its thread: {e}"))
+            })?;
+        let feed = EtcdFeed {
+            inner,
+            ctl: ctl_tx,
+            poke: poke_tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+            _values: PhantomData,
+        };
+        Ok((feed, cancel_tx))
     }
 }
 
@@ -645,13 +718,23 @@ struct EtcdFeed<T> {
     /// Wakes a feeder that waits for room in the channel (`Block`), so
     /// that it sees a `Pause`.
     poke: mpsc::Sender<()>,
+    /// The feeder, joined by `remove`.
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     _values: PhantomData<fn(T) -> T>,
 }
 
 impl<T: DeserializeOwned + Send + Sync + 'static> Feed<T> for EtcdFeed<T> {
+    /// Stops the feeder and waits for it (it wakes at once: it waits for
+    /// the stream or a control request, or for room in a channel while
+    /// selecting on the cancel, which the caller closed first), so that
+    /// nothing is sent after a cancel returns.
     fn remove(&self, _id: u64) {
         let _ = self.ctl.send(Ctl::Stop);
         self.poke.close();
+        let thread = self.thread.lock().map(|mut t| t.take()).unwrap_or(None);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
     }
 
     fn resync(
@@ -704,14 +787,25 @@ enum Offer {
     Poked,
 }
 
+/// Where a feeder's events go.
+enum Target<T> {
+    /// A [`Watch`]'s own channel, numbered as the embedded store numbers
+    /// them (`offered`: see `deliver`).
+    Own {
+        tx: mpsc::Sender<(u64, Msg<T>)>,
+        offered: Arc<AtomicU64>,
+    },
+    /// A caller's channel (`watch_into`).
+    Into(mpsc::Sender<Event<T>>),
+}
+
 /// The thread that follows one etcd watch stream and offers its events.
 struct Feeder<T> {
     inner: Arc<Inner>,
     kind: String,
     kind_prefix: String,
     opts: WatchOptions,
-    tx: mpsc::Sender<(u64, Msg<T>)>,
-    offered: Arc<AtomicU64>,
+    target: Target<T>,
     cancel: mpsc::Receiver<()>,
     poke: mpsc::Receiver<()>,
     ctl: tmpsc::UnboundedReceiver<Ctl>,
@@ -746,8 +840,18 @@ impl<T: DeserializeOwned> Feeder<T> {
                     if resp.compact_revision() > 0 {
                         // Our start revision was compacted away.
                         let lost = (resp.compact_revision() - self.next).max(1) as u64;
-                        let seq = self.offered.load(Ordering::Relaxed);
-                        self.offered.store(seq + lost, Ordering::Release);
+                        match &self.target {
+                            Target::Own { offered, .. } => {
+                                let seq = offered.load(Ordering::Relaxed);
+                                offered.store(seq + lost, Ordering::Release);
+                            }
+                            Target::Into(_) => eprintln!(
+                                "rillet::watch::etcd: watch_into of {}: etcd compacted {lost} \
+                                 revisions before it could read them; a plain Event channel \
+                                 cannot report the loss in band",
+                                self.kind_prefix
+                            ),
+                        }
                         self.next = resp.compact_revision();
                         stream = None;
                         continue;
@@ -870,24 +974,45 @@ impl<T: DeserializeOwned> Feeder<T> {
             value,
             revision,
         );
-        loop {
-            let seq = self.offered.load(Ordering::Relaxed);
-            match self.offer(seq, msg) {
-                Ok(true) => {
-                    // Release: as in the embedded store, a watch that reads
-                    // `offered` and then finds its channel empty knows the
-                    // rest were dropped.
-                    self.offered.store(seq + 1, Ordering::Release);
-                    self.next = revision + 1;
-                    return Offer::Done;
-                }
-                Ok(false) => return Offer::Gone,
-                Err(back) => {
-                    if !self.ctl.is_empty() {
-                        return Offer::Poked;
+        match &self.target {
+            Target::Own { tx, offered } => loop {
+                let seq = offered.load(Ordering::Relaxed);
+                match self.offer(tx, (seq, msg)) {
+                    Ok(true) => {
+                        // Release: as in the embedded store, a watch that
+                        // reads `offered` and then finds its channel empty
+                        // knows the rest were dropped.
+                        offered.store(seq + 1, Ordering::Release);
+                        self.next = revision + 1;
+                        return Offer::Done;
                     }
-                    // A stale poke: offer again.
-                    msg = back;
+                    Ok(false) => return Offer::Gone,
+                    Err((_, back)) => {
+                        if !self.ctl.is_empty() {
+                            return Offer::Poked;
+                        }
+                        // A stale poke: offer again.
+                        msg = back;
+                    }
+                }
+            },
+            Target::Into(tx) => {
+                self.next = revision + 1;
+                let ev = match msg.into_result() {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        eprintln!(
+                            "rillet::watch::etcd: watch_into skips an entry: {e} (a plain \
+                             Event channel cannot carry the error)"
+                        );
+                        return Offer::Done;
+                    }
+                };
+                // No resync (refused for watch_into), so no pause: a poke
+                // only comes with the cancel.
+                match self.offer(tx, ev) {
+                    Ok(true) => Offer::Done,
+                    Ok(false) | Err(_) => Offer::Gone,
                 }
             }
         }
@@ -895,16 +1020,16 @@ impl<T: DeserializeOwned> Feeder<T> {
 
     /// Sends as the channel's policy says: `Ok(false)` if the watch is
     /// gone, `Err(msg)` if poked while waiting for room.
-    fn offer(&self, seq: u64, msg: Msg<T>) -> Result<bool, Msg<T>> {
-        match self.tx.try_send((seq, msg)) {
+    fn offer<M>(&self, tx: &mpsc::Sender<M>, msg: M) -> Result<bool, M> {
+        match tx.try_send(msg) {
             Ok(()) => Ok(true),
             Err(crate::TrySendError::Closed(_)) => Ok(false),
             Err(crate::TrySendError::Full(item)) => crate::select! {
-                send(self.tx, item) -> r => Ok(r.is_ok()),
+                send(tx, item) -> r => Ok(r.is_ok()),
                 recv(self.cancel) -> _ => Ok(false),
                 recv(self.poke) -> p => match p {
                     // The send case did not win: its value was not taken.
-                    Ok(()) => Err(item.1),
+                    Ok(()) => Err(item),
                     Err(_) => Ok(false),
                 },
             },

@@ -39,7 +39,7 @@ pub(super) enum Msg<T> {
 }
 
 impl<T> Msg<T> {
-    fn into_result(self) -> Result<Event<T>, WatchError> {
+    pub(super) fn into_result(self) -> Result<Event<T>, WatchError> {
         match self {
             Msg::Event(ev) => Ok(ev),
             #[cfg(feature = "etcd")]
