@@ -231,34 +231,39 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// ```
     pub fn set(&self, kind: &str, name: &str, value: T) -> Option<EventType> {
         check_kind(kind, "set");
-        let mut st = self.shared.state.lock();
-        let old = st.kinds.get(kind).and_then(|m| m.get(name));
-        let event_type = match old {
-            // A panicking compare unwinds through the guard: nothing changed.
-            Some(e) if (self.shared.compare)(&e.value, &value) => {
-                drop(st);
-                drop(value);
-                return None;
-            }
-            Some(_) => EventType::Update,
-            None => EventType::Create,
-        };
-        let revision = st.revision + 1;
+        // Every allocation of a change happens before the lock (the value's
+        // `Arc`, the event with its kind and name): the lock is the store's
+        // write order, and its holder is what every writer and watcher
+        // waits for. An equal value pays them for nothing.
         let object = Arc::new(value);
+        let mut ev = Event::new(kind, name, EventType::Create, object.clone(), 0);
+        let mut st = self.shared.state.lock();
+        let revision = st.revision + 1;
         let entry = Entry {
-            value: object.clone(),
+            value: object,
             revision,
         };
-        // An update replaces the entry in place: no key is allocated.
-        let replaced = match st.kinds.get_mut(kind).and_then(|m| m.get_mut(name)) {
-            Some(e) => Some(std::mem::replace(e, entry)),
-            None => st
-                .kinds
-                .entry(kind.to_owned())
-                .or_default()
-                .insert(name.to_owned(), entry),
+        let (event_type, replaced) = match st.kinds.get_mut(kind).and_then(|m| m.get_mut(name)) {
+            // A panicking compare unwinds through the guard: nothing changed.
+            Some(e) if (self.shared.compare)(&e.value, &entry.value) => {
+                drop(st);
+                drop((ev, entry));
+                return None;
+            }
+            // An update replaces the entry in place: no key is allocated.
+            Some(e) => (EventType::Update, Some(std::mem::replace(e, entry))),
+            None => {
+                let replaced = st
+                    .kinds
+                    .entry(kind.to_owned())
+                    .or_default()
+                    .insert(ev.name.clone(), entry);
+                (EventType::Create, replaced)
+            }
         };
-        let ev = Event::new(kind, name, event_type, object, revision);
+        let data = Arc::get_mut(&mut ev.0).expect("the event is not shared yet");
+        data.event_type = event_type;
+        data.revision = revision;
         let panic = self.commit(&mut st, ev);
         drop(st);
         drop(replaced);
