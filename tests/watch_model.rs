@@ -8,6 +8,10 @@ use rillet::watch::{EventType, Store, Watch, WatchError, WatchOptions};
 use rillet::Overflow;
 use std::collections::{BTreeMap, VecDeque};
 
+#[path = "common/watcher_model.rs"]
+mod watcher_model;
+use watcher_model::WatcherModel;
+
 const KINDS: [&str; 2] = ["a", "b"];
 const NAMES: [&str; 4] = ["w", "x", "y", "z"];
 
@@ -45,78 +49,30 @@ fn types_of(mask: u8) -> Vec<EventType> {
         .collect()
 }
 
+/// What a `Watch` must receive: its filters, then the shared model of its
+/// channel (`tests/common/watcher_model.rs`).
 struct ModelWatcher {
     kind: usize,
     types: Vec<EventType>,
-    cap: usize,
-    oldest: bool,
-    resync: bool,
-    replay: VecDeque<Ev>,
-    queue: VecDeque<(u64, Ev)>,
-    /// The event after a reported gap: out of the buffer (so it leaves
-    /// room), returned by the next receive.
-    pending: Option<(u64, Ev)>,
-    offered: u64,
-    expected: u64,
-    missed: u64,
-    cancelled: bool,
+    m: WatcherModel<Ev>,
 }
 
 impl ModelWatcher {
     fn offer(&mut self, ev: &Ev) {
-        if self.cancelled || !self.types.contains(&ev.1) {
-            return;
+        if self.types.contains(&ev.1) {
+            self.m.offer(ev.clone());
         }
-        let seq = self.offered;
-        self.offered += 1;
-        if self.queue.len() == self.cap {
-            if !self.oldest {
-                return; // DropNewest
-            }
-            self.queue.pop_front();
-        }
-        self.queue.push_back((seq, ev.clone()));
     }
 
-    /// What one `try_recv` returns (the same before and after the store
-    /// ends: a resync then replays the final state).
+    /// What one `try_recv` returns; `ended`: the store is gone (a resync
+    /// then replays the final state).
     fn recv(
         &mut self,
         state: &BTreeMap<(usize, String), (u8, u64)>,
+        ended: bool,
     ) -> Result<Option<Ev>, WatchError> {
-        if self.cancelled {
-            return Err(WatchError::Closed);
-        }
-        if let Some(ev) = self.replay.pop_front() {
-            return Ok(Some(ev));
-        }
-        if let Some((seq, ev)) = self.pending.take() {
-            self.expected = seq + 1;
-            return Ok(Some(ev));
-        }
-        let gap = match self.queue.front() {
-            Some((seq, _)) if *seq > self.expected => {
-                let gap = seq - self.expected;
-                self.pending = self.queue.pop_front();
-                gap
-            }
-            Some(_) => {
-                let (seq, ev) = self.queue.pop_front().unwrap();
-                self.expected = seq + 1;
-                return Ok(Some(ev));
-            }
-            None if self.offered > self.expected => self.offered - self.expected,
-            None => return Ok(None),
-        };
-        self.missed += gap;
-        self.expected += gap;
-        if self.resync {
-            self.queue.clear();
-            self.pending = None;
-            self.replay = snapshot(state, self.kind, &self.types);
-            self.expected = self.offered;
-        }
-        Err(WatchError::Lagged(gap))
+        let (kind, types) = (self.kind, &self.types);
+        self.m.recv(ended, || snapshot(state, kind, types))
     }
 }
 
@@ -193,21 +149,17 @@ fn run(ops: Vec<Op>) {
                 let types = types_of(mask);
                 let m = ModelWatcher {
                     kind: k,
-                    replay: if replay {
-                        snapshot(&state, k, &types)
-                    } else {
-                        VecDeque::new()
-                    },
+                    m: WatcherModel::new(
+                        cap,
+                        oldest,
+                        resync,
+                        if replay {
+                            snapshot(&state, k, &types)
+                        } else {
+                            VecDeque::new()
+                        },
+                    ),
                     types,
-                    cap,
-                    oldest,
-                    resync,
-                    queue: VecDeque::new(),
-                    pending: None,
-                    offered: 0,
-                    expected: 0,
-                    missed: 0,
-                    cancelled: false,
                 };
                 watches.push((store.watch(KINDS[k], opts), m));
             }
@@ -224,9 +176,9 @@ fn run(ops: Vec<Op>) {
                             (e.name.clone(), e.event_type, *e.object, e.revision)
                         })
                     });
-                    assert_eq!(got, m.recv(&state));
+                    assert_eq!(got, m.recv(&state, false));
                 }
-                assert_eq!(w.missed(), m.missed);
+                assert_eq!(w.missed(), m.m.missed);
             }
             Op::Cancel(i) => {
                 if watches.is_empty() {
@@ -234,8 +186,8 @@ fn run(ops: Vec<Op>) {
                 }
                 let len = watches.len();
                 let (w, m) = &mut watches[i % len];
-                assert_eq!(w.cancel(), !m.cancelled);
-                m.cancelled = true;
+                assert_eq!(w.cancel(), !m.m.cancelled);
+                m.m.cancelled = true;
             }
         }
         assert_eq!(store.revision(), revision);
@@ -256,7 +208,7 @@ fn run(ops: Vec<Op>) {
             let got = w
                 .try_recv()
                 .map(|o| o.map(|e| (e.name.clone(), e.event_type, *e.object, e.revision)));
-            match m.recv(&state) {
+            match m.recv(&state, true) {
                 // Drained (the store is gone), or cancelled: the end.
                 Ok(None) | Err(WatchError::Closed) => {
                     assert_eq!(got, Err(WatchError::Closed));

@@ -41,6 +41,10 @@ use rillet::{mpsc, Overflow, TryRecvError};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+#[path = "../../tests/common/watcher_model.rs"]
+mod watcher_model;
+use watcher_model::WatcherModel;
+
 const KINDS: [&str; 2] = ["a", "b"];
 /// Sorted, so the model's index order is the store's name order.
 const NAMES: [&str; 4] = ["w", "x", "y", "z"];
@@ -138,76 +142,25 @@ fn snapshot(state: &State, kind: usize, mask: u8) -> VecDeque<Ev> {
         .collect()
 }
 
-/// What a `Watch` must receive.
+/// What a `Watch` must receive: its filters, then the shared model of its
+/// channel.
 struct MWatch {
     kind: usize,
     mask: u8,
-    cap: usize,
-    oldest: bool,
-    resync: bool,
-    replay: VecDeque<Ev>,
-    /// The watch's channel: (sequence number, event).
-    queue: VecDeque<(u64, Ev)>,
-    /// The event after a reported gap: out of the channel, returned next.
-    pending: Option<(u64, Ev)>,
-    offered: u64,
-    expected: u64,
-    missed: u64,
-    cancelled: bool,
+    m: WatcherModel<Ev>,
 }
 
 impl MWatch {
     fn offer(&mut self, ev: Ev) {
-        if self.cancelled || ev.0 != self.kind || self.mask & bit(ev.2) == 0 {
-            return;
+        if ev.0 == self.kind && self.mask & bit(ev.2) != 0 {
+            self.m.offer(ev);
         }
-        let seq = self.offered;
-        self.offered += 1;
-        if self.queue.len() == self.cap {
-            if !self.oldest {
-                return; // DropNewest: the new one goes
-            }
-            self.queue.pop_front();
-        }
-        self.queue.push_back((seq, ev));
     }
 
     /// What one `try_recv` returns; `ended`: every store handle is gone.
     fn recv(&mut self, state: &State, ended: bool) -> Result<Option<Ev>, WatchError> {
-        if self.cancelled {
-            return Err(WatchError::Closed);
-        }
-        if let Some(ev) = self.replay.pop_front() {
-            return Ok(Some(ev));
-        }
-        if let Some((seq, ev)) = self.pending.take() {
-            self.expected = seq + 1;
-            return Ok(Some(ev));
-        }
-        let gap = match self.queue.front() {
-            Some(&(seq, _)) if seq > self.expected => {
-                self.pending = self.queue.pop_front();
-                seq - self.expected
-            }
-            Some(_) => {
-                let (seq, ev) = self.queue.pop_front().unwrap();
-                self.expected = seq + 1;
-                return Ok(Some(ev));
-            }
-            // Offered, not in the channel: lost at the tail.
-            None if self.offered > self.expected => self.offered - self.expected,
-            None if ended => return Err(WatchError::Closed),
-            None => return Ok(None),
-        };
-        self.missed += gap;
-        self.expected += gap;
-        if self.resync {
-            self.queue.clear();
-            self.pending = None;
-            self.replay = snapshot(state, self.kind, self.mask);
-            self.expected = self.offered;
-        }
-        Err(WatchError::Lagged(gap))
+        let (kind, mask) = (self.kind, self.mask);
+        self.m.recv(ended, || snapshot(state, kind, mask))
     }
 }
 
@@ -303,7 +256,7 @@ impl World {
             assert_eq!(c.rx.is_closed(), !self.open(i));
         }
         for (w, m) in &self.watches {
-            assert_eq!(w.missed(), m.missed);
+            assert_eq!(w.missed(), m.m.missed);
         }
         for (h, m) in &self.handles {
             assert_eq!(h.is_cancelled(), m.cancelled);
@@ -375,20 +328,16 @@ impl World {
                 let m = MWatch {
                     kind: k,
                     mask,
-                    cap,
-                    oldest: matches!(policy, Policy::DropOldest),
-                    resync,
-                    replay: if replay {
-                        snapshot(&self.state, k, mask)
-                    } else {
-                        VecDeque::new()
-                    },
-                    queue: VecDeque::new(),
-                    pending: None,
-                    offered: 0,
-                    expected: 0,
-                    missed: 0,
-                    cancelled: false,
+                    m: WatcherModel::new(
+                        cap,
+                        matches!(policy, Policy::DropOldest),
+                        resync,
+                        if replay {
+                            snapshot(&self.state, k, mask)
+                        } else {
+                            VecDeque::new()
+                        },
+                    ),
                 };
                 self.watches.push((w, m));
             }
@@ -433,8 +382,8 @@ impl World {
                 }
                 let i = usize::from(i) % self.watches.len();
                 let (w, m) = &mut self.watches[i];
-                assert_eq!(w.cancel(), !m.cancelled);
-                m.cancelled = true;
+                assert_eq!(w.cancel(), !m.m.cancelled);
+                m.m.cancelled = true;
                 if drop_it {
                     self.watches.remove(i);
                 }
@@ -599,7 +548,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 break;
             }
         }
-        assert_eq!(w.missed(), m.missed);
+        assert_eq!(w.missed(), m.m.missed);
     }
     for mut c in chans {
         while let Some(ev) = c.q.pop_front() {
