@@ -104,7 +104,7 @@ impl<T> Watcher<T> {
 /// Sends `msg` as the channel's policy says (only `Block` waits), unless
 /// `cancel` closes first: `false` if the message was not sent because the
 /// channel is closed or the watcher cancelled.
-pub(super) fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
+fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
     match tx.try_send(msg) {
         Ok(()) => true,
         Err(TrySendError::Closed(_)) => false,
