@@ -72,10 +72,12 @@
 //!   kind names may not contain `/` (a watch of kind `a` would see kind
 //!   `a/b`).
 
+use super::store::TrySend;
 use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchError, WatchOptions, WatchStore};
-use crate::mpsc;
+use crate::select::SelectSend;
 use crate::sync::{AtomicU64, Ordering};
+use crate::{mpsc, spsc};
 use etcd_client as ec;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -517,7 +519,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, StoreError> {
         check_etcd_kind(kind, "watch");
         let (replay, start) = self.start(kind, &opts)?;
-        let (tx, rx) = mpsc::Builder::new(opts.buffer)
+        let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
             .build::<(u64, Msg<T>)>();
         let offered = Arc::new(AtomicU64::new(0));
@@ -792,7 +794,7 @@ enum Target<T> {
     /// A [`Watch`]'s own channel, numbered as the embedded store numbers
     /// them (`offered`: see `deliver`).
     Own {
-        tx: mpsc::Sender<(u64, Msg<T>)>,
+        tx: spsc::Sender<(u64, Msg<T>)>,
         offered: Arc<AtomicU64>,
     },
     /// A caller's channel (`watch_into`).
@@ -1020,7 +1022,10 @@ impl<T: DeserializeOwned> Feeder<T> {
 
     /// Sends as the channel's policy says: `Ok(false)` if the watch is
     /// gone, `Err(msg)` if poked while waiting for room.
-    fn offer<M>(&self, tx: &mpsc::Sender<M>, msg: M) -> Result<bool, M> {
+    fn offer<M, S>(&self, tx: &S, msg: M) -> Result<bool, M>
+    where
+        S: TrySend<M> + SelectSend<Msg = M>,
+    {
         match tx.try_send(msg) {
             Ok(()) => Ok(true),
             Err(crate::TrySendError::Closed(_)) => Ok(false),

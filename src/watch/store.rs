@@ -3,8 +3,9 @@
 
 use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
+use crate::select::SelectSend;
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
-use crate::{mpsc, TrySendError};
+use crate::{mpsc, spsc, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
@@ -76,7 +77,7 @@ enum Target<T> {
     /// each offer, Release: a watch that reads it and then finds its
     /// channel empty knows the rest were dropped).
     Own {
-        tx: mpsc::Sender<(u64, Msg<T>)>,
+        tx: spsc::Sender<(u64, Msg<T>)>,
         offered: Arc<AtomicU64>,
     },
     /// A caller's channel (`watch_into`).
@@ -101,10 +102,35 @@ impl<T> Watcher<T> {
     }
 }
 
+/// The senders a watcher is fed through: a [`Watch`]'s own channel is an
+/// SPSC channel (only the lock holder sends into it, so there is one
+/// sender at a time, and a delivery is a slot write and an index store,
+/// with no read-modify-write that would wait for the previous delivery's
+/// stores to reach the watchers' cache lines); a `watch_into` target is the
+/// caller's MPSC sender.
+pub(super) trait TrySend<M> {
+    fn try_send(&self, msg: M) -> Result<(), TrySendError<M>>;
+}
+
+impl<M> TrySend<M> for spsc::Sender<M> {
+    fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        spsc::Sender::try_send(self, msg)
+    }
+}
+
+impl<M> TrySend<M> for mpsc::Sender<M> {
+    fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        mpsc::Sender::try_send(self, msg)
+    }
+}
+
 /// Sends `msg` as the channel's policy says (only `Block` waits), unless
 /// `cancel` closes first: `false` if the message was not sent because the
 /// channel is closed or the watcher cancelled.
-fn send_or_cancel<M>(tx: &mpsc::Sender<M>, msg: M, cancel: &mpsc::Receiver<()>) -> bool {
+fn send_or_cancel<M, S>(tx: &S, msg: M, cancel: &mpsc::Receiver<()>) -> bool
+where
+    S: TrySend<M> + SelectSend<Msg = M>,
+{
     match tx.try_send(msg) {
         Ok(()) => true,
         Err(TrySendError::Closed(_)) => false,
@@ -366,7 +392,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// ```
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Watch<T> {
         check_kind(kind, "watch");
-        let (tx, rx) = mpsc::Builder::new(opts.buffer)
+        let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
             .build::<(u64, Msg<T>)>();
         let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);

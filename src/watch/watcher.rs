@@ -4,7 +4,7 @@
 use super::{Event, WatchError, WatchOptions};
 use crate::select::case::Case;
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
-use crate::{mpsc, RecvTimeoutError, TryRecvError};
+use crate::{mpsc, spsc, RecvTimeoutError, TryRecvError};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -95,7 +95,7 @@ pub struct Watch<T> {
     id: u64,
     kind: String,
     opts: WatchOptions,
-    rx: mpsc::Receiver<(u64, Msg<T>)>,
+    rx: spsc::Receiver<(u64, Msg<T>)>,
     cancel_tx: mpsc::Sender<()>,
     offered: Arc<AtomicU64>,
     local: RefCell<Local<T>>,
@@ -117,7 +117,7 @@ impl<T> Watch<T> {
         id: u64,
         kind: &str,
         opts: WatchOptions,
-        rx: mpsc::Receiver<(u64, Msg<T>)>,
+        rx: spsc::Receiver<(u64, Msg<T>)>,
         cancel_tx: mpsc::Sender<()>,
         offered: Arc<AtomicU64>,
         local: Local<T>,
