@@ -346,6 +346,14 @@ impl Default for WaitQueue {
 /// fence before it decides), and by [`WaitQueue::alert`].
 const ALERT: usize = 1 << (usize::BITS - 1);
 
+/// The `waiting` bit that is set while a waiter has an *offer* out: a
+/// message parked where a partner may take it (the SPSC sender's direct
+/// hand-off, see `spsc.rs`). It sends notifiers to the channel's slow
+/// path, where the channel looks at its offer; it is not a registration, so
+/// [`WaitQueue::notify_slow`] ignores it. Unlike `ALERT` it is cleared when
+/// the offer is resolved.
+const OFFER: usize = 1 << (usize::BITS - 2);
+
 impl WaitQueue {
     pub(crate) fn new() -> Self {
         barrier::init();
@@ -395,7 +403,7 @@ impl WaitQueue {
     pub(crate) fn notify_slow(&self, all: bool) {
         barrier::settle();
         // Acquire: pairs with `alert`'s release (see `waiting`).
-        if self.waiting.load(Ordering::Acquire) & !ALERT != 0 {
+        if self.waiting.load(Ordering::Acquire) & !(ALERT | OFFER) != 0 {
             self.wake(all);
         }
     }
@@ -409,6 +417,22 @@ impl WaitQueue {
     /// before reading the data the notifier published.
     pub(crate) fn alert(&self) {
         self.waiting.fetch_or(ALERT, Ordering::Release);
+    }
+
+    /// Marks an offer out (see [`OFFER`]): until [`clear_offer`], every
+    /// notifier goes to its slow path. Set after the offer is published;
+    /// no barrier is needed, because a waiter with an offer out keeps
+    /// re-checking the channel while it spins and yields, and registers
+    /// (with the heavy barrier) before it parks.
+    ///
+    /// [`clear_offer`]: Self::clear_offer
+    pub(crate) fn set_offer(&self) {
+        self.waiting.fetch_or(OFFER, Ordering::Release);
+    }
+
+    /// The offer was resolved (taken by the partner or withdrawn).
+    pub(crate) fn clear_offer(&self) {
+        self.waiting.fetch_and(!OFFER, Ordering::Relaxed);
     }
 
     /// Wakes one (or all) registered waiters not yet notified. The caller

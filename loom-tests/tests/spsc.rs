@@ -11,6 +11,8 @@ use loom::sync::Arc;
 use loom::thread;
 use rillet::{spsc, Overflow, RecvError, SendError, TryRecvError};
 
+mod common;
+
 /// Blocking send and receive through a capacity-1 ring: both sides park
 /// (full / empty) and must be woken; order is kept.
 #[test]
@@ -230,5 +232,139 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
         );
         drop(tx);
         assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+// ------------------------------------------------------ direct hand-off
+// Under loom every `Block` channel offers a blocked sender's message for
+// direct hand-off (outside loom only on one CPU): the sender parks its
+// message in the hand-off cell, and the receiver that frees a slot moves
+// it into the ring and completes that send. `send_recv_capacity_1_...`
+// and `close_wakes_a_parked_sender` above also go through it.
+
+/// A timed send on a full ring races the receiver that would take its
+/// offer: either the receiver took it (the send reports `Ok` and the
+/// message is in the ring) or the send timed out and has it back, never
+/// both and never neither.
+#[test]
+fn handoff_racing_send_timeout() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let h = thread::spawn(move || {
+            let r = tx.send_timeout(2, std::time::Duration::from_millis(1));
+            (r, tx)
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        let (sent, _tx) = h.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(rx.try_recv(), Ok(2)),
+            Err(e) => {
+                assert_eq!(e.into_inner(), 2);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+        }
+    });
+}
+
+/// The receiver closes while the sender's second message may be on offer,
+/// receiving the first one before the close or while draining after it: a
+/// send that reports `Ok` is drained after the close, one that fails has
+/// its message back. (A receiver that took an offer after its close would
+/// publish it past the cutoff: reported sent, never received.)
+fn handoff_racing_receiver_close(recv_first: bool) {
+    common::model(move || {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let h = thread::spawn(move || (tx.send(2), tx));
+        let mut drained = Vec::new();
+        if recv_first {
+            drained.push(rx.recv().unwrap());
+        }
+        assert!(rx.close());
+        drained.extend(rx.try_iter());
+        let (sent, _tx) = h.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(drained, [1, 2]),
+            Err(SendError(v)) => {
+                assert_eq!(v, 2);
+                assert_eq!(drained, [1]);
+            }
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+#[test]
+fn handoff_racing_receiver_close_after_a_recv() {
+    handoff_racing_receiver_close(true);
+}
+
+#[test]
+fn handoff_racing_receiver_close_then_drain() {
+    handoff_racing_receiver_close(false);
+}
+
+/// The receiver takes one message and is dropped while the sender's next
+/// message is on offer: each message is dropped exactly once (by the
+/// receiver, the channel or the failed send).
+#[test]
+fn handoff_racing_receiver_drop_drops_each_message_once() {
+    common::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::channel::<Tracked>(1);
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            let r = tx.send(Tracked(2, d));
+            (r.is_ok(), tx)
+        });
+        let first = rx.recv().unwrap();
+        assert_eq!(first.0, 1);
+        drop(first);
+        drop(rx);
+        let (_, tx) = h.join().unwrap();
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+/// The receiver that frees the slot is a `select`: it completes the
+/// offered send like a plain `recv`, and the order holds.
+#[test]
+fn handoff_to_a_selecting_receiver() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let h = thread::spawn(move || tx.send(2));
+        for want in [1, 2] {
+            let got = rillet::select! {
+                recv(rx) -> m => m,
+            };
+            assert_eq!(got, Ok(want));
+        }
+        h.join().unwrap().unwrap();
+        assert_eq!(rx.recv(), Err(RecvError));
+    });
+}
+
+/// Three messages through capacity 1: the sender may see the slot the
+/// receiver freed before the receiver looks at the offer, withdraw it, send
+/// on its own and offer its next message; the receiver must then leave
+/// that offer for the next slot it frees.
+#[test]
+fn handoff_offer_renewed_before_the_receiver_looks() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..3 {
+            assert_eq!(rx.recv(), Ok(i));
+        }
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
     });
 }

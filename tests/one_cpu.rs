@@ -1,0 +1,202 @@
+//! The SPSC direct hand-off, which a `Block` channel uses only when the
+//! process may run on one CPU. This binary pins itself to one CPU before it
+//! makes its first channel (rillet reads the CPU count once, when the first
+//! channel is made), so it has a single test that runs every scenario in
+//! turn. Where pinning is not possible (Miri, a system without
+//! `sched_setaffinity`), it says so and runs the same scenarios on the
+//! ordinary path.
+
+use rillet::{spsc, SendError, SendTimeoutError, TryRecvError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Scales a loop count down under Miri.
+const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 40 {
+            full
+        } else {
+            40
+        }
+    } else {
+        full
+    }
+}
+
+/// Pins the calling thread (and the threads it spawns later) to CPU 0.
+#[cfg(all(target_os = "linux", not(miri)))]
+fn pin_to_one_cpu() -> bool {
+    // A `cpu_set_t` of 1024 bits with only CPU 0 set.
+    let mut set = [0u64; 16];
+    set[0] = 1;
+    extern "C" {
+        fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+    }
+    // SAFETY: `set` is a valid, initialized `cpu_set_t`-sized buffer that
+    // outlives the call; pid 0 is the calling thread.
+    let rc = unsafe { sched_setaffinity(0, std::mem::size_of_val(&set), set.as_ptr()) };
+    rc == 0 && thread::available_parallelism().is_ok_and(|n| n.get() == 1)
+}
+
+#[cfg(not(all(target_os = "linux", not(miri))))]
+fn pin_to_one_cpu() -> bool {
+    false
+}
+
+/// A message that counts its drops.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn direct_hand_off_on_one_cpu() {
+    if !pin_to_one_cpu() {
+        eprintln!("could not pin to one CPU: the scenarios run without the hand-off");
+    }
+    stream_keeps_order();
+    timed_sends_are_received_exactly_when_they_report_ok();
+    close_while_offers_are_out_loses_nothing();
+    receiver_drop_while_an_offer_is_out_drops_each_message_once();
+    send_many_and_recv_many_around_offers();
+}
+
+/// Capacity 1 and 2: every message arrives once, in order.
+fn stream_keeps_order() {
+    for cap in [1, 2] {
+        let total = n(100_000);
+        let (tx, rx) = spsc::channel(cap);
+        let h = thread::spawn(move || {
+            for i in 0..total {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..total {
+            assert_eq!(rx.recv(), Ok(i), "cap {cap}");
+        }
+        assert!(rx.recv().is_err());
+        h.join().unwrap();
+    }
+}
+
+/// `send_timeout` on a full ring races the receiver that takes its offer:
+/// exactly the messages reported sent arrive, in order.
+fn timed_sends_are_received_exactly_when_they_report_ok() {
+    let total = n(20_000);
+    let (tx, rx) = spsc::channel(1);
+    let h = thread::spawn(move || {
+        let mut sent = Vec::new();
+        for i in 0..total {
+            match tx.send_timeout(i, Duration::from_micros(i as u64 % 3)) {
+                Ok(()) => sent.push(i),
+                Err(SendTimeoutError::Timeout(v)) => assert_eq!(v, i),
+                Err(SendTimeoutError::Closed(_)) => unreachable!("the receiver is alive"),
+            }
+        }
+        sent
+    });
+    let received: Vec<usize> = rx.iter().collect();
+    assert_eq!(received, h.join().unwrap());
+}
+
+/// The receiver closes after `k` messages while the sender blocks with its
+/// next message on offer: every `Ok` send is drained after the close, the
+/// first failed send has its message back, and nothing is received twice.
+fn close_while_offers_are_out_loses_nothing() {
+    for round in 0..n(400) {
+        let (tx, rx) = spsc::channel(1);
+        let h = thread::spawn(move || {
+            let mut ok = 0;
+            loop {
+                match tx.send(ok) {
+                    Ok(()) => ok += 1,
+                    Err(SendError(v)) => {
+                        assert_eq!(v, ok);
+                        return ok;
+                    }
+                }
+            }
+        });
+        let mut received = 0;
+        for _ in 0..round % 7 {
+            assert_eq!(rx.recv(), Ok(received));
+            received += 1;
+        }
+        if round % 2 == 0 {
+            // Let the sender fill the ring and put its next message on
+            // offer (on one CPU it runs only while we wait).
+            thread::sleep(Duration::from_micros(300));
+        }
+        assert!(rx.close());
+        for v in rx.try_iter() {
+            assert_eq!(v, received);
+            received += 1;
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(h.join().unwrap(), received, "round {round}");
+    }
+}
+
+/// The receiver is dropped while the sender's message is on offer: every
+/// message is dropped exactly once.
+fn receiver_drop_while_an_offer_is_out_drops_each_message_once() {
+    for round in 0..n(300) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::channel(1);
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            let mut made = 0;
+            loop {
+                made += 1;
+                if tx.send(Tracked(d.clone())).is_err() {
+                    return made;
+                }
+            }
+        });
+        for _ in 0..round % 5 {
+            drop(rx.recv().unwrap());
+        }
+        if round % 2 == 0 {
+            thread::sleep(Duration::from_micros(300));
+        }
+        drop(rx);
+        let made = h.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), made, "round {round}");
+    }
+}
+
+/// `send_many` (which publishes in batches) and `recv_many` (which frees
+/// several slots at once) around offers: order holds.
+fn send_many_and_recv_many_around_offers() {
+    let total = n(50_000);
+    let (tx, rx) = spsc::channel(3);
+    let h = thread::spawn(move || {
+        let mut next = 0;
+        while next < total {
+            let k = (next % 5 + 1).min(total - next);
+            if next % 2 == 0 {
+                tx.send_many(next..next + k).unwrap();
+            } else {
+                for i in next..next + k {
+                    tx.send(i).unwrap();
+                }
+            }
+            next += k;
+        }
+    });
+    let mut got = Vec::new();
+    let mut buf = Vec::new();
+    while got.len() < total {
+        buf.clear();
+        let k = got.len() % 4 + 1;
+        rx.recv_many(&mut buf, k).unwrap();
+        got.extend_from_slice(&buf);
+    }
+    assert_eq!(got, (0..total).collect::<Vec<_>>());
+    h.join().unwrap();
+}
