@@ -194,6 +194,25 @@ fn crossbeam_spsc<T: Send + 'static>(
     d
 }
 
+/// rillet's MPSC channel with one producer: `rillet_spsc`'s loop.
+fn rillet_mpsc_one(cap: usize, n: u64) -> Duration {
+    let (tx, rx) = rillet::mpsc::channel(cap);
+    let start = Instant::now();
+    let h = thread::spawn(move || {
+        for i in 0..n {
+            tx.send(i).unwrap();
+        }
+    });
+    let mut sum = 0u64;
+    for _ in 0..n {
+        sum = sum.wrapping_add(rx.recv().unwrap());
+    }
+    let d = start.elapsed();
+    h.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    d
+}
+
 fn kanal_spsc(cap: usize, n: u64) -> Duration {
     let (tx, rx) = kanal::bounded::<u64>(cap);
     let start = Instant::now();
@@ -1030,6 +1049,16 @@ fn main() {
             ),
             // kanal hands a message straight to a parked receiver: the one
             // to beat on one CPU.
+            other: Some(("kanal", (scaled(150_000), Box::new(|n| kanal_spsc(1, n))))),
+        },
+        Scenario {
+            name: "mpsc cap 1, 1 producer, u64",
+            unit: "M msg/s",
+            rillet: (scaled(150_000), Box::new(|n| rillet_mpsc_one(1, n))),
+            crossbeam: (
+                scaled(150_000),
+                Box::new(|n| crossbeam_spsc(1, n, |i| i, |v| *v)),
+            ),
             other: Some(("kanal", (scaled(150_000), Box::new(|n| kanal_spsc(1, n))))),
         },
         Scenario {

@@ -253,6 +253,7 @@ mod chan;
 mod close;
 mod counter;
 mod error;
+mod handoff;
 mod overflow;
 mod pad;
 mod park;

@@ -81,8 +81,9 @@
 //! sender fills the slot and waits, the receiver takes it and waits. With
 //! the hand-off, a `Block` sender that finds the ring full (in a blocking
 //! `send`, `send_timeout` or `send_deadline`) does not only wait for room:
-//! it parks its message in the channel's hand-off cell (`OFFERED`) and sets
-//! the `OFFER` bit of the send queue's word. The receiver's `take` already
+//! it parks its message in the channel's hand-off cell (`src/handoff.rs`,
+//! shared with the MPSC ring) and sets the `OFFER` bit of the send queue's
+//! word. The receiver's `take` already
 //! loads that word after freeing a slot; the bit sends it to the slow path,
 //! where it claims the offer (`OFFERED -> TAKING`, a compare-exchange),
 //! moves the message into the slot it just freed, stores the tail on the
@@ -93,9 +94,9 @@
 //! one CPU, capacity 1: 0.67 -> 1.9 M msg/s, 2.7x -> 6.9x crossbeam).
 //!
 //! - The tail has one writer at a time: the sender writes nothing while
-//!   its offer is out. To send on its own it first withdraws the offer
-//!   (`OFFERED -> IDLE`); exactly one of the two compare-exchanges wins, so
-//!   the message is sent exactly once. The sender withdraws when its
+//!   its offer is out. To send on its own it first withdraws the offer;
+//!   the withdraw and the receiver's claim are compare-exchanges from
+//!   `OFFERED` and exactly one wins, so the message is sent exactly once. The sender withdraws when its
 //!   re-check finds room (the receiver freed it before it saw the offer),
 //!   on a close (then the usual path returns `Closed`), and on its
 //!   deadline; if the receiver won, the send is complete and reports `Ok`,
@@ -178,6 +179,7 @@ use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+use crate::handoff::{Handoff, OFFERED, TAKEN};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
@@ -246,10 +248,7 @@ impl Builder {
                 claiming,
                 handoff: !claiming && (cfg!(loom) || park::single_core()),
             }),
-            handoff: Spaced::new(Handoff {
-                state: AtomicUsize::new(IDLE),
-                msg: UnsafeCell::new(MaybeUninit::uninit()),
-            }),
+            handoff: Spaced::new(Handoff::new()),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
             slots: (0..slots)
@@ -326,25 +325,6 @@ struct Shared {
     /// A blocked sender offers its message for direct hand-off: `Block`
     /// on one CPU (and always under loom, so that the models explore it).
     handoff: bool,
-}
-
-/// No offer is out; the cell is empty and the sender's.
-const IDLE: usize = 0;
-/// The sender waits for room with its message in the cell.
-const OFFERED: usize = 1;
-/// The receiver claimed the offer and is moving the message into the ring.
-const TAKING: usize = 2;
-/// The receiver moved the message into the ring and published it: the
-/// send is complete (the sender resets the state to `IDLE`).
-const TAKEN: usize = 3;
-
-/// The direct hand-off cell (see "Direct hand-off" in the module docs).
-struct Handoff<T> {
-    /// `IDLE`, `OFFERED`, `TAKING` or `TAKEN`.
-    state: AtomicUsize,
-    /// The offered message: initialized exactly while `state` is `OFFERED`
-    /// or a claimer that won `OFFERED -> TAKING` has not yet moved it out.
-    msg: UnsafeCell<MaybeUninit<T>>,
 }
 
 // `repr(C)`: the `Spaced` fields keep their order and their distance.
@@ -456,30 +436,6 @@ impl<T> Chan<T> {
     }
 }
 
-impl<T> Handoff<T> {
-    /// Moves `msg` into the cell.
-    ///
-    /// # Safety
-    ///
-    /// The cell is empty and ours: the sender, while the state is `IDLE`.
-    unsafe fn put(&self, msg: T) {
-        // SAFETY: guaranteed by the caller.
-        self.msg
-            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
-    }
-
-    /// Moves the message out of the cell.
-    ///
-    /// # Safety
-    ///
-    /// The cell holds a message and it is ours: the receiver after winning
-    /// `OFFERED -> TAKING`, or the sender after winning `OFFERED -> IDLE`.
-    unsafe fn take(&self) -> T {
-        // SAFETY: guaranteed by the caller.
-        self.msg.with(|p| unsafe { p.read().assume_init() })
-    }
-}
-
 impl<T> Core for Chan<T> {
     fn len(&self) -> usize {
         Chan::len(self)
@@ -553,13 +509,7 @@ impl<T> Drop for Chan<T> {
         // Arc's drop synchronized with every other handle's last access.
         let head = self.head.load(Ordering::Relaxed);
         let tail = self.producer.tail.load(Ordering::Relaxed);
-        // A sender always resolves its offer before its send returns, so
-        // this only finds one if that send unwound.
-        if self.handoff.state.load(Ordering::Relaxed) == OFFERED {
-            // SAFETY: `OFFERED`: the cell holds the message, and no other
-            // handle exists.
-            drop(unsafe { self.handoff.take() });
-        }
+        self.handoff.drop_offer();
 
         crate::ring::drop_positions(
             head,
@@ -691,59 +641,54 @@ impl<T> Sender<T> {
     fn send_offering(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let chan = &*self.chan;
         let h = &chan.handoff;
-        // SAFETY: `IDLE` (every send leaves it so): the cell is ours.
-        unsafe { h.put(msg) };
-        // Release: a receiver that sees `OFFERED` sees the message and the
-        // tail we published before.
-        h.state.store(OFFERED, Ordering::Release);
+        // Every send leaves the cell free, and we are the only sender.
+        if !h.reserve() {
+            return chan::send(self, msg, deadline, SendMode::Try);
+        }
+        h.offer(msg);
         chan.send_waiters.set_offer();
-        let withdraw = || {
-            // Acquire: the cell is ours again, as we left it.
-            h.state
-                .compare_exchange(OFFERED, IDLE, Ordering::Acquire, Ordering::Acquire)
-                .is_ok()
-        };
         let outcome = park::block_on(&[&chan.send_waiters], deadline, true, || {
-            match h.state.load(Ordering::Acquire) {
-                TAKEN => Some(true),
+            match h.state() {
+                TAKEN => Some(None),
                 // Room the receiver did not fill with our message (it freed
                 // the slot before it saw the offer), or a close: take the
                 // message back and send as usual.
-                OFFERED if self.room_or_closed() => withdraw().then_some(false),
+                OFFERED if self.room_or_closed() => h.withdraw().map(Some),
                 // `OFFERED` and full; or `TAKING`: the receiver is moving
-                // the message, and notifies us once it is `TAKEN`.
+                // the message, and wakes us once it is `TAKEN`.
                 _ => None,
             }
         });
-        let taken = match outcome {
-            Some(taken) => taken,
-            None if withdraw() => {
-                chan.send_waiters.clear_offer();
-                // SAFETY: we won `OFFERED -> IDLE`.
-                return Err(SendTimeoutError::Timeout(unsafe { h.take() }));
-            }
-            // Timed out, but the receiver claimed the message first: the
-            // send completes (the receiver is storing the tail now).
-            None => {
-                park::wait_brief(|| h.state.load(Ordering::Acquire) == TAKEN);
-                true
-            }
+        let msg = match outcome {
+            Some(back) => back,
+            None => match h.withdraw() {
+                Some(msg) => {
+                    h.release();
+                    chan.send_waiters.clear_offer();
+                    return Err(SendTimeoutError::Timeout(msg));
+                }
+                // Timed out, but the receiver claimed the message first:
+                // the send completes (the receiver is publishing it now).
+                None => {
+                    park::wait_brief(|| h.state() == TAKEN);
+                    None
+                }
+            },
         };
-        if taken {
-            h.state.store(IDLE, Ordering::Relaxed);
+        let Some(msg) = msg else {
+            h.finish();
             // The receiver published the message at our tail, after it
             // freed the slot; we acquired `TAKEN`, stored after both. The
             // head goes with the tail: the cached head must stay within
-            // one capacity of the tail (`send_many` relies on it).
+            // one capacity of the tail (`send_many` relies on it). Acquire,
+            // not Relaxed: the receiver may have read more messages since,
+            // and we will reuse their slots.
             self.tail.set(chan.producer.tail.load(Ordering::Relaxed));
-            // Acquire, not Relaxed: the receiver may have read more
-            // messages since, and we will reuse their slots.
             self.head_cache.set(chan.head.load(Ordering::Acquire));
             return Ok(());
-        }
+        };
+        h.release();
         chan.send_waiters.clear_offer();
-        // SAFETY: we won `OFFERED -> IDLE`.
-        let msg = unsafe { h.take() };
         match self.try_send_inner(msg, false) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
@@ -1298,43 +1243,35 @@ impl<T> Receiver<T> {
         // and its send would report `Ok`. A close cannot race us: only the
         // receiver closes while the sender is inside `send` (`Sender` is not
         // `Sync`), and we are the receiver.
-        if h.state.load(Ordering::Relaxed) != OFFERED || !chan.shared.close.is_open_relaxed() {
+        if !chan.shared.close.is_open_relaxed() {
             return false;
         }
-        // Acquire: the message in the cell, and the tail the sender
-        // published before offering (it does not move while the offer is
-        // out: the sender withdraws before it sends on its own).
-        if h.state
-            .compare_exchange(OFFERED, TAKING, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        // The claim acquires the message and the tail the sender published
+        // before offering (it does not move while the offer is out: the
+        // sender withdraws before it sends on its own).
+        let Some((msg, sender)) = h.claim() else {
             return false;
-        }
+        };
         let t = chan.producer.tail.load(Ordering::Relaxed);
         // The slot we freed may be taken already: the sender saw the room,
         // withdrew its offer, sent on its own and offered its next message
         // before we looked. That offer waits for the next slot we free.
         if t.wrapping_sub(self.head.get()) >= chan.shared.cap {
-            // Release: the sender that withdraws it acquires the cell as
-            // it left it.
-            h.state.store(OFFERED, Ordering::Release);
+            h.unclaim(msg);
             return false;
         }
-        // SAFETY: we won `OFFERED -> TAKING`: the cell holds the message
-        // and is ours.
-        let msg = unsafe { h.take() };
         // SAFETY: index `t` is below our head plus the capacity, so its
         // slot is free; the sender does not write while its offer is out,
-        // so the slot and the tail are ours until we store `TAKEN`.
+        // so the slot and the tail are ours until we complete.
         unsafe { chan.write(t, msg) };
         chan.producer
             .tail
             .store(t.wrapping_add(1), Ordering::Release);
         chan.send_waiters.clear_offer();
-        // Release: the sender that acquires `TAKEN` sees the new tail.
-        h.state.store(TAKEN, Ordering::Release);
-        // The sender may be parked (registered before we claimed).
-        chan.send_waiters.notify_one();
+        h.complete();
+        // It may be parked (registered before we claimed): a wake-up aimed
+        // at it, which its wait takes as a reason to look again.
+        sender.unpark();
         true
     }
 
