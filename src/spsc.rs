@@ -663,8 +663,8 @@ impl<T> Sender<T> {
             Some(back) => back,
             None => match h.withdraw() {
                 Some(msg) => {
-                    h.release();
                     chan.send_waiters.clear_offer();
+                    h.release();
                     return Err(SendTimeoutError::Timeout(msg));
                 }
                 // Timed out, but the receiver claimed the message first:
@@ -687,8 +687,8 @@ impl<T> Sender<T> {
             self.head_cache.set(chan.head.load(Ordering::Acquire));
             return Ok(());
         };
-        h.release();
         chan.send_waiters.clear_offer();
+        h.release();
         match self.try_send_inner(msg, false) {
             Ok(()) => Ok(()),
             Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),

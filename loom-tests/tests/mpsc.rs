@@ -251,3 +251,100 @@ fn a_late_notification_of_a_leaving_producer_is_passed_on() {
         b.join().unwrap();
     });
 }
+
+// ------------------------------------------------------ direct hand-off
+// Under loom every `Block` ring lets the first producer that finds it full
+// offer its message (outside loom only on one CPU); the consumer that frees
+// a slot sends it for that producer. The models above also go through it.
+
+/// One producer's message is on offer while a second producer waits the
+/// usual way (the cell is taken) or claims the freed slot first: every
+/// message arrives exactly once.
+#[test]
+fn handoff_with_a_second_producer() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(2).unwrap());
+        let b = thread::spawn(move || tx2.send(3).unwrap());
+        let mut got = [rx.recv().unwrap(), rx.recv().unwrap(), rx.recv().unwrap()];
+        got.sort();
+        assert_eq!(got, [1, 2, 3]);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+/// Another producer closes the channel while the consumer takes the offer:
+/// the offered send reports `Ok` exactly when its message is drained.
+#[test]
+fn handoff_racing_a_producer_close() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let closer = tx.clone();
+        let a = thread::spawn(move || (tx.send(2), tx));
+        let c = thread::spawn(move || assert!(closer.close()));
+        let mut drained = vec![rx.recv().unwrap()];
+        drained.extend(rx.try_iter());
+        c.join().unwrap();
+        let (sent, _tx) = a.join().unwrap();
+        drained.extend(rx.try_iter());
+        match sent {
+            Ok(()) => assert_eq!(drained, [1, 2]),
+            Err(SendError(v)) => {
+                assert_eq!(v, 2);
+                assert_eq!(drained, [1]);
+            }
+        }
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+/// A timed send whose message is on offer races the consumer's claim:
+/// `Ok` and the message in the ring, or `Timeout` with the message back.
+#[test]
+fn handoff_racing_send_timeout() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let a = thread::spawn(move || {
+            let r = tx.send_timeout(2, Duration::from_millis(1));
+            (r, tx)
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        let (sent, _tx) = a.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(rx.try_recv(), Ok(2)),
+            Err(SendTimeoutError::Timeout(v)) => {
+                assert_eq!(v, 2);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    });
+}
+
+/// The consumer closes (from its side) while a message is on offer, then
+/// drains: a send that reports `Ok` is drained, one that fails has its
+/// message back.
+#[test]
+fn handoff_racing_receiver_close() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let a = thread::spawn(move || (tx.send(2), tx));
+        assert!(rx.close());
+        let drained: Vec<usize> = rx.try_iter().collect();
+        let (sent, _tx) = a.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(drained, [1, 2]),
+            Err(SendError(v)) => {
+                assert_eq!(v, 2);
+                assert_eq!(drained, [1]);
+            }
+        }
+    });
+}

@@ -5,12 +5,14 @@
 use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
 use crate::error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::handoff::{Handoff, OFFERED, TAKEN};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
 use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::mem::MaybeUninit;
+use std::time::Instant;
 
 /// `tail` flag: the channel is closed.
 const CLOSED: u64 = 1;
@@ -64,6 +66,10 @@ struct Config {
     /// `overflow != Block`: the consumer claims `head` with a
     /// compare-exchange, because a producer may evict from it.
     claiming: bool,
+    /// A blocked producer may offer its message for direct hand-off
+    /// (`Block` on one CPU, and always under loom): see "Direct hand-off"
+    /// in the `mpsc` module docs.
+    handoff: bool,
     /// Set (after `CLOSED` in `tail`) by the call that closed the channel.
     /// The consumer looks here when it finds nothing to receive, instead of
     /// loading `tail`: polling the line every producer compare-exchanges
@@ -81,6 +87,8 @@ pub(crate) struct Array<T> {
     head: Spaced<AtomicU64>,
     config: Spaced<Config>,
     dropped: Spaced<AtomicU64>,
+    /// The one producer whose message is on offer (direct hand-off).
+    handoff: Spaced<Handoff<T>>,
     /// The receiver, waiting for a message.
     recv_waiters: WaitQueue,
     /// Producers waiting for room (`Block`).
@@ -133,8 +141,10 @@ impl<T> Array<T> {
                 cap,
                 overflow,
                 claiming: overflow != Overflow::Block,
+                handoff: overflow == Overflow::Block && (cfg!(loom) || park::single_core()),
                 closed: AtomicBool::new(false),
             }),
+            handoff: Spaced::new(Handoff::new()),
             dropped: Spaced::new(AtomicU64::new(0)),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
@@ -503,7 +513,7 @@ impl<T> Array<T> {
         }
         self.head.store(head.word(), Ordering::Release);
         if self.config.overflow == Overflow::Block {
-            self.send_waiters.notify_one();
+            self.notify_senders();
         }
         Ok(n)
     }
@@ -526,6 +536,120 @@ impl<T> Array<T> {
             });
             next
         });
+    }
+}
+
+impl<T> Array<T> {
+    /// A blocking send found the ring full (`Block`). With the hand-off,
+    /// the first producer to get here parks its message in the hand-off
+    /// cell, and the consumer that frees a slot sends it on the producer's
+    /// behalf; the others (the cell is taken) wait as usual.
+    pub(crate) fn send_until(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        if !self.config.handoff || !self.handoff.reserve() {
+            return chan::send(self, msg, deadline, SendMode::Wait);
+        }
+        let h = &self.handoff;
+        // Holding the cell: look once more before offering.
+        let msg = match self.try_send_as(msg, SendMode::Try) {
+            Err(TrySendError::Full(msg)) => msg,
+            Ok(()) => {
+                h.release();
+                return Ok(());
+            }
+            Err(TrySendError::Closed(msg)) => {
+                h.release();
+                return Err(SendTimeoutError::Closed(msg));
+            }
+        };
+        h.offer(msg);
+        self.send_waiters.set_offer();
+        let outcome = park::block_on(&[&self.send_waiters], deadline, self.spin_on_send(), || {
+            match h.state() {
+                TAKEN => Some(None),
+                // Room the consumer did not fill with our message (another
+                // producer's claim, or a slot freed before the consumer saw
+                // the offer), or a close: take it back and send as usual.
+                OFFERED if self.send_ready() => h.withdraw().map(Some),
+                // Full, or `TAKING`: the consumer is sending the message
+                // and unparks us once it is in.
+                _ => None,
+            }
+        });
+        let msg = match outcome {
+            Some(back) => back,
+            None => match h.withdraw() {
+                Some(msg) => {
+                    self.send_waiters.clear_offer();
+                    h.release();
+                    return Err(SendTimeoutError::Timeout(msg));
+                }
+                // Timed out, but the consumer claimed the message first:
+                // the send completes (it is being published now).
+                None => {
+                    park::wait_brief(|| h.state() == TAKEN);
+                    None
+                }
+            },
+        };
+        let Some(msg) = msg else {
+            h.finish();
+            return Ok(());
+        };
+        self.send_waiters.clear_offer();
+        h.release();
+        chan::send(self, msg, deadline, SendMode::Try)
+    }
+
+    /// After freeing a slot (`Block`): wakes a producer waiting for room,
+    /// first sending the offered message, if any, into the freed slot.
+    #[inline(always)]
+    fn notify_senders(&self) {
+        crate::park::barrier::light();
+        if self.send_waiters.needs_attention() {
+            self.notify_senders_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_senders_slow(&self) {
+        if !(self.config.handoff && self.take_offer()) {
+            self.send_waiters.notify_slow(false);
+        }
+    }
+
+    /// Direct hand-off: claims the offered message and sends it as its
+    /// producer would (a claim of `tail`: another producer may have taken
+    /// the slot we freed, and a close marks `tail`, so a claim that fails
+    /// puts the message back on offer). `true` if it was sent.
+    fn take_offer(&self) -> bool {
+        let Some((msg, sender)) = self.handoff.claim() else {
+            return false;
+        };
+        match self.claim(&Backoff::new(), false) {
+            Claim::Ok(pos) => {
+                // SAFETY: we claimed `pos`; its slot is free (stamp).
+                unsafe { self.write(pos, msg) };
+                self.publish(pos);
+                self.send_waiters.clear_offer();
+                self.handoff.complete();
+                // It may be parked: a wake-up aimed at it, which its wait
+                // takes as a reason to look again.
+                sender.unpark();
+                true
+            }
+            _ => {
+                self.handoff.unclaim(msg);
+                // Between our store and the load of the queue word in
+                // `notify_slow` (as after any publishing store).
+                crate::park::barrier::light();
+                false
+            }
+        }
     }
 }
 
@@ -628,7 +752,7 @@ impl<T> Receiving for Array<T> {
         );
         self.head.store(self.next(head).word(), Ordering::Release);
         if self.config.overflow == Overflow::Block {
-            self.send_waiters.notify_one();
+            self.notify_senders();
         }
         Ok(msg)
     }
@@ -707,6 +831,7 @@ impl<T> Core for Array<T> {
 impl<T> Drop for Array<T> {
     fn drop(&mut self) {
         // Last handle: every claimed position has been written.
+        self.handoff.drop_offer();
         let laps = &self.config.laps;
         let tail = Pos::of(self.tail.load(Ordering::Relaxed), laps);
         let head = Pos::of(self.head.load(Ordering::Relaxed), laps);

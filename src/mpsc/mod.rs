@@ -297,7 +297,7 @@ impl<T> Sender<T> {
     #[inline(never)]
     fn send_until(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         match &*self.chan {
-            Chan::Array(c) => chan::send(c, msg, deadline, SendMode::Wait),
+            Chan::Array(c) => c.send_until(msg, deadline),
             Chan::Zero(c) => c.send(msg, deadline, true),
         }
     }
