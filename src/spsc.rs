@@ -1258,6 +1258,10 @@ impl<T> Receiver<T> {
         // before we looked. That offer waits for the next slot we free.
         if t.wrapping_sub(self.head.get()) >= chan.shared.cap {
             h.unclaim(msg);
+            // Between that store and the load of the queue word in
+            // `notify_slow` (as after any publishing store): a sender that
+            // saw `TAKING` and parked must be woken to look again.
+            barrier::light();
             return false;
         }
         // SAFETY: index `t` is below our head plus the capacity, so its

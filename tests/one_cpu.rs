@@ -1,4 +1,4 @@
-//! The SPSC direct hand-off, which a `Block` channel uses only when the
+//! The direct hand-off of the SPSC and MPSC rings, which a `Block` channel uses only when the
 //! process may run on one CPU. This binary pins itself to one CPU before it
 //! makes its first channel (rillet reads the CPU count once, when the first
 //! channel is made), so it has a single test that runs every scenario in
@@ -64,6 +64,67 @@ fn direct_hand_off_on_one_cpu() {
     close_while_offers_are_out_loses_nothing();
     receiver_drop_while_an_offer_is_out_drops_each_message_once();
     send_many_and_recv_many_around_offers();
+    mpsc_producers_share_the_offer();
+    mpsc_close_by_a_producer_while_an_offer_is_out();
+}
+
+/// MPSC, capacity 1, three producers: one at a time holds the hand-off
+/// cell, the others wait the usual way; each producer's messages arrive
+/// once and in its order.
+fn mpsc_producers_share_the_offer() {
+    let per = n(20_000);
+    let (tx, rx) = rillet::mpsc::channel(1);
+    let producers: Vec<_> = (0..3)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for i in 0..per {
+                    tx.send((p, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut next = [0; 3];
+    for (p, i) in rx.iter() {
+        assert_eq!(i, next[p], "producer {p} out of order");
+        next[p] += 1;
+    }
+    assert_eq!(next, [per; 3]);
+    for h in producers {
+        h.join().unwrap();
+    }
+}
+
+/// MPSC: another producer closes the channel while one producer's message
+/// may be on offer: every send that reported `Ok` is received.
+fn mpsc_close_by_a_producer_while_an_offer_is_out() {
+    for round in 0..n(300) {
+        let (tx, rx) = rillet::mpsc::channel(1);
+        let closer = tx.clone();
+        let h = thread::spawn(move || {
+            let mut ok = 0;
+            while tx.send(ok).is_ok() {
+                ok += 1;
+            }
+            ok
+        });
+        let mut received = 0;
+        for _ in 0..round % 5 {
+            assert_eq!(rx.recv(), Ok(received));
+            received += 1;
+        }
+        if round % 2 == 0 {
+            thread::sleep(Duration::from_micros(300));
+        }
+        let c = thread::spawn(move || closer.close());
+        while let Ok(v) = rx.recv() {
+            assert_eq!(v, received);
+            received += 1;
+        }
+        assert!(c.join().unwrap());
+        assert_eq!(h.join().unwrap(), received, "round {round}");
+    }
 }
 
 /// Capacity 1 and 2: every message arrives once, in order.

@@ -644,8 +644,11 @@ impl<T> Array<T> {
             }
             _ => {
                 self.handoff.unclaim(msg);
-                // Between our store and the load of the queue word in
-                // `notify_slow` (as after any publishing store).
+                // Between that store and the load of the queue word in
+                // `notify_slow` (as after any publishing store): a producer
+                // that saw `TAKING` and parked must be woken to look again
+                // (to withdraw on a close; loom finds the lost wake-up
+                // without this fence).
                 crate::park::barrier::light();
                 false
             }

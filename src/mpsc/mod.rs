@@ -82,6 +82,22 @@
 //! `close_with` evicts there). The waits are bounded by another thread's
 //! copy of one message.
 //!
+//! ## Direct hand-off (one CPU)
+//!
+//! As in `spsc.rs` ("Direct hand-off"), with the cell of `src/handoff.rs`:
+//! where the process may run on one CPU, the first `Block` producer whose
+//! blocking send finds the ring full reserves the channel's hand-off cell
+//! and parks its message there (other producers that find the cell taken
+//! wait the usual way). The consumer, after freeing a slot, claims the
+//! offer and sends the message exactly as a producer would: a claim of
+//! `tail` (a compare-exchange), the write and the stamp. That claim fails
+//! if another producer took the freed slot first or the channel is closed
+//! (the mark is on `tail`); the message then goes back on offer and the
+//! producer is woken to look again (withdraw and send, or take it back on
+//! a close). On success the consumer unparks that producer, whose send is
+//! complete. Pinned to one CPU, capacity 1, one producer: 0.93 -> 1.74 M
+//! msg/s, 3.4x -> 6.7x crossbeam (kanal 10.6x).
+//!
 //! # Rendezvous (capacity 0)
 //!
 //! Go's unbuffered channel. A sender and the receiver meet: a sender that
