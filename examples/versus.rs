@@ -22,10 +22,12 @@
 //!
 //! On one CPU, the ping-pong row shows a "floor": two
 //! threads handing a turn back and forth through one atomic with
-//! `yield_now`, no channel at all. It is the least such a hand-off costs on
-//! this machine; under `taskset -c 0` (one CPU: two context switches per
-//! message or round trip) `floor / crossbeam` is the best ratio any channel
-//! could reach there.
+//! `yield_now`, no channel at all. It is the least a round trip costs on
+//! this machine (two context switches); under `taskset -c 0`
+//! `floor / crossbeam` is the best ratio any channel could reach there.
+//! It is not a floor for the capacity-1 throughput rows: with a direct
+//! hand-off (rillet, kanal) a pair of switches moves more than one
+//! message, and those rows show kanal beside rillet.
 //!
 //! Set `VERSUS_RUNS` to change the number of runs per cell (default 5),
 //! `VERSUS_SCALE` to scale the message counts (default 1.0) and
