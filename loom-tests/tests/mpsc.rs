@@ -348,3 +348,25 @@ fn handoff_racing_receiver_close() {
         }
     });
 }
+
+/// The consumer takes one message and is dropped while a producer's next
+/// message may be on offer: each message is dropped exactly once (by the
+/// consumer, the channel or the failed send).
+#[test]
+fn handoff_racing_receiver_drop_drops_each_message_once() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel::<Tracked>(1);
+        tx.send(Tracked(1, drops.clone())).unwrap();
+        let d = drops.clone();
+        let a = thread::spawn(move || {
+            let r = tx.send(Tracked(2, d));
+            (r.is_ok(), tx)
+        });
+        drop(rx.recv().unwrap());
+        drop(rx);
+        let (_, tx) = a.join().unwrap();
+        drop(tx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}

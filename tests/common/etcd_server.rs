@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its health check.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+/// Tries to start a server, each on new ports.
+const START_ATTEMPTS: u32 = 4;
 
 pub struct EtcdServer {
     child: Option<Child>,
@@ -52,7 +54,22 @@ impl EtcdServer {
             client_port: free_port(),
             peer_port: free_port(),
         };
-        server.spawn();
+        // A port picked by binding port 0 is free only until the listener
+        // closes: a test running in parallel may take it first (etcd then
+        // exits at start). Pick new ports and try again.
+        for attempt in 1.. {
+            match server.spawn() {
+                Ok(()) => break,
+                Err(why) if attempt < START_ATTEMPTS => {
+                    eprintln!("etcd did not start (attempt {attempt}), new ports: {why}");
+                    server.kill();
+                    let _ = std::fs::remove_dir_all(server.dir.join("data"));
+                    server.client_port = free_port();
+                    server.peer_port = free_port();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
         server
     }
 
@@ -72,14 +89,18 @@ impl EtcdServer {
     /// Starts the server again on the same data directory and ports.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(why) = self.spawn() {
+            panic!("{why}");
+        }
     }
 
     fn log_path(&self) -> PathBuf {
         self.dir.join("etcd.log")
     }
 
-    fn spawn(&mut self) {
+    /// Starts etcd and waits until it is healthy; `Err` (with the end of
+    /// its log) if it exits first or is not healthy in time.
+    fn spawn(&mut self) -> Result<(), String> {
         let bin = std::env::var("ETCD_BIN").unwrap_or_else(|_| "etcd".into());
         let client = format!("http://127.0.0.1:{}", self.client_port);
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
@@ -109,10 +130,10 @@ impl EtcdServer {
                 )
             });
         self.child = Some(child);
-        self.wait_healthy();
+        self.wait_healthy()
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + HEALTHY_WITHIN;
         loop {
             if let Some(status) = self
@@ -120,21 +141,21 @@ impl EtcdServer {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
+                return Err(format!(
                     "etcd exited at start ({status}); its log:\n{}",
                     self.log_tail()
-                );
+                ));
             }
             if self.healthy() {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "etcd did not become healthy on {} within {} s; its log:\n{}",
                     self.endpoint(),
                     HEALTHY_WITHIN.as_secs(),
                     self.log_tail()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
