@@ -21,19 +21,31 @@
 //!   while its winner (`RESERVED` after a withdraw, `TAKING`) has not yet
 //!   moved it out.
 
+use crate::park::{self, barrier, WaitQueue};
 use crate::sync::{thread, AtomicUsize, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
+use std::time::Instant;
+
+/// How an offer ended for its sender.
+pub(crate) enum Offered<T> {
+    /// The receiver published the message: the send is complete.
+    Sent,
+    /// Taken back because `room_or_closed` said so: send it the usual way.
+    Back(T),
+    /// Taken back at the deadline.
+    TimedOut(T),
+}
 
 /// No offer: the cell is free for a sender to reserve.
 const IDLE: usize = 0;
 /// A sender holds the cell (writing its offer, or taking it back).
 const RESERVED: usize = 1;
 /// The sender waits for room with its message in the cell.
-pub(crate) const OFFERED: usize = 2;
+const OFFERED: usize = 2;
 /// The receiver claimed the offer and is moving the message into the ring.
-pub(crate) const TAKING: usize = 3;
+const TAKING: usize = 3;
 /// The receiver published the message: the send is complete.
-pub(crate) const TAKEN: usize = 4;
+const TAKEN: usize = 4;
 
 pub(crate) struct Handoff<T> {
     state: AtomicUsize,
@@ -61,7 +73,7 @@ impl<T> Handoff<T> {
     }
 
     /// The state (`Acquire`: after `TAKEN`, what the receiver published).
-    pub(crate) fn state(&self) -> usize {
+    fn state(&self) -> usize {
         self.state.load(Ordering::Acquire)
     }
 
@@ -75,7 +87,7 @@ impl<T> Handoff<T> {
     }
 
     /// Sender, holding the cell (`RESERVED`): puts `msg` on offer.
-    pub(crate) fn offer(&self, msg: T) {
+    fn offer(&self, msg: T) {
         // SAFETY: `RESERVED` by us: the cell is empty and only we touch it.
         self.msg
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
@@ -88,7 +100,7 @@ impl<T> Handoff<T> {
 
     /// Sender: takes its message back unless the receiver claimed it
     /// first. On success the sender still holds the cell (`release` it).
-    pub(crate) fn withdraw(&self) -> Option<T> {
+    fn withdraw(&self) -> Option<T> {
         self.state
             .compare_exchange(OFFERED, RESERVED, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
@@ -104,13 +116,13 @@ impl<T> Handoff<T> {
 
     /// Sender: frees the cell after the receiver completed the send
     /// (`TAKEN`).
-    pub(crate) fn finish(&self) {
+    fn finish(&self) {
         self.release();
     }
 
     /// Receiver: claims the offer, if one is out: the message and the
     /// sender to wake once it is published.
-    pub(crate) fn claim(&self) -> Option<(T, thread::Thread)> {
+    fn claim(&self) -> Option<(T, thread::Thread)> {
         if self.state.load(Ordering::Relaxed) != OFFERED {
             return None;
         }
@@ -128,7 +140,7 @@ impl<T> Handoff<T> {
 
     /// Receiver: the ring had no room after all; puts the message back on
     /// offer.
-    pub(crate) fn unclaim(&self, msg: T) {
+    fn unclaim(&self, msg: T) {
         // SAFETY: `TAKING` by us: the cell is empty and ours.
         self.msg
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
@@ -136,9 +148,96 @@ impl<T> Handoff<T> {
     }
 
     /// Receiver: the message is published; the send is complete.
-    pub(crate) fn complete(&self) {
+    fn complete(&self) {
         // Release: the sender that acquires `TAKEN` sees the publication.
         self.state.store(TAKEN, Ordering::Release);
+    }
+
+    /// Sender, holding the cell ([`reserve`](Self::reserve) succeeded):
+    /// offers `msg`, marks the offer on `queue` (the queue the receiver
+    /// notifies after freeing a slot) and waits on it until the receiver
+    /// has sent the message, until `room_or_closed` (checked on every
+    /// attempt of the wait) says to take it back, or until `deadline`. The
+    /// cell is free again when this returns.
+    pub(crate) fn offer_and_wait(
+        &self,
+        msg: T,
+        queue: &WaitQueue,
+        deadline: Option<Instant>,
+        spin: bool,
+        room_or_closed: impl Fn() -> bool,
+    ) -> Offered<T> {
+        self.offer(msg);
+        queue.set_offer();
+        let outcome = park::block_on(&[queue], deadline, spin, || match self.state() {
+            TAKEN => Some(None),
+            // Room the receiver did not fill with our message, or a close.
+            OFFERED if room_or_closed() => self.withdraw().map(Some),
+            // Still waiting; or `TAKING`: the receiver is sending the
+            // message, and unparks us once it is `TAKEN`.
+            _ => None,
+        });
+        let back = match outcome {
+            Some(back) => back,
+            None => match self.withdraw() {
+                Some(msg) => {
+                    queue.clear_offer();
+                    self.release();
+                    return Offered::TimedOut(msg);
+                }
+                // Timed out, but the receiver claimed the message first:
+                // the send completes (it is being published now).
+                None => {
+                    park::wait_brief(|| self.state() == TAKEN);
+                    None
+                }
+            },
+        };
+        match back {
+            None => {
+                self.finish();
+                Offered::Sent
+            }
+            Some(msg) => {
+                queue.clear_offer();
+                self.release();
+                Offered::Back(msg)
+            }
+        }
+    }
+
+    /// Receiver, after freeing room: if a message is on offer, claims it
+    /// and lets `place` send it into the ring (`Err` hands it back: no
+    /// room after all, or closed). Sent: clears the mark on `queue`,
+    /// completes the offer and unparks its sender; `true`. Handed back: the
+    /// message goes back on offer; `false`, and the caller notifies `queue`
+    /// as usual, so that a sender that saw `TAKING` and parked looks again.
+    pub(crate) fn take_with(
+        &self,
+        queue: &WaitQueue,
+        place: impl FnOnce(T) -> Result<(), T>,
+    ) -> bool {
+        let Some((msg, sender)) = self.claim() else {
+            return false;
+        };
+        match place(msg) {
+            Ok(()) => {
+                queue.clear_offer();
+                self.complete();
+                // It may be parked: a wake-up aimed at it, which its wait
+                // takes as a reason to look again.
+                sender.unpark();
+                true
+            }
+            Err(msg) => {
+                self.unclaim(msg);
+                // Between that store and the caller's load of the queue
+                // word (as after any publishing store): loom finds the lost
+                // wake-up of a sender parked through a close without it.
+                barrier::light();
+                false
+            }
+        }
     }
 
     /// The channel is being dropped (its last handle): drops a message still on

@@ -179,7 +179,7 @@ use crate::close::CloseState;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::handoff::{Handoff, OFFERED, TAKEN};
+use crate::handoff::{Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
@@ -640,61 +640,36 @@ impl<T> Sender<T> {
     #[inline(never)]
     fn send_offering(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let chan = &*self.chan;
-        let h = &chan.handoff;
         // Every send leaves the cell free, and we are the only sender.
-        if !h.reserve() {
+        if !chan.handoff.reserve() {
             return chan::send(self, msg, deadline, SendMode::Try);
         }
-        h.offer(msg);
-        chan.send_waiters.set_offer();
-        let outcome = park::block_on(&[&chan.send_waiters], deadline, true, || {
-            match h.state() {
-                TAKEN => Some(None),
-                // Room the receiver did not fill with our message (it freed
-                // the slot before it saw the offer), or a close: take the
-                // message back and send as usual.
-                OFFERED if self.room_or_closed() => h.withdraw().map(Some),
-                // `OFFERED` and full; or `TAKING`: the receiver is moving
-                // the message, and wakes us once it is `TAKEN`.
-                _ => None,
+        // Withdrawn on room the receiver did not fill with our message (it
+        // freed the slot before it saw the offer), or on a close.
+        let room_or_closed = || self.room_or_closed();
+        match chan
+            .handoff
+            .offer_and_wait(msg, &chan.send_waiters, deadline, true, room_or_closed)
+        {
+            Offered::Sent => {
+                // The receiver published the message at our tail, after it
+                // freed the slot; the offer's `TAKEN`, which we acquired, was
+                // stored after both. The head goes with the tail: the cached
+                // head must stay within one capacity of the tail (`send_many`
+                // relies on it). Acquire, not Relaxed: the receiver may have
+                // read more messages since, and we will reuse their slots.
+                self.tail.set(chan.producer.tail.load(Ordering::Relaxed));
+                self.head_cache.set(chan.head.load(Ordering::Acquire));
+                Ok(())
             }
-        });
-        let msg = match outcome {
-            Some(back) => back,
-            None => match h.withdraw() {
-                Some(msg) => {
-                    chan.send_waiters.clear_offer();
-                    h.release();
-                    return Err(SendTimeoutError::Timeout(msg));
-                }
-                // Timed out, but the receiver claimed the message first:
-                // the send completes (the receiver is publishing it now).
-                None => {
-                    park::wait_brief(|| h.state() == TAKEN);
-                    None
-                }
+            Offered::TimedOut(msg) => Err(SendTimeoutError::Timeout(msg)),
+            Offered::Back(msg) => match self.try_send_inner(msg, false) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
+                // Not reached: only this thread fills the ring, and there
+                // was room. Offer again rather than assume it.
+                Err(TrySendError::Full(m)) => self.send_offering(m, deadline),
             },
-        };
-        let Some(msg) = msg else {
-            h.finish();
-            // The receiver published the message at our tail, after it
-            // freed the slot; we acquired `TAKEN`, stored after both. The
-            // head goes with the tail: the cached head must stay within
-            // one capacity of the tail (`send_many` relies on it). Acquire,
-            // not Relaxed: the receiver may have read more messages since,
-            // and we will reuse their slots.
-            self.tail.set(chan.producer.tail.load(Ordering::Relaxed));
-            self.head_cache.set(chan.head.load(Ordering::Acquire));
-            return Ok(());
-        };
-        chan.send_waiters.clear_offer();
-        h.release();
-        match self.try_send_inner(msg, false) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Closed(m)) => Err(SendTimeoutError::Closed(m)),
-            // Not reached: only this thread fills the ring, and there was
-            // room. Offer again rather than assume it.
-            Err(TrySendError::Full(m)) => self.send_offering(m, deadline),
         }
     }
 
@@ -1238,7 +1213,6 @@ impl<T> Receiver<T> {
     /// send. `false` if there was no offer to take.
     fn take_offer(&self) -> bool {
         let chan = &*self.chan;
-        let h = &chan.handoff;
         // Not once closed: the message would land at or past the cutoff,
         // and its send would report `Ok`. A close cannot race us: only the
         // receiver closes while the sender is inside `send` (`Sender` is not
@@ -1246,37 +1220,27 @@ impl<T> Receiver<T> {
         if !chan.shared.close.is_open_relaxed() {
             return false;
         }
-        // The claim acquires the message and the tail the sender published
-        // before offering (it does not move while the offer is out: the
-        // sender withdraws before it sends on its own).
-        let Some((msg, sender)) = h.claim() else {
-            return false;
-        };
-        let t = chan.producer.tail.load(Ordering::Relaxed);
-        // The slot we freed may be taken already: the sender saw the room,
-        // withdrew its offer, sent on its own and offered its next message
-        // before we looked. That offer waits for the next slot we free.
-        if t.wrapping_sub(self.head.get()) >= chan.shared.cap {
-            h.unclaim(msg);
-            // Between that store and the load of the queue word in
-            // `notify_slow` (as after any publishing store): a sender that
-            // saw `TAKING` and parked must be woken to look again.
-            barrier::light();
-            return false;
-        }
-        // SAFETY: index `t` is below our head plus the capacity, so its
-        // slot is free; the sender does not write while its offer is out,
-        // so the slot and the tail are ours until we complete.
-        unsafe { chan.write(t, msg) };
-        chan.producer
-            .tail
-            .store(t.wrapping_add(1), Ordering::Release);
-        chan.send_waiters.clear_offer();
-        h.complete();
-        // It may be parked (registered before we claimed): a wake-up aimed
-        // at it, which its wait takes as a reason to look again.
-        sender.unpark();
-        true
+        chan.handoff.take_with(&chan.send_waiters, |msg| {
+            // The claim acquired the tail the sender published before
+            // offering; it does not move while the offer is out (the sender
+            // withdraws before it sends on its own).
+            let t = chan.producer.tail.load(Ordering::Relaxed);
+            // The slot we freed may be taken already: the sender saw the
+            // room, withdrew its offer, sent on its own and offered its
+            // next message before we looked. That offer waits for the next
+            // slot we free.
+            if t.wrapping_sub(self.head.get()) >= chan.shared.cap {
+                return Err(msg);
+            }
+            // SAFETY: index `t` is below our head plus the capacity, so its
+            // slot is free; the sender does not write while its offer is
+            // out, so the slot and the tail are ours until we complete.
+            unsafe { chan.write(t, msg) };
+            chan.producer
+                .tail
+                .store(t.wrapping_add(1), Ordering::Release);
+            Ok(())
+        })
     }
 
     /// Reloads the tail (clamped to the cutoff once closed) into the cache.

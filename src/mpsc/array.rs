@@ -5,7 +5,7 @@
 use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
 use crate::error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
-use crate::handoff::{Handoff, OFFERED, TAKEN};
+use crate::handoff::{Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
@@ -552,56 +552,33 @@ impl<T> Array<T> {
         if !self.config.handoff || !self.handoff.reserve() {
             return chan::send(self, msg, deadline, SendMode::Wait);
         }
-        let h = &self.handoff;
         // Holding the cell: look once more before offering.
         let msg = match self.try_send_as(msg, SendMode::Try) {
             Err(TrySendError::Full(msg)) => msg,
             Ok(()) => {
-                h.release();
+                self.handoff.release();
                 return Ok(());
             }
             Err(TrySendError::Closed(msg)) => {
-                h.release();
+                self.handoff.release();
                 return Err(SendTimeoutError::Closed(msg));
             }
         };
-        h.offer(msg);
-        self.send_waiters.set_offer();
-        let outcome = park::block_on(&[&self.send_waiters], deadline, self.spin_on_send(), || {
-            match h.state() {
-                TAKEN => Some(None),
-                // Room the consumer did not fill with our message (another
-                // producer's claim, or a slot freed before the consumer saw
-                // the offer), or a close: take it back and send as usual.
-                OFFERED if self.send_ready() => h.withdraw().map(Some),
-                // Full, or `TAKING`: the consumer is sending the message
-                // and unparks us once it is in.
-                _ => None,
-            }
-        });
-        let msg = match outcome {
-            Some(back) => back,
-            None => match h.withdraw() {
-                Some(msg) => {
-                    self.send_waiters.clear_offer();
-                    h.release();
-                    return Err(SendTimeoutError::Timeout(msg));
-                }
-                // Timed out, but the consumer claimed the message first:
-                // the send completes (it is being published now).
-                None => {
-                    park::wait_brief(|| h.state() == TAKEN);
-                    None
-                }
-            },
-        };
-        let Some(msg) = msg else {
-            h.finish();
-            return Ok(());
-        };
-        self.send_waiters.clear_offer();
-        h.release();
-        chan::send(self, msg, deadline, SendMode::Try)
+        // Withdrawn on room the consumer did not fill with our message
+        // (another producer's claim, or a slot freed before the consumer saw
+        // the offer), or on a close.
+        let room_or_closed = || self.send_ready();
+        match self.handoff.offer_and_wait(
+            msg,
+            &self.send_waiters,
+            deadline,
+            self.spin_on_send(),
+            room_or_closed,
+        ) {
+            Offered::Sent => Ok(()),
+            Offered::TimedOut(msg) => Err(SendTimeoutError::Timeout(msg)),
+            Offered::Back(msg) => chan::send(self, msg, deadline, SendMode::Try),
+        }
     }
 
     /// After freeing a slot (`Block`): wakes a producer waiting for room,
@@ -627,32 +604,18 @@ impl<T> Array<T> {
     /// the slot we freed, and a close marks `tail`, so a claim that fails
     /// puts the message back on offer). `true` if it was sent.
     fn take_offer(&self) -> bool {
-        let Some((msg, sender)) = self.handoff.claim() else {
-            return false;
-        };
-        match self.claim(&Backoff::new(), false) {
-            Claim::Ok(pos) => {
-                // SAFETY: we claimed `pos`; its slot is free (stamp).
-                unsafe { self.write(pos, msg) };
-                self.publish(pos);
-                self.send_waiters.clear_offer();
-                self.handoff.complete();
-                // It may be parked: a wake-up aimed at it, which its wait
-                // takes as a reason to look again.
-                sender.unpark();
-                true
+        self.handoff.take_with(&self.send_waiters, |msg| {
+            match self.claim(&Backoff::new(), false) {
+                Claim::Ok(pos) => {
+                    // SAFETY: we claimed `pos`; its slot is free (stamp).
+                    unsafe { self.write(pos, msg) };
+                    self.publish(pos);
+                    Ok(())
+                }
+                // Another producer took the slot, or the channel is closed.
+                _ => Err(msg),
             }
-            _ => {
-                self.handoff.unclaim(msg);
-                // Between that store and the load of the queue word in
-                // `notify_slow` (as after any publishing store): a producer
-                // that saw `TAKING` and parked must be woken to look again
-                // (to withdraw on a close; loom finds the lost wake-up
-                // without this fence).
-                crate::park::barrier::light();
-                false
-            }
-        }
+        })
     }
 }
 
