@@ -12,18 +12,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-/// Scales a loop count down under Miri.
-const fn n(full: usize) -> usize {
-    if cfg!(miri) {
-        if full < 40 {
-            full
-        } else {
-            40
-        }
-    } else {
-        full
-    }
-}
+#[path = "common/scale.rs"]
+mod scale;
+use scale::n;
 
 /// Pins the calling thread (and the threads it spawns later) to CPU 0.
 #[cfg(all(target_os = "linux", not(miri)))]

@@ -11,18 +11,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Scales a loop count down under Miri.
-const fn n(full: usize) -> usize {
-    if cfg!(miri) {
-        if full < 40 {
-            full
-        } else {
-            40
-        }
-    } else {
-        full
-    }
-}
+#[path = "common/scale.rs"]
+mod scale;
+use scale::n;
 
 /// A send value whose evaluation panics.
 fn boom() -> u32 {

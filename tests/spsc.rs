@@ -10,18 +10,9 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Scales a loop count down under Miri.
-const fn n(full: usize) -> usize {
-    if cfg!(miri) {
-        if full < 50 {
-            full
-        } else {
-            50
-        }
-    } else {
-        full
-    }
-}
+#[path = "common/scale.rs"]
+mod scale;
+use scale::n;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -1,0 +1,15 @@
+//! The loop-count scaling shared by the channel tests (included with
+//! `#[path]`, so that a test binary takes only this from `common`).
+
+/// Scales a loop count down under Miri.
+pub const fn n(full: usize) -> usize {
+    if cfg!(miri) {
+        if full < 40 {
+            full
+        } else {
+            40
+        }
+    } else {
+        full
+    }
+}
