@@ -4,10 +4,10 @@
 /// Scales a loop count down under Miri.
 pub const fn n(full: usize) -> usize {
     if cfg!(miri) {
-        if full < 40 {
+        if full < 20 {
             full
         } else {
-            40
+            20
         }
     } else {
         full
