@@ -26,11 +26,12 @@ pub(crate) struct SenderRef<C: Core> {
 }
 
 impl<C: Core> SenderRef<C> {
-    /// The first sender of `chan`, and the shared core for its receiver.
-    pub(crate) fn new(chan: C) -> (Self, Arc<Counted<C>>) {
-        let shared = Arc::new(Counted {
+    /// The first sender of the channel `make` builds (in place, in its
+    /// shared allocation), and the shared core for its receiver.
+    pub(crate) fn new(make: impl FnOnce() -> C) -> (Self, Arc<Counted<C>>) {
+        let shared = crate::sync::arc_in_place(|| Counted {
             senders: AtomicUsize::new(1),
-            chan,
+            chan: make(),
         });
         (
             SenderRef {

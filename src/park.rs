@@ -355,6 +355,9 @@ const ALERT: usize = 1 << (usize::BITS - 1);
 const OFFER: usize = 1 << (usize::BITS - 2);
 
 impl WaitQueue {
+    /// Inlined, so that a channel's queues are built in place in its
+    /// allocation (not built aside and copied in).
+    #[inline]
     pub(crate) fn new() -> Self {
         barrier::init();
         let word = if barrier::is_asymmetric() { 0 } else { ALERT };

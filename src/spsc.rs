@@ -233,12 +233,11 @@ impl Builder {
                     self.capacity
                 )
             });
-        let chan = Arc::new(Chan {
+        let chan = crate::sync::arc_in_place(|| Chan {
             producer: Spaced::new(Producer {
                 tail: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
             }),
-            written: Spaced::new(AtomicUsize::new(0)),
             head: Spaced::new(AtomicUsize::new(0)),
             shared: Spaced::new(Shared {
                 close: CloseState::new(),
@@ -248,7 +247,6 @@ impl Builder {
                 claiming,
                 handoff: !claiming && (cfg!(loom) || park::single_core()),
             }),
-            handoff: Spaced::new(Handoff::new()),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
             slots: (0..slots)
@@ -259,6 +257,8 @@ impl Builder {
             } else {
                 Box::new([])
             },
+            written: AtomicUsize::new(0),
+            handoff: Handoff::new(),
             _end: SpacedEnd::new(),
         });
         (
@@ -331,32 +331,38 @@ struct Shared {
 #[repr(C)]
 pub(crate) struct Chan<T> {
     producer: Spaced<Producer>,
-    /// One past the last index the sender has written, published or not:
-    /// stored by `send_many` before it runs the caller's iterator, so that a
-    /// receiver-side close made from inside that iterator counts the
-    /// messages written before it (see `Receiver::close`). On a line of its
-    /// own: the receiver reads it only when it closes.
-    written: Spaced<AtomicUsize>,
     /// Next index to read. Written by the receiver (`Release`); under
     /// `DropOldest` also claimed by the evicting sender (compare-exchange).
     head: Spaced<AtomicUsize>,
     shared: Spaced<Shared>,
-    /// Only a blocked sender and the receiver that frees its room touch it.
-    handoff: Spaced<Handoff<T>>,
-    /// The receiver, when it waits for a message.
-    recv_waiters: WaitQueue,
-    /// The sender, when it waits for room (`Block` only).
-    send_waiters: WaitQueue,
     /// Invariant: the slots of indices in `head..tail` hold initialized
     /// messages (below the cutoff once closed, see the module docs), and so
     /// do those of a run `send_many` has written past the tail but not yet
     /// published (the sender's); every other slot is uninitialized. Under
     /// the dropping policies a claimed index stays initialized until its
-    /// claimer has read it out and stored its stamp.
+    /// claimer has read it out and stored its stamp. (Read-mostly, beside
+    /// `shared`.)
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     /// `DropNewest` and `DropOldest` only: `stamps[i & mask] == i` when the
     /// slot is free for index `i`.
     stamps: Box<[AtomicUsize]>,
+    /// The receiver, when it waits for a message.
+    recv_waiters: WaitQueue,
+    /// The sender, when it waits for room (`Block` only).
+    send_waiters: WaitQueue,
+    /// One past the last index the sender has written, published or not:
+    /// stored by `send_many` before it runs the caller's iterator, so that a
+    /// receiver-side close made from inside that iterator counts the
+    /// messages written before it (see `Receiver::close`). The receiver
+    /// reads it only when it closes; it shares a line with the sender's
+    /// wait-queue list (touched only to park or wake the sender) and the
+    /// hand-off cell.
+    written: AtomicUsize,
+    /// Only a blocked sender and the receiver that frees its room touch
+    /// it, and only on one CPU, where no other core shares the line. (Without
+    /// the padding of `written` and `handoff`, a channel is under 1 KiB, the
+    /// size the allocator serves from its per-thread cache.)
+    handoff: Handoff<T>,
     _end: SpacedEnd,
 }
 

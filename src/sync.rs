@@ -20,6 +20,15 @@ mod imp {
     };
     pub(crate) use std::sync::Arc;
 
+    /// `Arc::new(make())`, with the allocation made before `make` runs, so
+    /// that the value (a channel: a kilobyte of mostly padding) is built
+    /// in place instead of built on the stack and copied into the heap.
+    /// `Arc::new_uninit` would say this directly, but needs Rust 1.82.
+    #[inline(always)]
+    pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
+        Arc::new_cyclic(|_| make())
+    }
+
     pub(crate) mod thread {
         pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread, ThreadId};
     }
@@ -78,6 +87,11 @@ mod imp {
         fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
+
+    /// `Arc::new(make())` (loom's `Arc` has no `new_cyclic`).
+    pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
+        Arc::new(make())
+    }
 
     /// loom has no compiler fence; a real fence is strictly stronger.
     pub(crate) fn compiler_fence(order: Ordering) {

@@ -57,6 +57,33 @@ fn two_producers_capacity_2_across_a_lap() {
     });
 }
 
+/// A new ring's first lap: under loom only slot 0 has its stamp when the
+/// channel is made, and each later slot gets it from the first producer
+/// whose claim reaches it (see "A new channel" in `rillet::mpsc`), one
+/// slot at a time. Two producers race to write stamps and claim, while the
+/// consumer looks at slots that may not have a stamp yet (a read of one
+/// fails the model: loom builds them with a stamp no position has).
+#[test]
+fn first_lap_stamps_written_by_racing_producers() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(4);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(1).unwrap());
+        let b = thread::spawn(move || tx2.send(2).unwrap());
+        // A look that may find the second slot without a stamp.
+        let early = rx.try_recv().ok();
+        let mut got: Vec<usize> = early.into_iter().collect();
+        while got.len() < 2 {
+            got.push(rx.recv().unwrap());
+        }
+        got.sort();
+        assert_eq!(got, [1, 2]);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
 /// `close_with` racing another producer's send: the final message is last,
 /// and the other send either lands before it or fails with its message.
 #[test]

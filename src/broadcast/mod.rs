@@ -430,7 +430,7 @@ impl Builder {
                 )
             });
         let start = laps.start(first_lap);
-        let (tx, shared) = SenderRef::new(Chan::new(cap, laps, start, self.overflow));
+        let (tx, shared) = SenderRef::new(|| Chan::new(cap, laps, start, self.overflow));
         (
             Sender { chan: tx },
             Receiver {

@@ -9,7 +9,7 @@ use crate::handoff::{Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
-use crate::sync::{AtomicBool, AtomicU64, Backoff, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::mem::MaybeUninit;
 use std::time::Instant;
@@ -25,37 +25,165 @@ struct Slot<T> {
     msg: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// `cap` free slots for the first lap: every stamp 0 (see
-/// [`Laps::stamp`]). A zeroed allocation, so that a new channel does not
-/// write its slots one by one (the calloc is a memset, or nothing for
-/// fresh pages): half the cost of making and dropping a channel of 1024.
+/// A slot array whose bytes are at most this large is allocated without
+/// clearing and its stamps are written lazily, in chunks of about
+/// [`INIT_CHUNK_BYTES`], by the producer whose claim first reaches them
+/// (see "A new channel" in the `mpsc` module docs). A larger one is a
+/// zeroed allocation, which for this size is usually fresh pages from the
+/// system that need no clearing.
 #[cfg(not(loom))]
-fn free_slots<T>(cap: usize) -> Box<[Slot<T>]> {
-    let layout = std::alloc::Layout::array::<Slot<T>>(cap)
-        .unwrap_or_else(|_| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
-    // A `Slot` holds an `AtomicU64`: never zero-sized.
-    debug_assert!(layout.size() > 0);
-    // SAFETY: the layout has a non-zero size.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<Slot<T>>();
-    if ptr.is_null() {
-        std::alloc::handle_alloc_error(layout);
-    }
-    // SAFETY: `ptr` is a fresh allocation of `cap` slots from the global
-    // allocator with the layout of `[Slot<T>; cap]`, as `Box` frees it;
-    // all-zero bytes are a valid `Slot` (an `AtomicU64` of 0 and a
-    // `MaybeUninit` message, which any bytes are).
-    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, cap)) }
+const LAZY_MAX_BYTES: usize = 128 * 1024;
+
+/// Bytes of slots given their stamps at a time (the first chunk when the
+/// channel is made).
+#[cfg(not(loom))]
+const INIT_CHUNK_BYTES: usize = 1024;
+
+/// Slots given their stamps at a time.
+#[cfg(not(loom))]
+fn init_chunk<T>() -> usize {
+    (INIT_CHUNK_BYTES / std::mem::size_of::<Slot<T>>()).max(1)
 }
 
-/// Under loom the atomics are loom's (not plain memory): built one by one.
+/// Under loom, one slot at a time, so that the models go through the
+/// lazy initialization at every slot of the first lap.
 #[cfg(loom)]
-fn free_slots<T>(cap: usize) -> Box<[Slot<T>]> {
-    (0..cap)
-        .map(|_| Slot {
-            stamp: AtomicU64::new(0),
-            msg: UnsafeCell::new(MaybeUninit::uninit()),
-        })
-        .collect()
+fn init_chunk<T>() -> usize {
+    1
+}
+
+/// The ring's `cap` slots. Only slots below `Config::ready` have a stamp;
+/// the others are memory that nobody reads until a producer writes their
+/// stamps (`Array::init_slots`).
+#[cfg(not(loom))]
+struct Slots<T> {
+    ptr: std::ptr::NonNull<Slot<T>>,
+    cap: usize,
+}
+
+#[cfg(not(loom))]
+impl<T> Slots<T> {
+    /// The slots, and how many of them already have their stamp: all of a
+    /// large array (a zeroed allocation), the first chunk of a small one.
+    fn new(cap: usize) -> (Self, usize) {
+        let layout = std::alloc::Layout::array::<Slot<T>>(cap)
+            .unwrap_or_else(|_| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
+        // A `Slot` holds an `AtomicU64`: never zero-sized.
+        debug_assert!(layout.size() > 0);
+        let lazy = layout.size() <= LAZY_MAX_BYTES;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe {
+            if lazy {
+                std::alloc::alloc(layout)
+            } else {
+                std::alloc::alloc_zeroed(layout)
+            }
+        }
+        .cast::<Slot<T>>();
+        let Some(ptr) = std::ptr::NonNull::new(ptr) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        let slots = Slots { ptr, cap };
+        if !lazy {
+            // All-zero bytes are a stamp of 0 in every slot: free for the
+            // first lap (see `Laps::stamp`).
+            return (slots, cap);
+        }
+        let first = init_chunk::<T>().min(cap);
+        // SAFETY: nobody else has the slots yet.
+        unsafe { slots.init(0..first) };
+        (slots, first)
+    }
+
+    /// The slot at `index`.
+    ///
+    /// # Safety
+    ///
+    /// `index < cap`. Its stamp may be read only if the slot is below
+    /// `Config::ready` (so initialized).
+    #[inline(always)]
+    unsafe fn get(&self, index: usize) -> &Slot<T> {
+        debug_assert!(index < self.cap);
+        // SAFETY: in bounds (guaranteed by the caller); the reference is to
+        // memory we own, and its uninitialized parts are only an
+        // `AtomicU64` that nobody reads before `init` and a `MaybeUninit`.
+        unsafe { &*self.ptr.as_ptr().add(index) }
+    }
+
+    /// Gives the slots of `range` the stamp 0 (free for the first lap).
+    ///
+    /// # Safety
+    ///
+    /// Nobody accesses these slots meanwhile (they are at or past
+    /// `Config::ready`, and the caller holds `Config::init_lock` or is
+    /// making the channel), and `range.end <= cap`.
+    unsafe fn init(&self, range: std::ops::Range<usize>) {
+        debug_assert!(range.end <= self.cap);
+        for i in range {
+            // SAFETY: in bounds; a plain write, ordered before any reader
+            // by the `Release` store of `Config::ready` that follows.
+            unsafe {
+                std::ptr::addr_of_mut!((*self.ptr.as_ptr().add(i)).stamp).write(AtomicU64::new(0))
+            };
+        }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for Slots<T> {
+    fn drop(&mut self) {
+        // The messages were dropped by `Array`'s drop; this frees the
+        // memory only (a `Slot` has no drop glue of its own).
+        let layout = std::alloc::Layout::array::<Slot<T>>(self.cap).expect("checked in `new`");
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
+    }
+}
+
+/// Under loom the atomics are loom's (not plain memory): every slot is
+/// built at once, with a stamp that no position ever has, which a read of
+/// a slot that was not initialized finds (`Slots::get` callers check it
+/// with `Array::stamp_of`).
+#[cfg(loom)]
+struct Slots<T> {
+    slots: Box<[Slot<T>]>,
+}
+
+/// The stamp of a slot under loom before its initialization.
+#[cfg(loom)]
+const GARBAGE: u64 = u64::MAX;
+
+#[cfg(loom)]
+impl<T> Slots<T> {
+    fn new(cap: usize) -> (Self, usize) {
+        let slots = (0..cap)
+            .map(|_| Slot {
+                stamp: AtomicU64::new(GARBAGE),
+                msg: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        let slots = Slots { slots };
+        // SAFETY: nobody else has the slots yet.
+        unsafe { slots.init(0..1) };
+        (slots, 1)
+    }
+
+    #[inline(always)]
+    unsafe fn get(&self, index: usize) -> &Slot<T> {
+        &self.slots[index]
+    }
+
+    unsafe fn init(&self, range: std::ops::Range<usize>) {
+        for i in range {
+            let stamp = &self.slots[i].stamp;
+            assert_eq!(
+                stamp.load(Ordering::Relaxed),
+                GARBAGE,
+                "a slot was initialized twice"
+            );
+            stamp.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Read-mostly configuration.
@@ -70,6 +198,12 @@ struct Config {
     /// (`Block` on one CPU, and always under loom): see "Direct hand-off"
     /// in the `mpsc` module docs.
     handoff: bool,
+    /// Slots `0..ready` have their stamps; the rest are written by the
+    /// first producer whose claim reaches them (`Array::init_slots`), which
+    /// then stores the new count (`Release`). Only grows, `cap` at most.
+    ready: AtomicUsize,
+    /// Held by the producer that writes the next chunk of stamps.
+    init_lock: AtomicBool,
     /// Set (after `CLOSED` in `tail`) by the call that closed the channel.
     /// The consumer looks here when it finds nothing to receive, instead of
     /// loading `tail`: polling the line every producer compare-exchanges
@@ -83,21 +217,28 @@ struct Config {
 pub(crate) struct Array<T> {
     /// Next position to claim, with `CLOSED`.
     tail: Spaced<AtomicU64>,
+    /// Messages lost to the dropping policies: counted by producers, so on
+    /// their line (the consumer only reads it for `dropped()`).
+    dropped: AtomicU64,
     /// Next position to read.
     head: Spaced<AtomicU64>,
     config: Spaced<Config>,
-    dropped: Spaced<AtomicU64>,
-    /// The one producer whose message is on offer (direct hand-off).
-    handoff: Spaced<Handoff<T>>,
     /// The receiver, waiting for a message.
     recv_waiters: WaitQueue,
     /// Producers waiting for room (`Block`).
     send_waiters: WaitQueue,
+    /// The one producer whose message is on offer (direct hand-off). Not
+    /// spaced: it is only used on one CPU, where no other core shares the
+    /// line. (Without the padding of these two fields a channel is under
+    /// 1 KiB, the size the allocator serves from its per-thread cache:
+    /// making and dropping one is about 20% faster.)
+    handoff: Handoff<T>,
     /// Invariant: a slot's message is initialized exactly when its stamp is
     /// `stamp(position) | FULL` for a position in `head..tail`; it is owned by
     /// whoever holds that position (the producer that claimed it until the
     /// stamp store, then the consumer or an evicter that claims `head`).
-    slots: Box<[Slot<T>]>,
+    /// A slot's stamp is read only once it is below `Config::ready`.
+    slots: Slots<T>,
     _end: SpacedEnd,
 }
 
@@ -132,7 +273,7 @@ impl<T> Array<T> {
             .unwrap_or_else(|| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
         let start = laps.start(0);
         debug_assert_eq!(laps.stamp(laps.forward(start, cap as u64 - 1)), 0);
-        let slots = free_slots(cap);
+        let (slots, ready) = Slots::new(cap);
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
             head: Spaced::new(AtomicU64::new(start.word())),
@@ -142,23 +283,97 @@ impl<T> Array<T> {
                 overflow,
                 claiming: overflow != Overflow::Block,
                 handoff: overflow == Overflow::Block && (cfg!(loom) || park::single_core()),
+                ready: AtomicUsize::new(ready),
+                init_lock: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
-            handoff: Spaced::new(Handoff::new()),
-            dropped: Spaced::new(AtomicU64::new(0)),
+            dropped: AtomicU64::new(0),
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
+            handoff: Handoff::new(),
             slots,
             _end: SpacedEnd::new(),
         }
     }
 
+    /// The slot of `pos`, whose stamp has been written (the caller holds
+    /// `pos`, or checked with [`Array::producer_stamp`] or
+    /// [`Array::consumer_stamp`]).
     #[inline(always)]
     fn slot(&self, pos: Pos) -> &Slot<T> {
         let index = self.config.laps.index(pos);
-        debug_assert!(index < self.slots.len());
-        // SAFETY: `Laps::index` is below the capacity, the slots' length.
-        unsafe { self.slots.get_unchecked(index) }
+        // SAFETY: `Laps::index` is below the capacity.
+        unsafe { self.slots.get(index) }
+    }
+
+    /// The stamp of `pos`'s slot, for a producer about to claim it: writes
+    /// the stamps of the slots up to it first if this is their first use.
+    #[inline(always)]
+    fn producer_stamp(&self, pos: Pos) -> u64 {
+        let index = self.config.laps.index(pos);
+        // Acquire: the stamps below it were written before.
+        if index >= self.config.ready.load(Ordering::Acquire) {
+            self.init_slots(index);
+        }
+        self.checked(self.slot(pos).stamp.load(Ordering::Acquire))
+    }
+
+    /// The stamp of `pos`'s slot, for the consumer: `None` if the slot has
+    /// no stamp yet, so no producer has claimed it (nothing to receive).
+    #[inline(always)]
+    fn consumer_stamp(&self, pos: Pos) -> Option<u64> {
+        let index = self.config.laps.index(pos);
+        // Acquire: as in `producer_stamp`.
+        if index >= self.config.ready.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.checked(self.slot(pos).stamp.load(Ordering::Acquire)))
+    }
+
+    /// Under loom, a stamp read before its slot was initialized fails the
+    /// model.
+    #[inline(always)]
+    fn checked(&self, stamp: u64) -> u64 {
+        #[cfg(loom)]
+        assert_ne!(stamp, GARBAGE, "a slot was read before its initialization");
+        stamp
+    }
+
+    /// Writes the stamps of the slots up to and including `index` (a chunk
+    /// at a time), or waits for the producer that is writing them. The
+    /// only wait of a claim that is not for the consumer: a first-lap claim
+    /// waits for one chunk's stores (a kilobyte at most).
+    #[cold]
+    #[inline(never)]
+    fn init_slots(&self, index: usize) {
+        let config = &*self.config;
+        let backoff = Backoff::new();
+        loop {
+            if index < config.ready.load(Ordering::Acquire) {
+                return;
+            }
+            // Acquire: the previous holder's stamps and `ready`.
+            if config
+                .init_lock
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                let ready = config.ready.load(Ordering::Relaxed);
+                if index >= ready {
+                    let chunk = init_chunk::<T>();
+                    let end = (index + 1).max(ready + chunk).min(config.cap);
+                    // SAFETY: the slots from `ready` on are read by nobody
+                    // (every reader checks `ready` first) and written by
+                    // nobody else (we hold the lock); `end <= cap`.
+                    unsafe { self.slots.init(ready..end) };
+                    // Release: whoever sees the new count sees the stamps.
+                    config.ready.store(end, Ordering::Release);
+                }
+                config.init_lock.store(false, Ordering::Release);
+                return;
+            }
+            backoff.snooze();
+        }
     }
 
     #[inline(always)]
@@ -206,10 +421,9 @@ impl<T> Array<T> {
                 return Claim::Closed;
             }
             let pos = Pos::of(tail, laps);
-            let slot = self.slot(pos);
             // Acquire: the consumer's read of the previous lap happens
             // before our write.
-            let stamp = slot.stamp.load(Ordering::Acquire);
+            let stamp = self.producer_stamp(pos);
             let full = if stamp == laps.stamp(pos) {
                 false
             } else if stamp == laps.stamp(laps.prev_lap(pos)) | FULL {
@@ -336,9 +550,7 @@ impl<T> Array<T> {
             let first = Pos::of(tail, &self.config.laps);
             let mut end = first;
             let mut k = 0;
-            while k < want
-                && self.slot(end).stamp.load(Ordering::Acquire) == self.config.laps.stamp(end)
-            {
+            while k < want && self.producer_stamp(end) == self.config.laps.stamp(end) {
                 end = self.next(end);
                 k += 1;
             }
@@ -444,8 +656,7 @@ impl<T> Array<T> {
     fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         loop {
             let head = self.head();
-            let slot = self.slot(head);
-            if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
+            if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
                 if self.head() != head {
                     continue; // evicted meanwhile
                 }
@@ -463,7 +674,7 @@ impl<T> Array<T> {
             {
                 // SAFETY: we won `head`, whose message is written.
                 let msg = unsafe { self.read(head) };
-                slot.stamp.store(
+                self.slot(head).stamp.store(
                     self.config.laps.stamp(self.config.laps.next_lap(head)),
                     Ordering::Release,
                 );
@@ -495,13 +706,12 @@ impl<T> Array<T> {
         let mut head = first;
         let mut n = 0;
         while n < max {
-            let slot = self.slot(head);
-            if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
+            if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
                 break;
             }
             // SAFETY: written (stamp), and we are the only consumer.
             buf.push(unsafe { self.read(head) });
-            slot.stamp.store(
+            self.slot(head).stamp.store(
                 self.config.laps.stamp(self.config.laps.next_lap(head)),
                 Ordering::Release,
             );
@@ -705,14 +915,13 @@ impl<T> Receiving for Array<T> {
         }
         // Only the consumer writes `head`: Relaxed.
         let head = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
-        let slot = self.slot(head);
-        if slot.stamp.load(Ordering::Acquire) != self.config.laps.stamp(head) | FULL {
+        if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
             return Err(self.empty_or_closed(head));
         }
         // SAFETY: the stamp says the message of `head` is written; we are the
         // only consumer.
         let msg = unsafe { self.read(head) };
-        slot.stamp.store(
+        self.slot(head).stamp.store(
             self.config.laps.stamp(self.config.laps.next_lap(head)),
             Ordering::Release,
         );
@@ -734,7 +943,7 @@ impl<T> Array<T> {
     /// reads, not the producers' `tail`).
     pub(crate) fn recv_ready(&self) -> bool {
         let head = self.head();
-        self.slot(head).stamp.load(Ordering::Acquire) == self.config.laps.stamp(head) | FULL
+        self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)
             || self.config.closed.load(Ordering::Acquire)
     }
 
@@ -817,6 +1026,56 @@ mod tests {
     use super::*;
     use crate::RecvTimeoutError;
     use std::time::Duration;
+
+    /// A small ring's stamps are written a chunk at a time, by the claim
+    /// that first reaches past `ready`; a large ring is zeroed at once.
+    #[test]
+    fn first_lap_stamps_are_written_by_chunks() {
+        let chunk = init_chunk::<u64>();
+        assert_eq!(chunk, INIT_CHUNK_BYTES / 16);
+        let cap = 4 * chunk + 3;
+        let chan = Array::<u64>::new(cap, Overflow::Block);
+        let ready = || chan.config.ready.load(Ordering::Relaxed);
+        assert_eq!(ready(), chunk);
+        // Nothing past `ready` is looked at by the consumer.
+        assert_eq!(chan.try_recv_as(), Err(TryRecvError::Empty));
+        for i in 0..chunk as u64 {
+            chan.try_send_as(i, SendMode::Try).unwrap();
+        }
+        assert_eq!(ready(), chunk, "no claim has reached past the first chunk");
+        chan.try_send_as(chunk as u64, SendMode::Try).unwrap();
+        assert_eq!(ready(), 2 * chunk);
+        for i in chunk as u64 + 1..cap as u64 {
+            chan.try_send_as(i, SendMode::Try).unwrap();
+        }
+        assert_eq!(ready(), cap, "the last chunk stops at the capacity");
+        assert!(matches!(
+            chan.try_send_as(0, SendMode::Try),
+            Err(TrySendError::Full(0))
+        ));
+        for i in 0..cap as u64 {
+            assert_eq!(chan.try_recv_as(), Ok(i));
+        }
+        // A second lap runs on the stamps of the first.
+        chan.try_send_as(7, SendMode::Try).unwrap();
+        assert_eq!(chan.try_recv_as(), Ok(7));
+
+        // Messages larger than a chunk: one slot at a time.
+        let big = Array::<[u8; 2 * INIT_CHUNK_BYTES]>::new(3, Overflow::Block);
+        assert_eq!(big.config.ready.load(Ordering::Relaxed), 1);
+        big.try_send_as([1; 2 * INIT_CHUNK_BYTES], SendMode::Try)
+            .unwrap();
+        big.try_send_as([2; 2 * INIT_CHUNK_BYTES], SendMode::Try)
+            .unwrap();
+        assert_eq!(big.config.ready.load(Ordering::Relaxed), 2);
+        assert_eq!(big.try_recv_as().map(|m| m[0]), Ok(1));
+        assert_eq!(big.try_recv_as().map(|m| m[0]), Ok(2));
+
+        // Beyond `LAZY_MAX_BYTES`: one zeroed allocation, every stamp ready.
+        let large = LAZY_MAX_BYTES / 16 + 1;
+        let chan = Array::<u64>::new(large, Overflow::Block);
+        assert_eq!(chan.config.ready.load(Ordering::Relaxed), large);
+    }
 
     /// crossbeam-channel #997: a producer that has claimed a slot but not
     /// yet written it must not make `try_recv` wait; it returns `Empty`, and

@@ -35,8 +35,7 @@
 //!
 //! (A stamp keeps the position without its index bits, `Laps::stamp`: a
 //! slot only meets positions of its own index. So every stamp of the first
-//! lap is 0, and a new channel's slots are one zeroed allocation instead of
-//! `cap` stores; below, "position" in a stamp means that.)
+//! lap is 0; below, "position" in a stamp means that.)
 //!
 //! - A producer loads `tail`; if the slot's stamp says "free for this
 //!   position" it claims the position with a compare-exchange on `tail`,
@@ -66,6 +65,26 @@
 //!   polled `tail` while waiting would take that line from the producers
 //!   between their claims (on the 2-core machine, 2 producers ran at 10 M
 //!   msg/s that way and at 34 without it).
+//!
+//! ## A new channel
+//!
+//! A Vyukov ring needs a stamp in every slot before its first lap, and
+//! writing them all (a zeroed allocation is a `memset` of the whole array
+//! when the allocator reuses memory) was 60% of making a channel of 1024,
+//! sending one message, receiving it and dropping it. So a small slot
+//! array (up to 128 KiB; a larger one is a zeroed allocation, usually
+//! fresh pages that need no clearing) is allocated as is, and only slots
+//! below `ready` (in the read-mostly config) have a stamp: the first
+//! kilobyte's worth when the channel is made, the rest a kilobyte at a
+//! time by the first producer whose claim reaches past `ready`. That
+//! producer takes a small lock (`init_lock`; other producers that reach
+//! there wait for its stores, a kilobyte at most, the only wait of a claim
+//! that is not for the consumer), writes the stamps, and stores the new
+//! `ready` (`Release`). Every reader of a stamp loads `ready` (`Acquire`)
+//! first; the consumer takes a slot past it as empty (no producer has
+//! claimed it). After the first lap `ready` is the capacity and the check
+//! always passes. A channel of 1024 made, used once and dropped: 315 ns
+//! -> 115 ns on the 2-core machine (crossbeam-channel: 290 ns).
 //!
 //! ## The dropping policies
 //!
@@ -166,18 +185,21 @@ impl Builder {
     /// assert_eq!(h.join().unwrap(), Ok(()));
     /// ```
     pub fn build<T>(self) -> (Sender<T>, Receiver<T>) {
-        let chan = if self.capacity == 0 {
+        if self.capacity == 0 {
             assert!(
                 self.overflow == Overflow::Block,
                 "mpsc::Builder: a rendezvous channel (capacity 0) has no buffer to overflow; \
                  use Overflow::Block or a capacity of at least 1 with {:?}",
                 self.overflow
             );
-            Chan::Zero(Zero::new())
-        } else {
-            Chan::Array(Array::new(self.capacity, self.overflow))
-        };
-        let (tx, shared) = SenderRef::new(chan);
+        }
+        let (tx, shared) = SenderRef::new(|| {
+            if self.capacity == 0 {
+                Chan::Zero(Zero::new())
+            } else {
+                Chan::Array(Array::new(self.capacity, self.overflow))
+            }
+        });
         (
             Sender { chan: tx },
             Receiver {
