@@ -359,8 +359,26 @@ impl WaitQueue {
     /// allocation (not built aside and copied in).
     #[inline]
     pub(crate) fn new() -> Self {
+        Self::with_word(Self::initial_word())
+    }
+
+    /// The word a new queue starts with (chooses the barrier pair first).
+    /// A channel with several queues computes it once, before it builds
+    /// them: nothing opaque then runs between the stores of its fields, so
+    /// the compiler builds them in place in the channel's allocation.
+    #[inline]
+    pub(crate) fn initial_word() -> usize {
         barrier::init();
-        let word = if barrier::is_asymmetric() { 0 } else { ALERT };
+        if barrier::is_asymmetric() {
+            0
+        } else {
+            ALERT
+        }
+    }
+
+    /// A queue whose word is `word`, from [`WaitQueue::initial_word`].
+    #[inline(always)]
+    pub(crate) fn with_word(word: usize) -> Self {
         WaitQueue {
             waiting: Spaced::new(AtomicUsize::new(word)),
             list: Mutex::new(Vec::new()),

@@ -233,6 +233,18 @@ impl Builder {
                     self.capacity
                 )
             });
+        // Everything that calls out is done before the channel is built, so
+        // that the compiler builds it in place (see `arc_in_place`).
+        let handoff = !claiming && (cfg!(loom) || park::single_core());
+        let word = WaitQueue::initial_word();
+        let ring: Box<[UnsafeCell<MaybeUninit<T>>]> = (0..slots)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect();
+        let stamps: Box<[AtomicUsize]> = if claiming {
+            (0..slots).map(AtomicUsize::new).collect()
+        } else {
+            Box::new([])
+        };
         let chan = crate::sync::arc_in_place(|| Chan {
             producer: Spaced::new(Producer {
                 tail: AtomicUsize::new(0),
@@ -245,18 +257,12 @@ impl Builder {
                 mask: slots - 1,
                 overflow: self.overflow,
                 claiming,
-                handoff: !claiming && (cfg!(loom) || park::single_core()),
+                handoff,
             }),
-            recv_waiters: WaitQueue::new(),
-            send_waiters: WaitQueue::new(),
-            slots: (0..slots)
-                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-                .collect(),
-            stamps: if claiming {
-                (0..slots).map(AtomicUsize::new).collect()
-            } else {
-                Box::new([])
-            },
+            recv_waiters: WaitQueue::with_word(word),
+            send_waiters: WaitQueue::with_word(word),
+            slots: ring,
+            stamps,
             written: AtomicUsize::new(0),
             handoff: Handoff::new(),
             _end: SpacedEnd::new(),

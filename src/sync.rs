@@ -26,7 +26,14 @@ mod imp {
     /// `Arc::new_uninit` would say this directly, but needs Rust 1.82.
     #[inline(always)]
     pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
-        Arc::new_cyclic(|_| make())
+        let mut arc = Arc::new(std::mem::MaybeUninit::<T>::uninit());
+        Arc::get_mut(&mut arc)
+            .expect("a new Arc is unique")
+            .write(make());
+        // SAFETY: the value was written just above, and `MaybeUninit<T>`
+        // has the size and alignment of `T`, which is what `Arc::from_raw`
+        // asks of a pointer from another `Arc` type.
+        unsafe { Arc::from_raw(Arc::into_raw(arc).cast::<T>()) }
     }
 
     pub(crate) mod thread {

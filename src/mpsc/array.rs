@@ -273,7 +273,11 @@ impl<T> Array<T> {
             .unwrap_or_else(|| panic!("mpsc::channel: capacity {cap} is too large to allocate"));
         let start = laps.start(0);
         debug_assert_eq!(laps.stamp(laps.forward(start, cap as u64 - 1)), 0);
+        // Everything that calls out is done before the channel is built, so
+        // that the compiler builds it in place (see `arc_in_place`).
         let (slots, ready) = Slots::new(cap);
+        let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
+        let word = WaitQueue::initial_word();
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
             head: Spaced::new(AtomicU64::new(start.word())),
@@ -282,14 +286,14 @@ impl<T> Array<T> {
                 cap,
                 overflow,
                 claiming: overflow != Overflow::Block,
-                handoff: overflow == Overflow::Block && (cfg!(loom) || park::single_core()),
+                handoff,
                 ready: AtomicUsize::new(ready),
                 init_lock: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
             dropped: AtomicU64::new(0),
-            recv_waiters: WaitQueue::new(),
-            send_waiters: WaitQueue::new(),
+            recv_waiters: WaitQueue::with_word(word),
+            send_waiters: WaitQueue::with_word(word),
             handoff: Handoff::new(),
             slots,
             _end: SpacedEnd::new(),
