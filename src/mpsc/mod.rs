@@ -84,7 +84,10 @@
 //! first; the consumer takes a slot past it as empty (no producer has
 //! claimed it). After the first lap `ready` is the capacity and the check
 //! always passes. A channel of 1024 made, used once and dropped: 315 ns
-//! -> 115 ns on the 2-core machine (crossbeam-channel: 290 ns).
+//! -> 115 ns on the 2-core machine (crossbeam-channel: 290 ns); with the
+//! channel built in place in its `Arc` (`sync::arc_in_place`) and small
+//! enough for the allocator's per-thread cache, about 100 ns (`versus`
+//! lifecycle row: 3.5-4.0x crossbeam-channel, 1.0-1.1x before).
 //!
 //! ## The dropping policies
 //!
