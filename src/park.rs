@@ -355,8 +355,9 @@ const ALERT: usize = 1 << (usize::BITS - 1);
 const OFFER: usize = 1 << (usize::BITS - 2);
 
 impl WaitQueue {
-    /// Inlined, so that a channel's queues are built in place in its
-    /// allocation (not built aside and copied in).
+    /// A new queue. A channel with several queues calls
+    /// [`WaitQueue::initial_word`] once and [`WaitQueue::with_word`] for
+    /// each instead, so that it is built in place (see there).
     #[inline]
     pub(crate) fn new() -> Self {
         Self::with_word(Self::initial_word())

@@ -95,7 +95,9 @@ mod imp {
     };
     pub(crate) use loom::sync::Arc;
 
-    /// `Arc::new(make())` (loom's `Arc` has no `new_cyclic`).
+    /// `Arc::new(make())`: the models check the channel's atomics, not
+    /// where its bytes are built (and loom's `Arc` has no raw-pointer
+    /// round trip between types).
     pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
         Arc::new(make())
     }

@@ -142,8 +142,8 @@ impl<T> Drop for Slots<T> {
 
 /// Under loom the atomics are loom's (not plain memory): every slot is
 /// built at once, with a stamp that no position ever has, which a read of
-/// a slot that was not initialized finds (`Slots::get` callers check it
-/// with `Array::stamp_of`).
+/// a slot that was not initialized finds (every stamp read goes through
+/// `Array::checked`).
 #[cfg(loom)]
 struct Slots<T> {
     slots: Box<[Slot<T>]>,
