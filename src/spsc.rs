@@ -211,6 +211,18 @@ impl Builder {
     /// If the capacity is 0 (an SPSC channel needs room for one message; a
     /// rendezvous channel is `mpsc::channel(0)`), or too large to allocate.
     pub fn build<T>(self) -> (Sender<T>, Receiver<T>) {
+        self.build_with(false)
+    }
+
+    /// [`build`](Self::build), with a receiver that never spins while it
+    /// waits when `quiet`: it neither pauses for a batch nor polls before
+    /// it yields and parks. For a receiver that is one of many threads
+    /// waiting on the same producers (the watch store's watchers): on a
+    /// machine with fewer CPUs than threads, a spinning watcher takes the
+    /// CPU from the writer it waits for (with spinning watchers, a third
+    /// of the CPU went to the pause of `wait_for_batch` in the watch
+    /// store's 4-writer, 8-watcher flow).
+    pub(crate) fn build_with<T>(self, quiet: bool) -> (Sender<T>, Receiver<T>) {
         assert!(
             self.capacity > 0,
             "spsc::channel: capacity must be at least 1; a zero-capacity SPSC channel \
@@ -258,6 +270,7 @@ impl Builder {
                 overflow: self.overflow,
                 claiming,
                 handoff,
+                quiet,
             }),
             recv_waiters: WaitQueue::with_word(word),
             send_waiters: WaitQueue::with_word(word),
@@ -331,6 +344,8 @@ struct Shared {
     /// A blocked sender offers its message for direct hand-off: `Block`
     /// on one CPU (and always under loom, so that the models explore it).
     handoff: bool,
+    /// The receiver does not spin while it waits (see `build_with`).
+    quiet: bool,
 }
 
 // `repr(C)`: the `Spaced` fields keep their order and their distance.
@@ -1149,6 +1164,10 @@ impl<T> Receiving for Receiver<T> {
         &self.chan.recv_waiters
     }
 
+    fn spin_on_recv(&self) -> bool {
+        !self.chan.shared.quiet
+    }
+
     fn before_recv_wait(&self) {
         self.wait_for_batch();
     }
@@ -1355,7 +1374,8 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// A blocking receive found the ring empty: pause (a few microseconds
+    /// A blocking receive found the ring empty: unless the channel is
+    /// quiet (see `Builder::build_with`), pause (a few microseconds
     /// at most) until `cap / SLACK_DIVISOR` messages wait, or the channel
     /// closes. Taking each message the moment it is published would put the
     /// receiver on the line the sender is writing, message after message
@@ -1365,7 +1385,7 @@ impl<T> Receiver<T> {
     fn wait_for_batch(&self) {
         let chan = &*self.chan;
         let want = chan.shared.cap / SLACK_DIVISOR;
-        if want < 2 || chan.shared.claiming {
+        if want < 2 || chan.shared.claiming || chan.shared.quiet {
             return;
         }
         let h = self.head.get();

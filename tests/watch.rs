@@ -117,6 +117,37 @@ fn events_carry_kind_name_type_object_and_revision() {
 }
 
 #[test]
+fn a_kind_emptied_by_deletes_keeps_its_watchers() {
+    let store: Store<u64> = Store::new();
+    let w = store.watch("k", WatchOptions::new());
+    store.set("k", "a", 1);
+    store.delete("k", "a"); // the kind has no entry left
+    store.set("k", "b", 2);
+    let got: Vec<_> = w
+        .try_iter()
+        .map(|e| (e.name.clone(), e.event_type))
+        .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        got,
+        [
+            (s("a"), EventType::Create),
+            (s("a"), EventType::Delete),
+            (s("b"), EventType::Create),
+        ]
+    );
+    // A kind's last watcher going, and then its last entry: a new watcher
+    // of the kind starts afresh and sees the next change.
+    assert!(w.cancel());
+    store.delete("k", "b");
+    assert!(store.list("k").is_empty());
+    let w2 = store.watch("k", WatchOptions::new().initial_replay());
+    store.set("k", "c", 3);
+    assert_eq!(w2.try_recv().unwrap().unwrap().name, "c");
+    assert_eq!(w2.try_recv(), Ok(None));
+}
+
+#[test]
 fn one_event_is_shared_by_every_watcher() {
     let store: Store<u64> = Store::new();
     let a = store.watch("k", WatchOptions::new());

@@ -45,12 +45,34 @@ pub(super) struct Shared<T> {
 }
 
 struct State<T> {
-    kinds: HashMap<String, BTreeMap<String, Entry<T>>>,
+    /// A kind is here while it has an entry or a watcher.
+    kinds: HashMap<String, Kind<T>>,
     revision: u64,
-    watchers: Vec<Watcher<T>>,
     next_id: u64,
     /// Every store handle was dropped: no watcher is registered any more.
     ended: bool,
+}
+
+/// One kind: its entries, and the watchers of its events (kept with the
+/// kind, so that a change finds its watchers without comparing kind names).
+struct Kind<T> {
+    entries: BTreeMap<String, Entry<T>>,
+    watchers: Vec<Watcher<T>>,
+}
+
+impl<T> Default for Kind<T> {
+    fn default() -> Self {
+        Kind {
+            entries: BTreeMap::new(),
+            watchers: Vec::new(),
+        }
+    }
+}
+
+impl<T> Kind<T> {
+    fn is_unused(&self) -> bool {
+        self.entries.is_empty() && self.watchers.is_empty()
+    }
 }
 
 struct Entry<T> {
@@ -62,7 +84,6 @@ struct Entry<T> {
 /// A registered watcher, as the writers see it.
 struct Watcher<T> {
     id: u64,
-    kind: String,
     opts: WatchOptions,
     target: Target<T>,
     /// Closed by the watch's `cancel` (or drop): a writer waiting for room
@@ -216,7 +237,6 @@ impl<T: Send + Sync + 'static> StoreBuilder<T> {
                 state: Mutex::new(State {
                     kinds: HashMap::new(),
                     revision: 0,
-                    watchers: Vec::new(),
                     next_id: 0,
                     ended: false,
                 }),
@@ -269,7 +289,8 @@ impl<T: Send + Sync + 'static> Store<T> {
             value: object,
             revision,
         };
-        let (event_type, replaced) = match st.kinds.get_mut(kind).and_then(|m| m.get_mut(name)) {
+        let found = st.kinds.get_mut(kind).and_then(|k| k.entries.get_mut(name));
+        let (event_type, replaced) = match found {
             // A panicking compare unwinds through the guard: nothing changed.
             Some(e) if (self.shared.compare)(&e.value, &entry.value) => {
                 drop(st);
@@ -283,6 +304,7 @@ impl<T: Send + Sync + 'static> Store<T> {
                     .kinds
                     .entry(kind.to_owned())
                     .or_default()
+                    .entries
                     .insert(ev.name.clone(), entry);
                 (EventType::Create, replaced)
             }
@@ -312,7 +334,7 @@ impl<T: Send + Sync + 'static> Store<T> {
         let st = self.shared.state.lock();
         st.kinds
             .get(kind)
-            .and_then(|m| m.get(name))
+            .and_then(|k| k.entries.get(name))
             .map(|e| e.value.clone())
     }
 
@@ -328,14 +350,13 @@ impl<T: Send + Sync + 'static> Store<T> {
     pub fn delete(&self, kind: &str, name: &str) -> Option<Arc<T>> {
         check_kind(kind, "delete");
         let mut st = self.shared.state.lock();
-        let map = st.kinds.get_mut(kind)?;
-        let old = map.remove(name)?;
-        if map.is_empty() {
-            st.kinds.remove(kind);
-        }
+        let old = st.kinds.get_mut(kind)?.entries.remove(name)?;
         let revision = st.revision + 1;
         let ev = Event::new(kind, name, EventType::Delete, old.value.clone(), revision);
         let panic = self.commit(&mut st, ev);
+        if st.kinds.get(kind).is_some_and(Kind::is_unused) {
+            st.kinds.remove(kind);
+        }
         drop(st);
         if let Some(p) = panic {
             resume_unwind(p);
@@ -355,8 +376,9 @@ impl<T: Send + Sync + 'static> Store<T> {
     pub fn list(&self, kind: &str) -> Vec<(String, Arc<T>)> {
         check_kind(kind, "list");
         let st = self.shared.state.lock();
-        st.kinds.get(kind).map_or_else(Vec::new, |m| {
-            m.iter()
+        st.kinds.get(kind).map_or_else(Vec::new, |k| {
+            k.entries
+                .iter()
                 .map(|(n, e)| (n.clone(), e.value.clone()))
                 .collect()
         })
@@ -394,7 +416,7 @@ impl<T: Send + Sync + 'static> Store<T> {
         check_kind(kind, "watch");
         let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
-            .build::<(u64, Msg<T>)>();
+            .build_with::<(u64, Msg<T>)>(true);
         let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
         let offered = Arc::new(AtomicU64::new(0));
         let mut replay = VecDeque::new();
@@ -498,8 +520,10 @@ impl<T: Send + Sync + 'static> Store<T> {
         self.shared.revision.store(ev.revision, Ordering::Release);
         let mut panic = None;
         let mut gone = Vec::new();
-        for w in &st.watchers {
-            if w.kind != ev.kind || !w.opts.wants(ev.event_type) {
+        // The kind is there: the change's entry is (or was, for a delete).
+        let k = st.kinds.get_mut(&ev.kind)?;
+        for w in &k.watchers {
+            if !w.opts.wants(ev.event_type) {
                 continue;
             }
             match catch_unwind(AssertUnwindSafe(|| w.offer(&ev))) {
@@ -511,7 +535,7 @@ impl<T: Send + Sync + 'static> Store<T> {
             }
         }
         if !gone.is_empty() {
-            st.watchers.retain(|w| !gone.contains(&w.id));
+            k.watchers.retain(|w| !gone.contains(&w.id));
         }
         panic
     }
@@ -531,9 +555,9 @@ impl<T> Shared<T> {
         // After the last store handle went, a new watch ends at once (its
         // channel closes when `target` drops here).
         if !st.ended {
-            st.watchers.push(Watcher {
+            let k = st.kinds.entry(kind.to_owned()).or_default();
+            k.watchers.push(Watcher {
                 id,
-                kind: kind.to_owned(),
                 opts,
                 target,
                 cancel,
@@ -547,13 +571,19 @@ impl<T: Send + Sync> Feed<T> for Shared<T> {
     /// Unregisters watcher `id` (its cancel). Its channel's sender goes
     /// with it, outside the lock.
     fn remove(&self, id: u64) {
-        let removed = {
-            let mut st = self.state.lock();
-            st.watchers
-                .iter()
-                .position(|w| w.id == id)
-                .map(|i| st.watchers.swap_remove(i))
-        };
+        let mut st = self.state.lock();
+        let found = st.kinds.iter_mut().find_map(|(name, k)| {
+            let i = k.watchers.iter().position(|w| w.id == id)?;
+            let removed = k.watchers.swap_remove(i);
+            Some((k.is_unused().then(|| name.clone()), removed))
+        });
+        let removed = found.map(|(unused, removed)| {
+            if let Some(name) = unused {
+                st.kinds.remove(&name);
+            }
+            removed
+        });
+        drop(st);
         drop(removed);
     }
 
@@ -581,8 +611,9 @@ fn snapshot<T>(st: &State<T>, kind: &str, opts: &WatchOptions) -> Vec<Event<T>> 
     if !opts.wants(EventType::Create) {
         return Vec::new();
     }
-    st.kinds.get(kind).map_or_else(Vec::new, |m| {
-        m.iter()
+    st.kinds.get(kind).map_or_else(Vec::new, |k| {
+        k.entries
+            .iter()
             .map(|(name, e)| Event::new(kind, name, EventType::Create, e.value.clone(), e.revision))
             .collect()
     })
@@ -604,7 +635,13 @@ impl<T> Drop for Store<T> {
             let watchers = {
                 let mut st = self.shared.state.lock();
                 st.ended = true;
-                std::mem::take(&mut st.watchers)
+                let watchers: Vec<_> = st
+                    .kinds
+                    .values_mut()
+                    .flat_map(|k| std::mem::take(&mut k.watchers))
+                    .collect();
+                st.kinds.retain(|_, k| !k.is_unused());
+                watchers
             };
             drop(watchers);
         }
