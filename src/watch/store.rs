@@ -283,37 +283,41 @@ impl<T: Send + Sync + 'static> Store<T> {
         // waits for. An equal value pays them for nothing.
         let object = Arc::new(value);
         let mut ev = Event::new(kind, name, EventType::Create, object.clone(), 0);
-        let mut st = self.shared.state.lock();
+        let mut guard = self.shared.state.lock();
+        let st = &mut *guard;
         let revision = st.revision + 1;
         let entry = Entry {
             value: object,
             revision,
         };
-        let found = st.kinds.get_mut(kind).and_then(|k| k.entries.get_mut(name));
-        let (event_type, replaced) = match found {
+        // One lookup of the kind (it holds the entries and the watchers).
+        let Some(k) = st.kinds.get_mut(kind) else {
+            // A kind that is not there has no watcher (a watch registers
+            // its kind): the change is the new entry alone.
+            let mut k = Kind::default();
+            k.entries.insert(ev.name.clone(), entry);
+            st.kinds.insert(kind.to_owned(), k);
+            self.shared.advance(&mut st.revision, revision);
+            drop(guard);
+            drop(ev);
+            return Some(EventType::Create);
+        };
+        let (event_type, replaced) = match k.entries.get_mut(name) {
             // A panicking compare unwinds through the guard: nothing changed.
             Some(e) if (self.shared.compare)(&e.value, &entry.value) => {
-                drop(st);
+                drop(guard);
                 drop((ev, entry));
                 return None;
             }
             // An update replaces the entry in place: no key is allocated.
             Some(e) => (EventType::Update, Some(std::mem::replace(e, entry))),
-            None => {
-                let replaced = st
-                    .kinds
-                    .entry(kind.to_owned())
-                    .or_default()
-                    .entries
-                    .insert(ev.name.clone(), entry);
-                (EventType::Create, replaced)
-            }
+            None => (EventType::Create, k.entries.insert(ev.name.clone(), entry)),
         };
         let data = Arc::get_mut(&mut ev.0).expect("the event is not shared yet");
         data.event_type = event_type;
         data.revision = revision;
-        let panic = self.commit(&mut st, ev);
-        drop(st);
+        let panic = self.commit(&mut st.revision, k, ev);
+        drop(guard);
         drop(replaced);
         if let Some(p) = panic {
             resume_unwind(p);
@@ -349,15 +353,17 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// ```
     pub fn delete(&self, kind: &str, name: &str) -> Option<Arc<T>> {
         check_kind(kind, "delete");
-        let mut st = self.shared.state.lock();
-        let old = st.kinds.get_mut(kind)?.entries.remove(name)?;
+        let mut guard = self.shared.state.lock();
+        let st = &mut *guard;
+        let k = st.kinds.get_mut(kind)?;
+        let old = k.entries.remove(name)?;
         let revision = st.revision + 1;
         let ev = Event::new(kind, name, EventType::Delete, old.value.clone(), revision);
-        let panic = self.commit(&mut st, ev);
-        if st.kinds.get(kind).is_some_and(Kind::is_unused) {
+        let panic = self.commit(&mut st.revision, k, ev);
+        if k.is_unused() {
             st.kinds.remove(kind);
         }
-        drop(st);
+        drop(guard);
         if let Some(p) = panic {
             resume_unwind(p);
         }
@@ -513,15 +519,13 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// the caller resumes it after unlocking.
     fn commit(
         &self,
-        st: &mut State<T>,
+        revision: &mut u64,
+        k: &mut Kind<T>,
         ev: Event<T>,
     ) -> Option<Box<dyn std::any::Any + Send + 'static>> {
-        st.revision = ev.revision;
-        self.shared.revision.store(ev.revision, Ordering::Release);
+        self.shared.advance(revision, ev.revision);
         let mut panic = None;
         let mut gone = Vec::new();
-        // The kind is there: the change's entry is (or was, for a delete).
-        let k = st.kinds.get_mut(&ev.kind)?;
         for w in &k.watchers {
             if !w.opts.wants(ev.event_type) {
                 continue;
@@ -542,6 +546,13 @@ impl<T: Send + Sync + 'static> Store<T> {
 }
 
 impl<T> Shared<T> {
+    /// Sets the store's revision (`State::revision`, under the lock, and
+    /// its mirror for [`Store::revision`]).
+    fn advance(&self, state_revision: &mut u64, revision: u64) {
+        *state_revision = revision;
+        self.revision.store(revision, Ordering::Release);
+    }
+
     fn register(
         &self,
         st: &mut State<T>,
