@@ -1,9 +1,13 @@
-//! The direct hand-off cell shared by the SPSC and MPSC rings (`Block`, one
-//! CPU): a sender about to wait for room parks its message here, and the
-//! receiver that frees a slot moves it into the ring on the sender's behalf
-//! and completes that send. The protocol around it (who may claim, where
-//! the message goes) is the channel's: see "Direct hand-off" in `spsc.rs`
-//! and `mpsc/mod.rs`. This file holds the cell and its states.
+//! The direct hand-off cells shared by the SPSC and MPSC rings (`Block`, one
+//! CPU). [`Handoff`]: a sender about to wait for room parks its message
+//! here, and the receiver that frees a slot moves it into the ring on the
+//! sender's behalf and completes that send. [`Accept`], the other
+//! direction: a receiver waiting on an empty ring accepts a message here,
+//! and a sender that finds it so writes its message there instead of into
+//! the ring, completing that receive. The protocol around them (who may
+//! claim or fill, where the message goes) is the channel's: see "Direct
+//! hand-off" in `spsc.rs` and `mpsc/mod.rs`. This file holds the cells and
+//! their states.
 //!
 //! ```text
 //!   IDLE --reserve--> RESERVED --offer--> OFFERED --claim--> TAKING --complete--> TAKEN
@@ -21,6 +25,7 @@
 //!   while its winner (`RESERVED` after a withdraw, `TAKING`) has not yet
 //!   moved it out.
 
+use crate::error::{RecvTimeoutError, TryRecvError};
 use crate::park::{self, barrier, WaitQueue};
 use crate::sync::{thread, AtomicUsize, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
@@ -245,6 +250,207 @@ impl<T> Handoff<T> {
     pub(crate) fn drop_offer(&self) {
         if self.state.load(Ordering::Relaxed) == OFFERED {
             // SAFETY: `OFFERED`: the cell holds the message, and no other
+            // handle exists.
+            drop(self.msg.with(|p| unsafe { p.read().assume_init() }));
+        }
+    }
+}
+
+/// The receiver's side of the hand-off: a cell where a blocking `recv` that
+/// found the ring empty *accepts* a message, and a sender that finds it
+/// accepting on an empty ring (one CPU, `Block`) writes its message there
+/// instead of into the ring, completing that receive. The protocol around
+/// it (when a sender may fill, the receiver's order of looking) is the
+/// channel's: see "Direct hand-off" in `spsc.rs` and `mpsc/mod.rs`.
+///
+/// ```text
+///   IDLE --arm--> ARMED --fill--> FILLING --filled--> FILLED --take--> IDLE
+///    ^              |
+///    '---disarm-----'
+/// ```
+///
+/// - Only the receiver arms, disarms and takes; only senders fill. `disarm`
+///   and `fill` are compare-exchanges from `ARMED`: exactly one wins, so a
+///   message written here is received exactly once, and a receiver that
+///   disarmed gets nothing from the cell.
+/// - The message is initialized exactly while the state is `FILLED`.
+pub(crate) struct Accept<T> {
+    state: AtomicUsize,
+    msg: UnsafeCell<MaybeUninit<T>>,
+    /// The accepting receiver, for the filler to unpark. Written by the
+    /// receiver before `ARMED`.
+    receiver: UnsafeCell<Option<thread::Thread>>,
+}
+
+/// Whether channels made now use the accepting direction: where they use
+/// the hand-off at all (one CPU), always; under loom, unless the model
+/// turned it off (`rillet::loom_accept(false)`), so that the models of
+/// other protocols keep their state space.
+pub(crate) fn accept_enabled() -> bool {
+    #[cfg(loom)]
+    return LOOM_ACCEPT.with(|a| a.get());
+    #[cfg(not(loom))]
+    true
+}
+
+#[cfg(loom)]
+std::thread_local! {
+    /// loom runs a model's threads on the test's own thread.
+    static LOOM_ACCEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Under loom only: whether channels made from now on by this test's
+/// models accept messages directly (see `handoff::Accept`). On by default.
+#[cfg(loom)]
+#[doc(hidden)]
+pub fn loom_accept(on: bool) {
+    LOOM_ACCEPT.with(|a| a.set(on));
+}
+
+/// The receiver does not accept.
+const A_IDLE: usize = 0;
+/// The receiver accepts a message.
+const A_ARMED: usize = 1;
+/// A sender won the cell and is writing its message.
+const A_FILLING: usize = 2;
+/// The cell holds a message for the receiver.
+const A_FILLED: usize = 3;
+
+// SAFETY: the message and the thread handle are only accessed by the
+// holder of the cell under the state protocol above (a `T` moves between
+// threads, never shared): `T: Send` suffices.
+unsafe impl<T: Send> Send for Accept<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Accept<T> {}
+
+impl<T> Accept<T> {
+    pub(crate) fn new() -> Self {
+        Accept {
+            state: AtomicUsize::new(A_IDLE),
+            msg: UnsafeCell::new(MaybeUninit::uninit()),
+            receiver: UnsafeCell::new(None),
+        }
+    }
+
+    /// Receiver, having found the ring empty (the cell is `IDLE`: every
+    /// receive leaves it so): accepts a message from now on.
+    pub(crate) fn arm(&self) {
+        debug_assert_eq!(self.state.load(Ordering::Relaxed), A_IDLE);
+        let me = thread::current();
+        // SAFETY: `IDLE`: no sender touches the cell, and only the
+        // receiver (us) writes it. (Every time: the receiving handle may
+        // have moved to another thread since the last receive.)
+        self.receiver.with_mut(|p| unsafe { *p = Some(me) });
+        // Release: a sender that wins the cell sees the handle.
+        self.state.store(A_ARMED, Ordering::Release);
+    }
+
+    /// Receiver: stops accepting. `Some(msg)` if a sender filled the cell
+    /// first (waiting for the end of its write if it is under way): that
+    /// message is received, before anything in the ring.
+    pub(crate) fn disarm(&self) -> Option<T> {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                A_IDLE => return None,
+                A_ARMED => {
+                    if self
+                        .state
+                        .compare_exchange(A_ARMED, A_IDLE, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        return None;
+                    }
+                }
+                A_FILLED => break,
+                // A sender won the cell: it writes one message, or finds
+                // that it may not and gives the cell back (`ARMED`).
+                _ => park::wait_brief(|| self.state.load(Ordering::Acquire) != A_FILLING),
+            }
+        }
+        // SAFETY: `FILLED` (acquired): the message is initialized, and only
+        // the receiver (us) takes it.
+        let msg = self.msg.with(|p| unsafe { p.read().assume_init() });
+        // Relaxed: no sender touches the cell until we arm it again, which
+        // is a `Release` store after this one.
+        self.state.store(A_IDLE, Ordering::Relaxed);
+        Some(msg)
+    }
+
+    /// One attempt of an accepting receive: the cell first (a message
+    /// given to us precedes everything in the ring), then `try_recv` on the
+    /// ring; if that finds it empty, accepts from then on.
+    pub(crate) fn attempt(
+        &self,
+        try_recv: impl FnOnce() -> Result<T, TryRecvError>,
+    ) -> Result<T, TryRecvError> {
+        if let Some(msg) = self.disarm() {
+            return Ok(msg);
+        }
+        let got = try_recv();
+        if matches!(got, Err(TryRecvError::Empty)) {
+            self.arm();
+        }
+        got
+    }
+
+    /// The end of an accepting receive's wait: only a timeout leaves the
+    /// cell armed (every other outcome came from an attempt that disarmed
+    /// it and did not arm again), and a sender may have filled it meanwhile:
+    /// then the receive has its message.
+    pub(crate) fn finish(&self, got: Result<T, RecvTimeoutError>) -> Result<T, RecvTimeoutError> {
+        match got {
+            Err(RecvTimeoutError::Timeout) => self.disarm().ok_or(RecvTimeoutError::Timeout),
+            other => other,
+        }
+    }
+
+    /// Sender: is a receiver accepting? (A hint: [`fill`](Self::fill)
+    /// decides.)
+    #[inline]
+    pub(crate) fn is_armed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == A_ARMED
+    }
+
+    /// Sender: writes `msg` into the cell if the receiver still accepts
+    /// and `may` (run once the cell is ours, so the receiver cannot look
+    /// at the ring meanwhile: it waits for our write) says the message may
+    /// be given; then wakes the receiver (`Ok`). `Err` hands the message
+    /// back: the receiver disarmed, another sender filled the cell first,
+    /// or `may` refused (the cell accepts again).
+    pub(crate) fn fill(&self, msg: T, may: impl FnOnce() -> bool) -> Result<(), T> {
+        // Acquire: the receiver's handle, written before `ARMED`, and
+        // everything the receiver did before it armed (what it received).
+        if self
+            .state
+            .compare_exchange(A_ARMED, A_FILLING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(msg);
+        }
+        if !may() {
+            self.state.store(A_ARMED, Ordering::Release);
+            return Err(msg);
+        }
+        // SAFETY: we won `ARMED -> FILLING`: the cell is empty, and ours
+        // until `FILLED`.
+        self.msg
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+        // SAFETY: as above; the receiver wrote it before `ARMED` and does
+        // not write it while the cell is not `IDLE`.
+        let receiver = self.receiver.with(|p| unsafe { (*p).clone() });
+        // Release: the receiver that acquires `FILLED` sees the message.
+        self.state.store(A_FILLED, Ordering::Release);
+        // It may be parked: a wake-up aimed at it, which its wait takes as
+        // a reason to look again (and it looks at the cell first).
+        receiver.expect("an armed cell names its receiver").unpark();
+        Ok(())
+    }
+
+    /// The channel is being dropped (its last handle): drops a message still
+    /// in the cell (only possible if the receiving thread unwound mid-receive).
+    pub(crate) fn drop_accepted(&self) {
+        if self.state.load(Ordering::Relaxed) == A_FILLED {
+            // SAFETY: `FILLED`: the cell holds the message, and no other
             // handle exists.
             drop(self.msg.with(|p| unsafe { p.read().assume_init() }));
         }

@@ -254,6 +254,9 @@ mod close;
 mod counter;
 mod error;
 mod handoff;
+#[cfg(loom)]
+#[doc(hidden)]
+pub use handoff::loom_accept;
 mod overflow;
 mod pad;
 mod park;

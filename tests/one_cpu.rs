@@ -57,6 +57,107 @@ fn direct_hand_off_on_one_cpu() {
     send_many_and_recv_many_around_offers();
     mpsc_producers_share_the_offer();
     mpsc_close_by_a_producer_while_an_offer_is_out();
+    timed_receives_get_each_message_exactly_once();
+    a_send_after_the_senders_close_is_refused();
+    mpsc_close_with_after_given_messages_is_last();
+}
+
+/// A sending closure and a receiving one (`None`: closed; `Some(None)`:
+/// timed out), over either kind.
+type Send1 = Box<dyn Fn(usize) + Send>;
+type Recv1 = Box<dyn Fn() -> Option<Option<usize>>>;
+
+/// The accepting direction: a receiver that waits with short timeouts on
+/// an empty capacity-1 ring, while the sender sends (many of its sends find
+/// the receiver accepting and give it the message directly): every message
+/// arrives exactly once, in order, whether a receive got it from its cell,
+/// from the ring, or at the end of a timed-out wait.
+fn timed_receives_get_each_message_exactly_once() {
+    let total = n(20_000);
+    for spsc in [true, false] {
+        let (tx, rx): (Send1, Recv1) = if spsc {
+            let (tx, rx) = spsc::channel(1);
+            (
+                Box::new(move |v| tx.send(v).unwrap()),
+                Box::new(move || match rx.recv_timeout(Duration::from_micros(20)) {
+                    Ok(v) => Some(Some(v)),
+                    Err(rillet::RecvTimeoutError::Timeout) => Some(None),
+                    Err(rillet::RecvTimeoutError::Closed) => None,
+                }),
+            )
+        } else {
+            let (tx, rx) = rillet::mpsc::channel(1);
+            (
+                Box::new(move |v| tx.send(v).unwrap()),
+                Box::new(move || match rx.recv_timeout(Duration::from_micros(20)) {
+                    Ok(v) => Some(Some(v)),
+                    Err(rillet::RecvTimeoutError::Timeout) => Some(None),
+                    Err(rillet::RecvTimeoutError::Closed) => None,
+                }),
+            )
+        };
+        let sender = thread::spawn(move || {
+            for i in 0..total {
+                tx(i);
+                if i % 7 == 0 {
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut next = 0;
+        while let Some(got) = rx() {
+            if let Some(v) = got {
+                assert_eq!(v, next, "spsc: {spsc}");
+                next += 1;
+            }
+        }
+        assert_eq!(next, total, "spsc: {spsc}");
+        sender.join().unwrap();
+    }
+}
+
+/// A sender that closes the channel and then sends gets its message back,
+/// also while the receiver waits (accepting) on the empty ring; the
+/// receiver sees the end and never the message.
+fn a_send_after_the_senders_close_is_refused() {
+    for _ in 0..n(200) {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || rx.recv());
+        thread::yield_now();
+        assert!(tx.close());
+        assert_eq!(tx.send(1), Err(SendError(1)));
+        assert_eq!(h.join().unwrap(), Err(rillet::RecvError));
+    }
+}
+
+/// MPSC: one producer streams while another ends with `close_with`; the
+/// consumer (often accepting on an empty ring) sees the final message
+/// last, after every message whose send reported `Ok`.
+fn mpsc_close_with_after_given_messages_is_last() {
+    for _ in 0..n(50) {
+        let (tx, rx) = rillet::mpsc::channel::<usize>(1);
+        let tx2 = tx.clone();
+        let streamer = thread::spawn(move || {
+            let mut sent = 0;
+            for i in 0..200 {
+                if tx.send(i).is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        });
+        let closer = thread::spawn(move || {
+            thread::yield_now();
+            tx2.close_with(usize::MAX).unwrap();
+        });
+        let got: Vec<usize> = rx.iter().collect();
+        let sent = streamer.join().unwrap();
+        closer.join().unwrap();
+        assert_eq!(got.last(), Some(&usize::MAX));
+        assert_eq!(got.len(), sent + 1);
+        assert!(got[..sent].iter().copied().eq(0..sent));
+    }
 }
 
 /// MPSC, capacity 1, three producers: one at a time holds the hand-off

@@ -20,6 +20,9 @@ use std::time::Duration;
 /// arrives once, then `Closed`.
 #[test]
 fn two_producers_capacity_1() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
         let tx2 = tx.clone();
@@ -41,6 +44,9 @@ fn two_producers_capacity_1() {
 /// covers a producer preempted between its claim and its write.
 #[test]
 fn two_producers_capacity_2_across_a_lap() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     model_bound_1(|| {
         let (tx, rx) = mpsc::channel::<usize>(2);
         tx.send(0).unwrap();
@@ -265,6 +271,9 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
 /// in `park::block_on_any`).
 #[test]
 fn a_late_notification_of_a_leaving_producer_is_passed_on() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     model_bound_1(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
         tx.send(0).unwrap();
@@ -289,6 +298,9 @@ fn a_late_notification_of_a_leaving_producer_is_passed_on() {
 /// message arrives exactly once.
 #[test]
 fn handoff_with_a_second_producer() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     model_bound_1(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
         tx.send(1).unwrap();
@@ -395,5 +407,84 @@ fn handoff_racing_receiver_drop_drops_each_message_once() {
         let (_, tx) = a.join().unwrap();
         drop(tx);
         assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
+// The other direction of the hand-off: the consumer waiting on an empty
+// ring accepts a message in the channel's accept cell, and a producer that
+// finds it accepting (and the ring empty) fills that cell instead of
+// claiming a slot.
+
+/// Two producers race for the accepting consumer's cell and the ring: each
+/// producer's messages arrive in its order, and all of them arrive.
+#[test]
+fn accept_racing_a_second_producer_keeps_each_order() {
+    // One preemption: three threads and three messages.
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let b = thread::spawn(move || tx2.send(10).unwrap());
+        let got: Vec<usize> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        let ones: Vec<usize> = got.iter().copied().filter(|&v| v < 10).collect();
+        assert_eq!(ones, [1, 2]);
+        assert!(got.contains(&10));
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(rx.recv(), Err(RecvError));
+    });
+}
+
+/// A producer's send races another producer's `close_with`, with the
+/// consumer accepting: the final message is received last, and the other
+/// send either arrives before it or fails with its message back.
+#[test]
+fn accept_racing_close_with_keeps_the_final_message_last() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(1));
+        let b = thread::spawn(move || tx2.close_with(99).unwrap());
+        let mut got = Vec::new();
+        while let Ok(v) = rx.recv() {
+            got.push(v);
+        }
+        let sent = a.join().unwrap();
+        b.join().unwrap();
+        match sent {
+            Ok(()) => assert_eq!(got, [1, 99]),
+            Err(SendError(v)) => {
+                assert_eq!(v, 1);
+                assert_eq!(got, [99]);
+            }
+        }
+    });
+}
+
+/// A zero-timeout receive races a producer's send: either the receive has
+/// the message, or it timed out and the message is in the ring.
+#[test]
+fn accept_racing_recv_timeout() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        let h = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx
+        });
+        let got = rx.recv_timeout(Duration::ZERO);
+        let _tx = h.join().unwrap();
+        match got {
+            Ok(v) => {
+                assert_eq!(v, 1);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+            Err(e) => {
+                assert_eq!(e, rillet::RecvTimeoutError::Timeout);
+                assert_eq!(rx.try_recv(), Ok(1));
+            }
+        }
     });
 }

@@ -33,6 +33,9 @@ fn send_recv_capacity_1_parks_and_wakes_both_sides() {
 /// Capacity 2: the ring wraps (indices 0..3 reuse slots).
 #[test]
 fn send_recv_capacity_2_wraps() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     loom::model(|| {
         let (tx, rx) = spsc::channel::<usize>(2);
         let h = thread::spawn(move || {
@@ -354,6 +357,9 @@ fn handoff_to_a_selecting_receiver() {
 /// that offer for the next slot it frees.
 #[test]
 fn handoff_offer_renewed_before_the_receiver_looks() {
+    // The accepting direction has its own models (`accept_*`): off here,
+    // which keeps this model's state space to what it checks.
+    rillet::loom_accept(false);
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
         let h = thread::spawn(move || {
@@ -364,6 +370,75 @@ fn handoff_offer_renewed_before_the_receiver_looks() {
         for i in 0..3 {
             assert_eq!(rx.recv(), Ok(i));
         }
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
+    });
+}
+
+// The other direction of the hand-off: a receiver waiting on an empty ring
+// accepts a message in the channel's accept cell, and a sender that finds
+// it accepting fills that cell instead of the ring. Every model above with
+// a receiver that waits on an empty ring also goes through it.
+
+/// A zero-timeout receive on an empty ring races the send that would fill
+/// its cell: either the receive has the message and the ring is empty, or
+/// it timed out and the message is in the ring; never both, never neither.
+#[test]
+fn accept_racing_recv_timeout() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx
+        });
+        let got = rx.recv_timeout(std::time::Duration::ZERO);
+        let _tx = h.join().unwrap();
+        match got {
+            Ok(v) => {
+                assert_eq!(v, 1);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+            Err(e) => {
+                assert_eq!(e, rillet::RecvTimeoutError::Timeout);
+                assert_eq!(rx.try_recv(), Ok(1));
+            }
+        }
+    });
+}
+
+/// Given messages come before the ring's: the sender fills the accepting
+/// receiver's cell with its first message and puts the next ones in the
+/// ring (capacity 2); the receiver gets them in order.
+#[test]
+fn accept_keeps_the_order_with_the_ring() {
+    // One preemption: three messages through two slots and the cell is a
+    // large model (about 100 s at three).
+    common::model_bound_1(|| {
+        let (tx, rx) = spsc::channel::<usize>(2);
+        let h = thread::spawn(move || {
+            for i in 0..3 {
+                tx.send(i).unwrap();
+            }
+        });
+        for i in 0..3 {
+            assert_eq!(rx.recv(), Ok(i));
+        }
+        assert_eq!(rx.recv(), Err(RecvError));
+        h.join().unwrap();
+    });
+}
+
+/// A sender that closes the channel and then sends never gives that
+/// message to a receiver accepting since before the close: the send fails
+/// and the receiver sees the end.
+#[test]
+fn accept_never_takes_a_send_after_close() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let h = thread::spawn(move || {
+            assert!(tx.close());
+            assert_eq!(tx.send(1), Err(SendError(1)));
+        });
         assert_eq!(rx.recv(), Err(RecvError));
         h.join().unwrap();
     });

@@ -4,8 +4,8 @@
 
 use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
-use crate::error::{SendError, SendTimeoutError, TryRecvError, TrySendError};
-use crate::handoff::{Handoff, Offered};
+use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos};
@@ -198,6 +198,9 @@ struct Config {
     /// (`Block` on one CPU, and always under loom): see "Direct hand-off"
     /// in the `mpsc` module docs.
     handoff: bool,
+    /// The consumer waiting on an empty ring accepts a message directly
+    /// (the other direction; `handoff`, unless a loom model turned it off).
+    accept: bool,
     /// Slots `0..ready` have their stamps; the rest are written by the
     /// first producer whose claim reaches them (`Array::init_slots`), which
     /// then stores the new count (`Release`). Only grows, `cap` at most.
@@ -233,6 +236,9 @@ pub(crate) struct Array<T> {
     /// 1 KiB, the size the allocator serves from its per-thread cache:
     /// making and dropping one is about 20% faster.)
     handoff: Handoff<T>,
+    /// The other direction: the consumer waiting on an empty ring accepts
+    /// a message here (one CPU too).
+    accept: Accept<T>,
     /// Invariant: a slot's message is initialized exactly when its stamp is
     /// `stamp(position) | FULL` for a position in `head..tail`; it is owned by
     /// whoever holds that position (the producer that claimed it until the
@@ -277,6 +283,7 @@ impl<T> Array<T> {
         // that the compiler builds it in place (see `arc_in_place`).
         let (slots, ready) = Slots::new(cap);
         let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
+        let accept = handoff && crate::handoff::accept_enabled();
         let word = WaitQueue::initial_word();
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
@@ -287,6 +294,7 @@ impl<T> Array<T> {
                 overflow,
                 claiming: overflow != Overflow::Block,
                 handoff,
+                accept,
                 ready: AtomicUsize::new(ready),
                 init_lock: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -295,6 +303,7 @@ impl<T> Array<T> {
             recv_waiters: WaitQueue::with_word(word),
             send_waiters: WaitQueue::with_word(word),
             handoff: Handoff::new(),
+            accept: Accept::new(),
             slots,
             _end: SpacedEnd::new(),
         }
@@ -817,6 +826,47 @@ impl<T> Array<T> {
     /// producer would (a claim of `tail`: another producer may have taken
     /// the slot we freed, and a close marks `tail`, so a claim that fails
     /// puts the message back on offer). `true` if it was sent.
+    /// Direct hand-off to the consumer (one CPU): if the consumer accepts,
+    /// and the ring is empty and open once the cell is ours, `msg` goes
+    /// into the cell, which the consumer looks at before the ring: a claim
+    /// another producer makes later lands behind it.
+    #[cold]
+    #[inline(never)]
+    fn give(&self, msg: T) -> Result<(), T> {
+        self.accept.fill(msg, || {
+            // Checked once the cell is ours: the consumer, which accepted
+            // after everything it received, waits for our write and takes
+            // nothing from the ring meanwhile. A close (or a claim) it
+            // received from before it accepted is one we see here.
+            let tail = self.tail.load(Ordering::Acquire);
+            tail & CLOSED == 0 && Pos::of(tail, &self.config.laps) == self.head()
+        })?;
+        // We may have been woken for a free slot (a blocked send, a select)
+        // and used the cell instead: the slot is still free, so pass the
+        // wake-up on to a producer waiting for it (a loom model of two
+        // selecting producers deadlocked without this).
+        self.send_waiters.notify_one();
+        Ok(())
+    }
+
+    /// A blocking receive may accept a message directly (one CPU).
+    #[inline(always)]
+    pub(crate) fn accepts(&self) -> bool {
+        self.config.accept
+    }
+
+    /// A blocking receive with direct hand-off (one CPU): while the ring is
+    /// empty, accepts a message in the accept cell, which a producer fills
+    /// instead of claiming a slot (see "Direct hand-off" in the module
+    /// docs).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn recv_accepting(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let accept = &self.accept;
+        let got = chan::recv_with(self, deadline, || accept.attempt(|| self.try_recv_as()));
+        accept.finish(got)
+    }
+
     fn take_offer(&self) -> bool {
         self.handoff.take_with(&self.send_waiters, |msg| {
             match self.claim(&Backoff::new(), false) {
@@ -839,6 +889,15 @@ impl<T> Sending<T> for Array<T> {
     #[inline(always)]
     fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
         let last = mode == SendMode::Last;
+        // One CPU: the consumer may be waiting on an empty ring.
+        let msg = if self.config.accept && !last && self.accept.is_armed() {
+            match self.give(msg) {
+                Ok(()) => return Ok(()),
+                Err(m) => m,
+            }
+        } else {
+            msg
+        };
         let evicted = match self.claim(&Backoff::new(), last) {
             Claim::Ok(pos) => {
                 // SAFETY: we claimed `pos`; its slot is free (stamp).
@@ -1011,6 +1070,7 @@ impl<T> Drop for Array<T> {
     fn drop(&mut self) {
         // Last handle: every claimed position has been written.
         self.handoff.drop_offer();
+        self.accept.drop_accepted();
         let laps = &self.config.laps;
         let tail = Pos::of(self.tail.load(Ordering::Relaxed), laps);
         let head = Pos::of(self.head.load(Ordering::Relaxed), laps);

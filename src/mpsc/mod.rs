@@ -120,6 +120,24 @@
 //! complete. Pinned to one CPU, capacity 1, one producer: 0.93 -> 1.74 M
 //! msg/s, 3.4x -> 6.7x crossbeam (kanal 10.6x).
 //!
+//! And the other direction, as in `spsc.rs`: the consumer's blocking
+//! receive accepts a message in the channel's accept cell while it waits
+//! on an empty ring, and a producer whose blocking or non-blocking send
+//! finds the cell accepting wins it (a compare-exchange: one producer
+//! does, the others claim slots), then checks that the ring is empty
+//! (`head == tail`: nothing claimed and not received) and open, and writes
+//! its message there instead of claiming a slot (otherwise it gives the
+//! cell back and claims). The check comes after the win on purpose: the
+//! consumer then waits for the write and takes nothing from the ring, and
+//! the win acquired everything the consumer had received before it
+//! accepted. Checked before the win, a producer could see the ring open
+//! and empty, then another producer's `close_with` land, be received, and
+//! the consumer accept again on the closed, empty ring (its `closed` flag
+//! is set just after the mark): the given message would come after the
+//! final one (a loom model found this). A claim that lands after the check
+//! comes after the given message; a `close_with` claims with the mark on
+//! `tail`, so the check refuses once it is there.
+//!
 //! # Rendezvous (capacity 0)
 //!
 //! Go's unbuffered channel. A sender and the receiver meet: a sender that
@@ -425,6 +443,7 @@ impl<T> Receiver<T> {
     #[inline]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         match &**self.chan {
+            Chan::Array(c) if c.accepts() => c.recv_accepting(deadline),
             Chan::Array(c) => chan::recv_with(c, deadline, || c.try_recv_as()),
             Chan::Zero(c) => c.recv(deadline, true),
         }
