@@ -229,6 +229,7 @@ impl<T> Handoff<T> {
             Ok(()) => {
                 queue.clear_offer();
                 self.complete();
+                loom_step(&self.state);
                 // It may be parked: a wake-up aimed at it, which its wait
                 // takes as a reason to look again.
                 sender.unpark();
@@ -305,6 +306,22 @@ std::thread_local! {
 #[doc(hidden)]
 pub fn loom_accept(on: bool) {
     LOOM_ACCEPT.with(|a| a.set(on));
+}
+
+/// Under loom, a step between a state store and the `unpark` after it.
+/// loom switches threads only at its own operations, and its `unpark`
+/// hands the unparker's history to the target thread at once (std's hands
+/// it only to the `park` that consumes the token). Without a step in
+/// between, no model would see the other side find the new state before
+/// the `unpark`, as its spin stage does in real runs: weakening the
+/// `Release` of that store went unnoticed by every model (checked by
+/// weakening it, before and after this step was added).
+#[inline(always)]
+fn loom_step(state: &AtomicUsize) {
+    #[cfg(loom)]
+    state.load(Ordering::Relaxed);
+    #[cfg(not(loom))]
+    let _ = state;
 }
 
 /// The receiver does not accept.
@@ -440,6 +457,7 @@ impl<T> Accept<T> {
         let receiver = self.receiver.with(|p| unsafe { (*p).clone() });
         // Release: the receiver that acquires `FILLED` sees the message.
         self.state.store(A_FILLED, Ordering::Release);
+        loom_step(&self.state);
         // It may be parked: a wake-up aimed at it, which its wait takes as
         // a reason to look again (and it looks at the cell first).
         receiver.expect("an armed cell names its receiver").unpark();

@@ -387,11 +387,23 @@ fn handoff_offer_renewed_before_the_receiver_looks() {
 fn accept_racing_recv_timeout() {
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let h = thread::spawn(move || {
-            tx.send(1).unwrap();
-            tx
+        let sent = Arc::new(AtomicUsize::new(0));
+        let h = thread::spawn({
+            let sent = sent.clone();
+            move || {
+                tx.send(1).unwrap();
+                sent.store(1, Ordering::Release);
+                tx
+            }
         });
         let got = rx.recv_timeout(std::time::Duration::ZERO);
+        // The filler may still be about to unpark us (a stray unpark,
+        // which std keeps as a token). loom cannot take one while this
+        // thread is blocked in `join` (it fails its own assertion), so
+        // wait for the send to return before joining.
+        while sent.load(Ordering::Acquire) == 0 {
+            thread::yield_now();
+        }
         let _tx = h.join().unwrap();
         match got {
             Ok(v) => {
