@@ -255,7 +255,7 @@ macro_rules! sender_methods {
         /// // The receiver is gone: the message comes back.
         /// assert_eq!(tx.send(2), Err(rillet::SendError(2)));
         /// ```
-        #[inline]
+        #[inline(always)]
         pub fn send(&self, msg: T) -> Result<(), $crate::SendError<T>> {
             match self.send_now(msg) {
                 Ok(()) => Ok(()),
@@ -340,7 +340,7 @@ macro_rules! receiver_methods {
         /// assert_eq!(rx.recv(), Ok("hello"));
         /// assert!(rx.recv().is_err()); // the sender is gone, nothing left
         /// ```
-        #[inline]
+        #[inline(always)]
         pub fn recv(&self) -> Result<T, $recv> {
             use $crate::chan::{TryError, WithoutTimeout};
             match self.try_recv_now() {

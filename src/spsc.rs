@@ -936,7 +936,6 @@ impl<T> Sender<T> {
         let chan = &*self.chan;
         chan.producer.tail.store(new_tail, Ordering::Release);
         self.tail.set(new_tail);
-        barrier::light();
         // One load decides the common case: nobody waits and nothing was
         // closed (every close alerts `recv_waiters` before anything else).
         if chan.recv_waiters.needs_attention() {
@@ -1304,7 +1303,6 @@ impl<T> Receiver<T> {
     /// room, first completing its send if it offered its message.
     #[inline(always)]
     fn notify_sender(&self) {
-        barrier::light();
         if self.chan.send_waiters.needs_attention() {
             self.notify_sender_slow();
         }

@@ -808,7 +808,6 @@ impl<T> Array<T> {
     /// first sending the offered message, if any, into the freed slot.
     #[inline(always)]
     fn notify_senders(&self) {
-        crate::park::barrier::light();
         if self.send_waiters.needs_attention() {
             self.notify_senders_slow();
         }
