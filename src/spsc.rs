@@ -35,7 +35,10 @@
 //!   stores `head` with `Release`, which the sender acquires before reusing
 //!   the slot. No read-modify-write on the data path.
 //! - The physical ring is the next power of two at or above the capacity;
-//!   the capacity limit is enforced on `tail - head`, so it is exact.
+//!   the capacity limit is enforced on `tail - head`, so it is exact. Its
+//!   slots start on a cache line when a message is a whole number of lines
+//!   (or a fraction of one, from 32 bytes), so no message straddles two
+//!   (`ring::MessageSlots`).
 //!
 //! After publishing, each side issues the *light* barrier and loads the word
 //! of the other side's wait queue (see `src/park.rs`); only if a thread is
@@ -207,6 +210,7 @@ use crate::error::{
 use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
+use crate::ring::MessageSlots;
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::cell::Cell;
@@ -275,9 +279,7 @@ impl Builder {
         let handoff = !claiming && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();
         let word = WaitQueue::initial_word();
-        let ring: Box<[UnsafeCell<MaybeUninit<T>>]> = (0..slots)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-            .collect();
+        let ring = MessageSlots::new(slots);
         let stamps: Box<[AtomicUsize]> = if claiming {
             (0..slots).map(AtomicUsize::new).collect()
         } else {
@@ -395,7 +397,7 @@ pub(crate) struct Chan<T> {
     /// the dropping policies a claimed index stays initialized until its
     /// claimer has read it out and stored its stamp. (Read-mostly, beside
     /// `shared`.)
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: MessageSlots<T>,
     /// `DropNewest` and `DropOldest` only: `stamps[i & mask] == i` when the
     /// slot is free for index `i`.
     stamps: Box<[AtomicUsize]>,
