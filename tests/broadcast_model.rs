@@ -493,7 +493,7 @@ const MAX_OPS: usize = if cfg!(miri) { 40 } else { 100 };
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 8 } else { 512 },
+        cases: if cfg!(miri) { 4 } else { 512 },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

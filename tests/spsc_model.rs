@@ -224,7 +224,7 @@ fn run(cap: usize, policy: Overflow, ops: Vec<Op>) -> Result<(), TestCaseError> 
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 512 },
+        cases: if cfg!(miri) { 3 } else { 512 },
         failure_persistence: None,
         ..ProptestConfig::default()
     })]

@@ -222,7 +222,7 @@ fn run(ops: Vec<Op>) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: if cfg!(miri) { 4 } else { 512 },
+        cases: if cfg!(miri) { 3 } else { 512 },
         ..ProptestConfig::default()
     })]
 
