@@ -268,6 +268,7 @@ pub(crate) enum Claim {
 }
 
 impl<T> Array<T> {
+    #[inline(always)]
     pub(crate) fn new(cap: usize, overflow: Overflow) -> Self {
         // At least 32 bits of lap: a claim that stalls for 2^32 laps of
         // other claims is what it would take to confuse two stamps.

@@ -214,13 +214,14 @@ impl Builder {
                 self.overflow
             );
         }
-        let (tx, shared) = SenderRef::new(|| {
-            if self.capacity == 0 {
-                Chan::Zero(Zero::new())
-            } else {
-                Chan::Array(Array::new(self.capacity, self.overflow))
-            }
-        });
+        // One construction per call of `SenderRef::new`: with the choice
+        // inside its closure, the compiler built the channel on the stack
+        // and copied its kilobyte into the heap (see `arc_in_place`).
+        let (tx, shared) = if self.capacity == 0 {
+            SenderRef::new(|| Chan::Zero(Zero::new()))
+        } else {
+            SenderRef::new(|| Chan::Array(Array::new(self.capacity, self.overflow)))
+        };
         (
             Sender { chan: tx },
             Receiver {
