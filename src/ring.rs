@@ -5,22 +5,30 @@
 /// panics, unwinding goes on with the rest, so none is leaked; a second
 /// panic aborts, as in any drop.
 pub(crate) fn drop_each<T>(next: impl FnMut() -> Option<T>) {
-    struct Rest<T, N: FnMut() -> Option<T>>(N);
+    struct Rest<T, N: FnMut() -> Option<T>> {
+        next: N,
+        /// `next` yielded `None`.
+        done: bool,
+    }
     impl<T, N: FnMut() -> Option<T>> Rest<T, N> {
         fn run(&mut self) {
-            while let Some(item) = (self.0)() {
+            while let Some(item) = (self.next)() {
                 drop(item);
             }
+            self.done = true;
         }
     }
     impl<T, N: FnMut() -> Option<T>> Drop for Rest<T, N> {
-        // After a normal run `next` yields `None` at once; while
-        // unwinding from a panicking drop, this drops the rest.
+        // Unwinding from a panicking drop: drops the rest. After a normal
+        // run there is nothing to do (asking `next` again would cost a
+        // receiver's drop a second look at its channel).
         fn drop(&mut self) {
-            self.run();
+            if !self.done {
+                self.run();
+            }
         }
     }
-    Rest(next).run();
+    Rest { next, done: false }.run();
 }
 
 /// Drops the message at every position from `first` up to `end`
