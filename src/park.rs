@@ -620,22 +620,30 @@ const CROWDED_YIELD_STEPS: u32 = 8;
 
 /// `true` when this process may run on one CPU only (`taskset -c 0`, a
 /// one-core container): spinning cannot help there.
+#[inline]
 pub(crate) fn single_core() -> bool {
     cpus() == 1
 }
 
 /// The number of CPUs this process may run on (cached; 2 under loom).
+/// Inline: every channel asks when it is built (the lookup is out of line).
+#[inline]
 pub(crate) fn cpus() -> usize {
     #[cfg(not(loom))]
     {
         use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};
         static CPUS: StdAtomicUsize = StdAtomicUsize::new(0);
-        let mut cpus = CPUS.load(StdOrdering::Relaxed);
-        if cpus == 0 {
-            cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        #[cold]
+        #[inline(never)]
+        fn look_up() -> usize {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
             CPUS.store(cpus, StdOrdering::Relaxed);
+            cpus
         }
-        cpus
+        match CPUS.load(StdOrdering::Relaxed) {
+            0 => look_up(),
+            cpus => cpus,
+        }
     }
     #[cfg(loom)]
     {
