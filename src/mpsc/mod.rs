@@ -86,8 +86,12 @@
 //! always passes. A channel of 1024 made, used once and dropped: 315 ns
 //! -> 115 ns on the 2-core machine (crossbeam-channel: 290 ns); with the
 //! channel built in place in its `Arc` (`sync::arc_in_place`) and small
-//! enough for the allocator's per-thread cache, about 100 ns (`versus`
-//! lifecycle row: 3.5-4.0x crossbeam-channel, 1.0-1.1x before).
+//! enough for the allocator's per-thread cache, about 85 ns (`versus`
+//! lifecycle row: 3.6-3.9x crossbeam-channel). In place means one
+//! construction per `SenderRef::new` call, and `Array::new` inlined: while
+//! `Builder::build` chose between the ring and the rendezvous kind inside
+//! one closure, the compiler built the kilobyte on the stack and copied it
+//! twice (2.6x crossbeam-channel).
 //!
 //! ## The dropping policies
 //!
