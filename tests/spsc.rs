@@ -877,10 +877,14 @@ fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
     assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
 
-/// A message whose drop sends on the same channel: an evicted message's
-/// drop runs after the send that evicted it has completed.
+/// A message whose drop sends on the same channel: a discarded message's
+/// drop (evicted under `DropOldest`, the new one under `DropNewest`) runs
+/// after the send that discarded it has completed, whichever call sent it.
+/// (The slow paths of a send run on a copy of the handle: a drop run before
+/// the copy was written back would find the handle stale, and its send
+/// would be undone.)
 #[test]
-fn evicted_message_whose_drop_sends_on_the_same_channel() {
+fn discarded_message_whose_drop_sends_on_the_same_channel() {
     struct Echo(u32);
     thread_local! {
         static TX: std::cell::RefCell<Option<spsc::Sender<Echo>>> =
@@ -898,15 +902,58 @@ fn evicted_message_whose_drop_sends_on_the_same_channel() {
             }
         }
     }
-    let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropOldest).build();
-    TX.with(|cell| *cell.borrow_mut() = Some(tx));
-    let send = |m| TX.with(|tx| tx.borrow().as_ref().unwrap().send(m).is_ok());
-    assert!(send(Echo(1)));
-    assert!(send(Echo(5))); // evicts 1, whose drop sends 11, which evicts 5
-    assert_eq!(rx.try_recv().map(|m| m.0).ok(), Some(11));
-    assert_eq!(rx.dropped(), 2);
-    TX.with(|cell| cell.borrow_mut().take());
-    assert_eq!(rx.try_recv().map(|m| m.0).err(), Some(TryRecvError::Closed));
+    type Send = fn(&spsc::Sender<Echo>, Echo) -> bool;
+    let calls: [(&str, Send); 4] = [
+        ("send", |tx, m| tx.send(m).is_ok()),
+        ("try_send", |tx, m| tx.try_send(m).is_ok()),
+        ("send_timeout", |tx, m| {
+            tx.send_timeout(m, ms(5_000)).is_ok()
+        }),
+        ("send_deadline", |tx, m| {
+            tx.send_deadline(m, Instant::now() + ms(5_000)).is_ok()
+        }),
+    ];
+    for (name, call) in calls {
+        let (tx, rx) = spsc::Builder::new(1).overflow(Overflow::DropOldest).build();
+        TX.with(|cell| *cell.borrow_mut() = Some(tx));
+        let send = |m| TX.with(|tx| call(tx.borrow().as_ref().unwrap(), m));
+        assert!(send(Echo(1)), "{name}");
+        assert!(send(Echo(5)), "{name}"); // evicts 1, whose drop sends 11, which evicts 5
+        assert_eq!(
+            rx.try_recv().map(|m| m.0).ok(),
+            Some(11),
+            "DropOldest {name}"
+        );
+        assert_eq!(rx.dropped(), 2, "DropOldest {name}");
+        assert!(send(Echo(6)), "{name}"); // the handle's indices are right
+        assert_eq!(
+            rx.try_recv().map(|m| m.0).ok(),
+            Some(6),
+            "DropOldest {name}"
+        );
+        TX.with(|cell| cell.borrow_mut().take());
+        assert_eq!(
+            rx.try_recv().map(|m| m.0).err(),
+            Some(TryRecvError::Closed),
+            "DropOldest {name}"
+        );
+
+        let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropNewest).build();
+        TX.with(|cell| *cell.borrow_mut() = Some(tx));
+        assert!(send(Echo(5)), "{name}");
+        assert!(send(Echo(7)), "{name}");
+        assert!(send(Echo(1)), "{name}"); // discarded; its drop sends 11, discarded too
+        assert_eq!(rx.dropped(), 2, "DropNewest {name}");
+        assert_eq!(
+            rx.try_recv().map(|m| m.0).ok(),
+            Some(5),
+            "DropNewest {name}"
+        );
+        assert!(send(Echo(8)), "{name}");
+        let rest: Vec<u32> = rx.try_iter().map(|m| m.0).collect();
+        assert_eq!(rest, [7, 8], "DropNewest {name}");
+        TX.with(|cell| cell.borrow_mut().take());
+    }
 }
 
 /// `close_with` on a full `DropNewest` channel evicts the oldest message so
