@@ -342,14 +342,7 @@ macro_rules! receiver_methods {
         /// ```
         #[inline(always)]
         pub fn recv(&self) -> Result<T, $recv> {
-            use $crate::chan::{TryError, WithoutTimeout};
-            match self.try_recv_now() {
-                Ok(msg) => Ok(msg),
-                Err(e) if !e.is_empty() => Err(e.timed_out().without_timeout()),
-                Err(_) => self
-                    .recv_until(None)
-                    .map_err(WithoutTimeout::without_timeout),
-            }
+            self.recv_blocking()
         }
 
         /// Receives without waiting. Never waits for a sender that has

@@ -1354,6 +1354,32 @@ impl<T> Receiving for Receiver<T> {
 impl<T> Receiver<T> {
     receiver_methods!("spsc", RecvError, TryRecvError, RecvTimeoutError);
 
+    /// `recv`: the fast path of `try_recv`, and everything else out of
+    /// line. Shaped so that the message has one way out on the fast path:
+    /// the slot is read straight into the result. (Written as `try_recv`
+    /// then a wait, the fast path's message met the slow paths' in a
+    /// common temporary first: a 64-byte message was copied four times
+    /// per `recv` instead of twice.)
+    #[inline(always)]
+    fn recv_blocking(&self) -> Result<T, RecvError> {
+        let h = self.head.get();
+        if h != self.tail_cache.get() {
+            // SAFETY: as in `try_recv_as`: `h` is below the cached tail,
+            // which we acquired (and which is below any cutoff).
+            return Ok(unsafe { self.take(h) });
+        }
+        self.recv_slow()
+    }
+
+    #[inline(never)]
+    fn recv_slow(&self) -> Result<T, RecvError> {
+        match self.try_recv_refresh() {
+            Ok(msg) => Ok(msg),
+            Err(TryRecvError::Closed) => Err(RecvError),
+            Err(TryRecvError::Empty) => self.recv_until(None).map_err(|_| RecvError),
+        }
+    }
+
     #[inline(always)]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
         self.try_recv_as()
