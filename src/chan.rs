@@ -326,6 +326,26 @@ macro_rules! sender_methods {
     };
 }
 
+/// `recv_blocking`, which `recv` calls, for a kind without a shape of its
+/// own: the non-waiting attempt, then the wait. (SPSC has its own: see
+/// `spsc::Receiver::recv_blocking`.)
+macro_rules! generic_recv_blocking {
+    () => {
+        /// `recv`: the non-waiting attempt, then the wait.
+        #[inline(always)]
+        fn recv_blocking(&self) -> Result<T, RecvError> {
+            use $crate::chan::{TryError, WithoutTimeout};
+            match self.try_recv_now() {
+                Ok(msg) => Ok(msg),
+                Err(e) if !e.is_empty() => Err(e.timed_out().without_timeout()),
+                Err(_) => self
+                    .recv_until(None)
+                    .map_err(WithoutTimeout::without_timeout),
+            }
+        }
+    };
+}
+
 /// The public `recv`, `try_recv`, `recv_timeout`, `recv_deadline`, `iter`
 /// and `try_iter` of a receiver, from its private `try_recv_now` and
 /// `recv_until`, with the kind's error types.

@@ -433,19 +433,7 @@ counted_sender!("mpsc");
 
 impl<T> Receiver<T> {
     receiver_methods!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
-
-    /// `recv`: the non-waiting attempt, then the wait.
-    #[inline(always)]
-    fn recv_blocking(&self) -> Result<T, RecvError> {
-        use crate::chan::{TryError, WithoutTimeout};
-        match self.try_recv_now() {
-            Ok(msg) => Ok(msg),
-            Err(e) if !e.is_empty() => Err(e.timed_out().without_timeout()),
-            Err(_) => self
-                .recv_until(None)
-                .map_err(WithoutTimeout::without_timeout),
-        }
-    }
+    generic_recv_blocking!();
 
     #[inline]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
