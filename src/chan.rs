@@ -347,8 +347,8 @@ macro_rules! generic_recv_blocking {
 }
 
 /// The public `recv`, `try_recv`, `recv_timeout`, `recv_deadline`, `iter`
-/// and `try_iter` of a receiver, from its private `try_recv_now` and
-/// `recv_until`, with the kind's error types.
+/// and `try_iter` of a receiver, from its private `recv_blocking`,
+/// `try_recv_now` and `recv_until`, with the kind's error types.
 macro_rules! receiver_methods {
     ($kind:literal, $recv:ty, $try_recv:ty, $recv_timeout:ty) => {
         /// Receives a message, waiting until one arrives. Fails only when
