@@ -640,7 +640,7 @@ fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
     let drops = Arc::new(AtomicUsize::new(0));
     for cap in [1, 3, 16, 200] {
         let (tx, rx) = mpsc::channel(cap);
-        let total = 100;
+        let total = n(100);
         let h = thread::spawn(move || {
             let inner = tx.clone();
             // The iterator sends through the handle itself and a clone.
