@@ -4,7 +4,7 @@
 use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
 use crate::select::SelectSend;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, StateMutex};
 use crate::{mpsc, spsc, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -36,7 +36,7 @@ pub struct Store<T> {
 }
 
 pub(super) struct Shared<T> {
-    state: Mutex<State<T>>,
+    state: StateMutex<State<T>>,
     /// Mirror of `State::revision`, for [`Store::revision`] without the lock.
     revision: AtomicU64,
     /// Live `Store` handles; the last one to go ends every watch.
@@ -234,7 +234,7 @@ impl<T: Send + Sync + 'static> StoreBuilder<T> {
     pub fn build(self) -> Store<T> {
         Store {
             shared: Arc::new(Shared {
-                state: Mutex::new(State {
+                state: StateMutex::new(State {
                     kinds: HashMap::new(),
                     revision: 0,
                     next_id: 0,
