@@ -366,31 +366,69 @@ impl<T> Accept<T> {
     /// first (waiting for the end of its write if it is under way): that
     /// message is received, before anything in the ring.
     pub(crate) fn disarm(&self) -> Option<T> {
+        if !self.disarm_in_place() {
+            return None;
+        }
+        // SAFETY: `disarm_in_place` found the cell filled.
+        Some(unsafe { self.take_filled() })
+    }
+
+    /// Receiver: stops accepting, as [`disarm`](Self::disarm), but leaves
+    /// a message that a sender filled in: `true` if there is one. The
+    /// caller then takes it with [`take_filled`](Self::take_filled) before
+    /// it arms the cell again (nobody else acts on a filled cell), reading
+    /// it where it is: `spsc`'s `recv` reads the message from the cell or
+    /// from a slot at one place, so it is copied once to the caller.
+    #[inline]
+    pub(crate) fn disarm_in_place(&self) -> bool {
         loop {
             match self.state.load(Ordering::Acquire) {
-                A_IDLE => return None,
+                A_IDLE => return false,
                 A_ARMED => {
                     if self
                         .state
                         .compare_exchange(A_ARMED, A_IDLE, Ordering::Relaxed, Ordering::Relaxed)
                         .is_ok()
                     {
-                        return None;
+                        return false;
                     }
                 }
-                A_FILLED => break,
+                A_FILLED => return true,
                 // A sender won the cell: it writes one message, or finds
                 // that it may not and gives the cell back (`ARMED`).
                 _ => park::wait_brief(|| self.state.load(Ordering::Acquire) != A_FILLING),
             }
         }
-        // SAFETY: `FILLED` (acquired): the message is initialized, and only
-        // the receiver (us) takes it.
-        let msg = self.msg.with(|p| unsafe { p.read().assume_init() });
+    }
+
+    /// The cell's message, for the receiver, after `disarm_in_place`
+    /// answered `true`: read it from here, then call [`emptied`](Self::emptied).
+    #[inline(always)]
+    pub(crate) fn cell(&self) -> &UnsafeCell<MaybeUninit<T>> {
+        &self.msg
+    }
+
+    /// Receiver: the message of a filled cell was read out of
+    /// [`cell`](Self::cell); the cell is empty (`IDLE`) again.
+    #[inline(always)]
+    pub(crate) fn emptied(&self) {
         // Relaxed: no sender touches the cell until we arm it again, which
         // is a `Release` store after this one.
         self.state.store(A_IDLE, Ordering::Relaxed);
-        Some(msg)
+    }
+
+    /// Receiver: takes the message of a filled cell.
+    ///
+    /// # Safety
+    ///
+    /// [`disarm_in_place`](Self::disarm_in_place) answered `true`, and the
+    /// message has not been taken since.
+    unsafe fn take_filled(&self) -> T {
+        // SAFETY: `FILLED` (acquired by `disarm_in_place`): the message is
+        // initialized, and only the receiver (us) takes it.
+        let msg = self.msg.with(|p| unsafe { p.read().assume_init() });
+        self.emptied();
+        msg
     }
 
     /// One attempt of an accepting receive: the cell first (a message

@@ -471,6 +471,15 @@ impl<T> Chan<T> {
         self.slot(index).with(|p| unsafe { p.read().assume_init() })
     }
 
+    /// The receiver has read the message of `index`, which it claimed
+    /// (claiming policies): the slot is free for the sender's next lap.
+    #[inline]
+    fn release_claimed(&self, index: usize) {
+        // Release: our copy out happens before the sender's reuse.
+        self.stamp(index)
+            .store(index.wrapping_add(self.shared.mask + 1), Ordering::Release);
+    }
+
     /// Moves `msg` into the slot of `index`.
     ///
     /// # Safety
@@ -1351,32 +1360,94 @@ impl<T> Receiving for Receiver<T> {
     }
 }
 
+/// Where `recv`'s slow path found the message (see `recv_blocking`).
+#[derive(Clone, Copy)]
+enum Found {
+    /// At our head, below the cached tail (not claiming).
+    Head,
+    /// At this index, which we claimed (claiming policies).
+    Claimed(usize),
+    /// In the hand-off's accept cell, filled by the sender.
+    Cell,
+}
+
 impl<T> Receiver<T> {
     receiver_methods!("spsc", RecvError, TryRecvError, RecvTimeoutError);
 
     /// `recv`: the fast path of `try_recv`, and everything else in one
-    /// out-of-line call. Written as `try_recv` then a wait, the fast path's
-    /// message went through two temporaries to meet the slow paths' (a
-    /// 64-byte message was copied four times per `recv`, rtrb's `pop` twice);
-    /// this shape copies it three times. The third copy goes only if the
-    /// slow path returns where its message is rather than the message.
+    /// out-of-line call that finds *where* the message is (our head slot,
+    /// a slot we claimed, or the hand-off's accept cell) without reading
+    /// it. The message is then read at one place, whichever path found it,
+    /// straight to where the caller wants it. (Written as `try_recv` then a
+    /// wait, the fast path's message went through two temporaries to meet
+    /// the slow paths': a 64-byte message was copied four times per `recv`;
+    /// with the slow path returning the message, three times; rtrb's `pop`
+    /// copies it twice, and so does this.)
     #[inline(always)]
     fn recv_blocking(&self) -> Result<T, RecvError> {
-        let h = self.head.get();
-        if h != self.tail_cache.get() {
-            // SAFETY: as in `try_recv_as`: `h` is below the cached tail,
-            // which we acquired (and which is below any cutoff).
-            return Ok(unsafe { self.take(h) });
+        let found = if self.head.get() != self.tail_cache.get() {
+            Found::Head
+        } else {
+            self.recv_slow()?
+        };
+        let chan = &*self.chan;
+        let cell = match found {
+            Found::Head => chan.slot(self.head.get()),
+            Found::Claimed(h) => chan.slot(h),
+            Found::Cell => chan.accept.cell(),
+        };
+        // SAFETY: `Head`: our head is below the cached tail, which we
+        // acquired (and which is below any cutoff), and we are the only
+        // reader (not claiming); `Claimed(h)`: we won the claim of `h`,
+        // below an acquired tail, and nobody touches its slot until we
+        // store its stamp; `Cell`: `disarm_in_place` found the cell filled,
+        // and nobody else acts on it until we arm it again. In each case
+        // the message is initialized and read once, here.
+        let msg = cell.with(|p| unsafe { p.read().assume_init() });
+        match found {
+            Found::Head => self.passed(self.head.get()),
+            Found::Claimed(h) => chan.release_claimed(h),
+            Found::Cell => chan.accept.emptied(),
         }
-        self.recv_slow()
+        Ok(msg)
     }
 
+    /// `recv` when the cached tail says "empty": where the message is, once
+    /// there is one (`Err` once the channel is closed and drained).
     #[inline(never)]
-    fn recv_slow(&self) -> Result<T, RecvError> {
-        match self.try_recv_refresh() {
-            Ok(msg) => Ok(msg),
-            Err(TryRecvError::Closed) => Err(RecvError),
-            Err(TryRecvError::Empty) => self.recv_until(None).map_err(|_| RecvError),
+    fn recv_slow(&self) -> Result<Found, RecvError> {
+        chan::recv_with(self, None, || self.locate()).map_err(|_| RecvError)
+    }
+
+    /// One attempt of `recv_slow`: `try_recv` (with the hand-off's accept
+    /// cell, as `recv_accepting`'s attempt) without the read.
+    fn locate(&self) -> Result<Found, TryRecvError> {
+        let chan = &*self.chan;
+        if !chan.shared.accept {
+            return self.locate_in_ring();
+        }
+        // The cell first: a message given to us precedes the ring's.
+        if chan.accept.disarm_in_place() {
+            return Ok(Found::Cell);
+        }
+        let found = self.locate_in_ring();
+        if matches!(found, Err(TryRecvError::Empty)) {
+            chan.accept.arm();
+        }
+        found
+    }
+
+    /// [`locate`](Self::locate) in the ring alone.
+    #[inline]
+    fn locate_in_ring(&self) -> Result<Found, TryRecvError> {
+        if self.chan.shared.claiming {
+            return self.claim().map(Found::Claimed);
+        }
+        let h = self.head.get();
+        if h != self.tail_cache.get() || h != self.refresh_tail()? {
+            Ok(Found::Head)
+        } else {
+            Err(TryRecvError::Empty)
         }
     }
 
@@ -1426,16 +1497,23 @@ impl<T> Receiver<T> {
     /// its slot holds a published message, and we are the only reader.
     #[inline(always)]
     unsafe fn take(&self, h: usize) -> T {
-        let chan = &*self.chan;
         // SAFETY: guaranteed by the caller.
-        let msg = unsafe { chan.read(h) };
+        let msg = unsafe { self.chan.read(h) };
+        self.passed(h);
+        msg
+    }
+
+    /// After reading the message at our head `h` (`Block`, `DropNewest`):
+    /// frees its slot, and under `Block` tells a waiting sender.
+    #[inline(always)]
+    fn passed(&self, h: usize) {
+        let chan = &*self.chan;
         let next = h.wrapping_add(1);
         chan.head.store(next, Ordering::Release);
         self.head.set(next);
         if chan.shared.overflow == Overflow::Block {
             self.notify_sender();
         }
-        msg
     }
 
     /// After freeing slots (`Block`): wakes the sender if it waits for
@@ -1582,6 +1660,20 @@ impl<T> Receiver<T> {
     /// The dropping policies: claims the oldest message with a
     /// compare-exchange (the sender may be evicting it).
     fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
+        let h = self.claim()?;
+        let chan = &*self.chan;
+        // SAFETY: we won the claim of `h`, below the acquired tail: its
+        // slot is initialized and, until we store its stamp, nobody else
+        // touches it.
+        let msg = unsafe { chan.read(h) };
+        chan.release_claimed(h);
+        Ok(msg)
+    }
+
+    /// Claims the message at the shared head (claiming policies): its
+    /// index, which is ours to read until
+    /// [`release_claimed`](Chan::release_claimed).
+    fn claim(&self) -> Result<usize, TryRecvError> {
         let chan = &*self.chan;
         loop {
             let h = chan.head.load(Ordering::Acquire);
@@ -1601,14 +1693,7 @@ impl<T> Receiver<T> {
                 .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                // SAFETY: we won the claim of `h`, below the acquired tail:
-                // its slot is initialized and, until we store its stamp,
-                // nobody else touches it.
-                let msg = unsafe { chan.read(h) };
-                // Release: our copy out happens before the sender's reuse.
-                chan.stamp(h)
-                    .store(h.wrapping_add(chan.shared.mask + 1), Ordering::Release);
-                return Ok(msg);
+                return Ok(h);
             }
         }
     }
