@@ -26,10 +26,19 @@ mod imp {
     /// `Arc::new_uninit` would say this directly, but needs Rust 1.82.
     #[inline(always)]
     pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
-        let mut arc = Arc::new(std::mem::MaybeUninit::<T>::uninit());
-        Arc::get_mut(&mut arc)
-            .expect("a new Arc is unique")
-            .write(make());
+        let arc = Arc::new(std::mem::MaybeUninit::<T>::uninit());
+        // Not `Arc::get_mut`: its uniqueness check is a compare-exchange,
+        // which waits for every store of the value built just before it
+        // (about a tenth of making, using once and dropping an SPSC
+        // channel).
+        // (`arc` stays an `Arc` while `make` runs, so that a panic in it
+        // frees the allocation.)
+        let ptr = Arc::as_ptr(&arc).cast_mut();
+        // SAFETY: the `Arc` was made just above and has no other handle,
+        // so nothing else can see the value while we write it through the
+        // pointer `as_ptr` gives (which is not derived from a shared
+        // reference).
+        unsafe { (*ptr).write(make()) };
         // SAFETY: the value was written just above, and `MaybeUninit<T>`
         // has the size and alignment of `T`, which is what `Arc::from_raw`
         // asks of a pointer from another `Arc` type.
