@@ -438,10 +438,25 @@ impl<T> Accept<T> {
         &self,
         try_recv: impl FnOnce() -> Result<T, TryRecvError>,
     ) -> Result<T, TryRecvError> {
-        if let Some(msg) = self.disarm() {
-            return Ok(msg);
+        // SAFETY: `attempt_with` runs `filled` only when the cell was found
+        // filled, once.
+        self.attempt_with(|| unsafe { self.take_filled() }, try_recv)
+    }
+
+    /// [`attempt`](Self::attempt), answering `filled()` when the cell
+    /// holds a message (which `filled` takes, or leaves for the caller to
+    /// read in place: [`cell`](Self::cell), then [`emptied`](Self::emptied))
+    /// and otherwise what `try_ring` answers.
+    #[inline]
+    pub(crate) fn attempt_with<R>(
+        &self,
+        filled: impl FnOnce() -> R,
+        try_ring: impl FnOnce() -> Result<R, TryRecvError>,
+    ) -> Result<R, TryRecvError> {
+        if self.disarm_in_place() {
+            return Ok(filled());
         }
-        let got = try_recv();
+        let got = try_ring();
         if matches!(got, Err(TryRecvError::Empty)) {
             self.arm();
         }

@@ -1426,15 +1426,8 @@ impl<T> Receiver<T> {
         if !chan.shared.accept {
             return self.locate_in_ring();
         }
-        // The cell first: a message given to us precedes the ring's.
-        if chan.accept.disarm_in_place() {
-            return Ok(Found::Cell);
-        }
-        let found = self.locate_in_ring();
-        if matches!(found, Err(TryRecvError::Empty)) {
-            chan.accept.arm();
-        }
-        found
+        chan.accept
+            .attempt_with(|| Found::Cell, || self.locate_in_ring())
     }
 
     /// [`locate`](Self::locate) in the ring alone.
