@@ -51,8 +51,11 @@ macro_rules! mark_word {
             fn set_bits(&self, bits: $int) -> bool {
                 // AcqRel: the closer sees every claim made before the mark;
                 // whoever observes the mark sees what the closer did before
-                // closing.
-                self.fetch_or(bits, Ordering::AcqRel) & bits == 0
+                // closing (also through the load, which lets the second
+                // close, most often the other handle's drop, go without a
+                // read-modify-write).
+                self.load(Ordering::Acquire) & bits != bits
+                    && self.fetch_or(bits, Ordering::AcqRel) & bits == 0
             }
         }
     };

@@ -204,6 +204,7 @@
 
 use crate::chan::{self, Core, Handle, Receiving, SendMode, Sending};
 use crate::close::CloseState;
+use crate::counter::ChanRef;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -211,7 +212,7 @@ use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
 use crate::ring::MessageSlots;
-use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::cell::Cell;
 use std::fmt;
@@ -275,7 +276,7 @@ impl Builder {
                 )
             });
         // Everything that calls out is done before the channel is built, so
-        // that the compiler builds it in place (see `arc_in_place`).
+        // that the compiler builds it in place (see `ChanRef::pair`).
         let handoff = !claiming && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();
         let word = WaitQueue::initial_word();
@@ -285,7 +286,7 @@ impl Builder {
         } else {
             Box::new([])
         };
-        let chan = crate::sync::arc_in_place(|| Chan {
+        let (chan, receiver_chan) = ChanRef::pair(|| Chan {
             producer: Spaced::new(Producer {
                 tail: AtomicUsize::new(0),
                 dropped: AtomicU64::new(0),
@@ -312,7 +313,7 @@ impl Builder {
         });
         (
             Sender {
-                chan: chan.clone(),
+                chan,
                 tail: Cell::new(0),
                 head_cache: Cell::new(0),
                 room: if self.overflow == Overflow::DropOldest {
@@ -322,7 +323,7 @@ impl Builder {
                 },
             },
             Receiver {
-                chan,
+                chan: receiver_chan,
                 head: Cell::new(0),
                 tail_cache: Cell::new(0),
                 claim_tail: Cell::new(0),
@@ -626,7 +627,7 @@ impl<T> Drop for Chan<T> {
 /// assert_sync::<rillet::spsc::Sender<u8>>();
 /// ```
 pub struct Sender<T> {
-    chan: Arc<Chan<T>>,
+    chan: ChanRef<Chan<T>>,
     /// Our copy of the tail (we are its only writer).
     tail: Cell<usize>,
     /// A possibly stale copy of the head; never ahead of the real one.
@@ -651,7 +652,7 @@ pub struct Sender<T> {
 /// assert_sync::<rillet::spsc::Receiver<u8>>();
 /// ```
 pub struct Receiver<T> {
-    chan: Arc<Chan<T>>,
+    chan: ChanRef<Chan<T>>,
     /// Our copy of the head (`Block`/`DropNewest`: we are its only writer).
     head: Cell<usize>,
     /// A possibly stale copy of the tail, never past the cutoff. Under
@@ -747,10 +748,10 @@ impl<T> Sender<T> {
     #[inline(always)]
     fn detached<R>(&self, f: impl FnOnce(&Sender<T>) -> R) -> R {
         let view = std::mem::ManuallyDrop::new(Sender {
-            // SAFETY: an `Arc` made from our own pointer without a count of
-            // its own, and never dropped (`ManuallyDrop`): a borrow of the
-            // channel, which `self` keeps alive for the whole call.
-            chan: unsafe { Arc::from_raw(Arc::as_ptr(&self.chan)) },
+            // SAFETY: an alias without a count of its own, never dropped
+            // (the view is `ManuallyDrop`): a borrow of the channel, which
+            // `self` keeps alive for the whole call.
+            chan: unsafe { self.chan.alias() },
             tail: Cell::new(self.tail.get()),
             head_cache: Cell::new(self.head_cache.get()),
             room: self.room,

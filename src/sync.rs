@@ -20,31 +20,6 @@ mod imp {
     };
     pub(crate) use std::sync::Arc;
 
-    /// `Arc::new(make())`, with the allocation made before `make` runs, so
-    /// that the value (a channel: a kilobyte of mostly padding) is built
-    /// in place instead of built on the stack and copied into the heap.
-    /// `Arc::new_uninit` would say this directly, but needs Rust 1.82.
-    #[inline(always)]
-    pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
-        let arc = Arc::new(std::mem::MaybeUninit::<T>::uninit());
-        // Not `Arc::get_mut`: its uniqueness check is a compare-exchange,
-        // which waits for every store of the value built just before it.
-        // Without it, making, using once and dropping a channel on one
-        // thread went 5-7% (SPSC) and 3-5% (MPSC) faster. `arc` stays an
-        // `Arc` while `make` runs, so that a panic in it frees the
-        // allocation.
-        let ptr = Arc::as_ptr(&arc).cast_mut();
-        // SAFETY: the `Arc` was made just above and has no other handle,
-        // so nothing else can see the value while we write it through the
-        // pointer `as_ptr` gives (which is not derived from a shared
-        // reference).
-        unsafe { (*ptr).write(make()) };
-        // SAFETY: the value was written just above, and `MaybeUninit<T>`
-        // has the size and alignment of `T`, which is what `Arc::from_raw`
-        // asks of a pointer from another `Arc` type.
-        unsafe { Arc::from_raw(Arc::into_raw(arc).cast::<T>()) }
-    }
-
     pub(crate) mod thread {
         pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread, ThreadId};
     }
@@ -128,13 +103,6 @@ mod imp {
         fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
-
-    /// `Arc::new(make())`: the models check the channel's atomics, not
-    /// where its bytes are built (and loom's `Arc` has no raw-pointer
-    /// round trip between types).
-    pub(crate) fn arc_in_place<T>(make: impl FnOnce() -> T) -> Arc<T> {
-        Arc::new(make())
-    }
 
     /// loom has no compiler fence; a real fence is strictly stronger.
     pub(crate) fn compiler_fence(order: Ordering) {

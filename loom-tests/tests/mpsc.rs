@@ -263,6 +263,33 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
     });
 }
 
+/// Two senders each send and go on their own threads while the receiver
+/// waits: the last of them closes the channel (its decrement of the
+/// sender count, or its load that finds it at 1: `counter::SenderRef`),
+/// so the receiver gets both messages and then `Closed`, and the channel
+/// is freed once, by the last handle.
+#[test]
+fn the_last_of_two_departing_senders_closes() {
+    rillet::loom_accept(false);
+    model_bound_1(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel::<Tracked>(2);
+        let tx2 = tx.clone();
+        let (d1, d2) = (drops.clone(), drops.clone());
+        let a = thread::spawn(move || tx.send(Tracked(1, d1)).unwrap());
+        let b = thread::spawn(move || tx2.send(Tracked(2, d2)).unwrap());
+        let mut got = 0;
+        while let Ok(m) = rx.recv() {
+            got += m.0;
+        }
+        assert_eq!(got, 3);
+        a.join().unwrap();
+        b.join().unwrap();
+        drop(rx);
+        assert_eq!(drops.load(Ordering::Relaxed), 2);
+    });
+}
+
 /// Two producers blocked on a full ring, the consumer receives three
 /// times. A producer that succeeded on its own attempt could be chosen by
 /// the consumer's next `notify_one` before it unregistered, and left

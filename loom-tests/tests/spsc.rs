@@ -238,6 +238,26 @@ fn receiver_drop_racing_a_send_drops_each_message_once() {
     });
 }
 
+/// The sender sends and goes while the receiver is dropped on another
+/// thread: whichever handle goes last (its decrement, or its load that
+/// finds the count at 1: `counter::ChanRef`) frees the channel and drops
+/// the message, once, after the other's last use of it. (A leak fails the
+/// model: the message holds a loom `Arc`.)
+#[test]
+fn both_handles_dropped_at_once_free_the_channel_once() {
+    loom::model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::channel::<Tracked>(2);
+        let d = drops.clone();
+        let h = thread::spawn(move || {
+            let _ = tx.send(Tracked(1, d));
+        });
+        drop(rx);
+        h.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
 // ------------------------------------------------------ direct hand-off
 // Under loom every `Block` channel offers a blocked sender's message for
 // direct hand-off (outside loom only on one CPU): the sender parks its

@@ -136,10 +136,9 @@
 mod chan;
 
 use crate::chan::{Core, Handle, Receiving, SendMode, TryError, WithoutTimeout};
-use crate::counter::{Counted, SenderRef};
+use crate::counter::{ChanRef, Counted, SenderRef};
 use crate::error::{Reason, SendError, SendTimeoutError, TrySendError};
 use crate::ring::{Laps, Pos};
-use crate::sync::Arc;
 use crate::Overflow;
 use chan::Chan;
 use std::cell::Cell;
@@ -491,7 +490,7 @@ pub struct Sender<T> {
 /// assert_sync::<rillet::broadcast::Receiver<u8>>();
 /// ```
 pub struct Receiver<T> {
-    chan: Arc<Counted<Chan<T>>>,
+    chan: ChanRef<Counted<Chan<T>>>,
     /// The next position to receive; only this handle reads it.
     head: Cell<Pos>,
 }

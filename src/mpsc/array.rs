@@ -281,7 +281,7 @@ impl<T> Array<T> {
         let start = laps.start(0);
         debug_assert_eq!(laps.stamp(laps.forward(start, cap as u64 - 1)), 0);
         // Everything that calls out is done before the channel is built, so
-        // that the compiler builds it in place (see `arc_in_place`).
+        // that the compiler builds it in place (see `ChanRef::pair`).
         let (slots, ready) = Slots::new(cap);
         let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();

@@ -85,7 +85,7 @@
 //! claimed it). After the first lap `ready` is the capacity and the check
 //! always passes. A channel of 1024 made, used once and dropped: 315 ns
 //! -> 115 ns on the 2-core machine (crossbeam-channel: 290 ns); with the
-//! channel built in place in its `Arc` (`sync::arc_in_place`) and small
+//! channel built in place in its allocation (`counter::ChanRef::pair`) and small
 //! enough for the allocator's per-thread cache, about 85 ns (`versus`
 //! lifecycle row: 3.6-3.9x crossbeam-channel). In place means one
 //! construction per `SenderRef::new` call, and `Array::new` inlined: while
@@ -179,7 +179,7 @@ mod array;
 mod zero;
 
 use crate::chan::{self, Core, Handle, Receiving, SendMode, Sending};
-use crate::counter::{Counted, SenderRef};
+use crate::counter::{ChanRef, Counted, SenderRef};
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
@@ -220,7 +220,7 @@ impl Builder {
         }
         // One construction per call of `SenderRef::new`: with the choice
         // inside its closure, the compiler built the channel on the stack
-        // and copied its kilobyte into the heap (see `arc_in_place`).
+        // and copied its kilobyte into the heap (see `ChanRef::pair`).
         let (tx, shared) = if self.capacity == 0 {
             SenderRef::new(|| Chan::Zero(Zero::new()))
         } else {
@@ -331,7 +331,7 @@ pub struct Sender<T> {
 /// assert_send::<rillet::mpsc::Receiver<std::rc::Rc<u8>>>();
 /// ```
 pub struct Receiver<T> {
-    chan: Arc<Counted<Chan<T>>>,
+    chan: ChanRef<Counted<Chan<T>>>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
