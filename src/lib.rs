@@ -256,6 +256,9 @@ mod error;
 mod handoff;
 #[cfg(loom)]
 #[doc(hidden)]
+pub use counter::loom_last_by_load;
+#[cfg(loom)]
+#[doc(hidden)]
 pub use handoff::loom_accept;
 mod overflow;
 mod pad;

@@ -252,6 +252,12 @@ impl Builder {
     /// CPU from the writer it waits for (with spinning watchers, a third
     /// of the CPU went to the pause of `wait_for_batch` in the watch
     /// store's 4-writer, 8-watcher flow).
+    ///
+    /// Always inlined: called, it returned the two handles through the
+    /// stack, and the caller's first read of them was the hottest
+    /// instruction of making, using once and dropping a channel (one CPU:
+    /// 12.1 -> 14.2 M channels/s inlined).
+    #[inline(always)]
     pub(crate) fn build_with<T>(self, quiet: bool) -> (Sender<T>, Receiver<T>) {
         assert!(
             self.capacity > 0,

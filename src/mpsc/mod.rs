@@ -91,7 +91,11 @@
 //! construction per `SenderRef::new` call, and `Array::new` inlined: while
 //! `Builder::build` chose between the ring and the rendezvous kind inside
 //! one closure, the compiler built the kilobyte on the stack and copied it
-//! twice (2.6x crossbeam-channel).
+//! twice (2.6x crossbeam-channel). The handles' count (`counter::ChanRef`:
+//! made at 2, the last handle finds itself last with a load) and a second
+//! close that loads the mark before setting it took the locked
+//! instructions of that cycle from five to two: 10.4 -> 14.2 M channels/s
+//! on one CPU (crossbeam-channel: 3.5).
 //!
 //! ## The dropping policies
 //!
