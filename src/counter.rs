@@ -20,10 +20,10 @@ use std::ptr::NonNull;
 /// Whether a handle that finds its count at 1 takes itself for the last
 /// without a decrement (see the module docs): always, except in the loom
 /// models that turn it off (`rillet::loom_last_by_load(false)`). The load
-/// is one more step per dropped handle, and in the largest broadcast
-/// model (four threads, each dropping handles) it multiplied the
-/// interleavings to explore more than five times; the SPSC and MPSC
-/// models keep it on.
+/// is one more step per dropped handle, and in the two four-thread
+/// broadcast models (each thread drops a handle) it made exploring the
+/// interleavings take five times as long; the SPSC and MPSC models keep
+/// it on.
 #[inline(always)]
 fn last_by_load() -> bool {
     #[cfg(loom)]
