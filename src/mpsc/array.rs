@@ -25,6 +25,10 @@ struct Slot<T> {
     msg: UnsafeCell<MaybeUninit<T>>,
 }
 
+/// How many positions past its claim a producer prefetches (see
+/// `Array::prefetch_ahead`).
+const PREFETCH_AHEAD: usize = 4;
+
 /// A slot array whose bytes are at most this large is allocated without
 /// clearing and its stamps are written lazily, in chunks of about
 /// [`INIT_CHUNK_BYTES`], by the producer whose claim first reaches them
@@ -201,6 +205,9 @@ struct Config {
     /// The consumer waiting on an empty ring accepts a message directly
     /// (the other direction; `handoff`, unless a loom model turned it off).
     accept: bool,
+    /// Producers prefetch the slot ahead of their claim
+    /// ([`Array::prefetch_ahead`]).
+    prefetch: bool,
     /// Slots `0..ready` have their stamps; the rest are written by the
     /// first producer whose claim reaches them (`Array::init_slots`), which
     /// then stores the new count (`Release`). Only grows, `cap` at most.
@@ -285,6 +292,10 @@ impl<T> Array<T> {
         let (slots, ready) = Slots::new(cap);
         let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();
+        let prefetch = cfg!(all(target_arch = "x86_64", not(loom), not(miri)))
+            && std::mem::size_of::<Slot<T>>() >= 64
+            && cap >= 4 * PREFETCH_AHEAD
+            && !park::single_core();
         let word = WaitQueue::initial_word();
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
@@ -296,6 +307,7 @@ impl<T> Array<T> {
                 claiming: overflow != Overflow::Block,
                 handoff,
                 accept,
+                prefetch,
                 ready: AtomicUsize::new(ready),
                 init_lock: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
@@ -475,13 +487,58 @@ impl<T> Array<T> {
                 Ordering::Relaxed,
             ) {
                 Ok(_) if full => return Claim::Evict(pos),
-                Ok(_) => return Claim::Ok(pos),
+                Ok(_) => {
+                    self.prefetch_ahead(pos);
+                    return Claim::Ok(pos);
+                }
                 Err(now) => {
                     tail = now;
                     backoff.spin();
                 }
             }
         }
+    }
+
+    /// After claiming `pos`: asks for the slot [`PREFETCH_AHEAD`] positions
+    /// on to be brought into this core's cache for writing, so that the
+    /// producer that claims it next finds it there instead of waiting for
+    /// the line from the consumer (who freed it a lap ago) with its claim
+    /// stalled behind the stamp's load. Only for slots of a cache line or
+    /// more (a message of 56 bytes or more; smaller slots share lines, and
+    /// a producer's claim finds the line it just wrote), on a ring long
+    /// enough that the slot ahead is not one the consumer is still
+    /// reading, and with more than one CPU (on one, every thread shares
+    /// the cache: 46.6 -> 43.9 M msg/s with it). A hint: nothing is read or
+    /// written.
+    ///
+    /// Measured (`versus`, 2 producers, capacity 1024, 64-byte messages,
+    /// in turns with the build without it): 19.2-20.2 -> 34.7-35.0 M msg/s
+    /// (crossbeam-channel 13.8-17.6, std 17.8-18.5). A probe of message
+    /// sizes found 56-byte messages best two slots ahead and 64-byte ones
+    /// four ahead (the 72-byte slots straddle lines); four is kept.
+    #[inline(always)]
+    fn prefetch_ahead(&self, pos: Pos) {
+        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
+        if self.config.prefetch {
+            let mut ahead = pos;
+            for _ in 0..PREFETCH_AHEAD {
+                ahead = self.next(ahead);
+            }
+            let first = (self.slot(ahead) as *const Slot<T>).cast::<i8>();
+            // SAFETY: `_mm_prefetch` is a hint that reads and writes
+            // nothing, so any address is allowed; these are the first and
+            // the last byte of a slot of our ring (`wrapping_add`: no
+            // pointer arithmetic claim is made either).
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+                _mm_prefetch::<_MM_HINT_ET0>(first);
+                _mm_prefetch::<_MM_HINT_ET0>(
+                    first.wrapping_add(std::mem::size_of::<Slot<T>>() - 1),
+                );
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
+        let _ = pos;
     }
 
     /// Writes the message of `pos`, claimed on a full ring, evicting the
