@@ -17,35 +17,17 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-/// Whether a handle that finds its count at 1 takes itself for the last
-/// without a decrement (see the module docs): always, except in the loom
-/// models that turn it off (`rillet::loom_last_by_load(false)`). The load
-/// is one more step per dropped handle, and in the two four-thread
-/// broadcast models (each thread drops a handle) it made exploring the
-/// interleavings take five times as long; the SPSC and MPSC models keep
-/// it on.
-#[inline(always)]
-fn last_by_load() -> bool {
-    #[cfg(loom)]
-    return LOOM_LAST_BY_LOAD.with(|on| on.get());
-    #[cfg(not(loom))]
-    true
-}
-
-#[cfg(loom)]
-std::thread_local! {
-    /// loom runs a model's threads on the test's own thread.
-    static LOOM_LAST_BY_LOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-}
-
-/// Under loom only: whether handles dropped from now on by this test's
-/// models find out that they are the last with a load (see
-/// `counter::ChanRef`). On by default.
-#[cfg(loom)]
-#[doc(hidden)]
-pub fn loom_last_by_load(on: bool) {
-    LOOM_LAST_BY_LOAD.with(|c| c.set(on));
-}
+loom_switch!(
+    /// Under loom only: whether handles dropped from now on by this test's
+    /// models find out that they are the last with a load (see
+    /// `counter::ChanRef`). On by default. (The load is one more step per
+    /// dropped handle: in the two four-thread broadcast models, where each
+    /// thread drops a handle, it made exploring the interleavings take
+    /// five times as long; they turn it off, the SPSC and MPSC models
+    /// keep it on.)
+    last_by_load,
+    loom_last_by_load
+);
 
 /// A counted reference to a value in its own allocation: std's `Arc`
 /// without weak references, made with two references at once, and whose

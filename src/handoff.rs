@@ -279,34 +279,20 @@ pub(crate) struct Accept<T> {
     state: AtomicUsize,
     msg: UnsafeCell<MaybeUninit<T>>,
     /// The accepting receiver, for the filler to unpark. Written by the
-    /// receiver before `ARMED`.
+    /// receiver before `ARMED`, when it arms from another thread than the
+    /// one named here.
     receiver: UnsafeCell<Option<thread::Thread>>,
 }
 
-/// Whether channels made now use the accepting direction: where they use
-/// the hand-off at all (one CPU), always; under loom, unless the model
-/// turned it off (`rillet::loom_accept(false)`), so that the models of
-/// other protocols keep their state space.
-pub(crate) fn accept_enabled() -> bool {
-    #[cfg(loom)]
-    return LOOM_ACCEPT.with(|a| a.get());
-    #[cfg(not(loom))]
-    true
-}
-
-#[cfg(loom)]
-std::thread_local! {
-    /// loom runs a model's threads on the test's own thread.
-    static LOOM_ACCEPT: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-}
-
-/// Under loom only: whether channels made from now on by this test's
-/// models accept messages directly (see `handoff::Accept`). On by default.
-#[cfg(loom)]
-#[doc(hidden)]
-pub fn loom_accept(on: bool) {
-    LOOM_ACCEPT.with(|a| a.set(on));
-}
+loom_switch!(
+    /// Under loom only: whether channels made from now on by this test's
+    /// models accept messages directly (see `handoff::Accept`). On by
+    /// default; where the hand-off is used at all (one CPU), channels
+    /// always accept outside loom. The models of other protocols turn it
+    /// off to keep their state space.
+    pub(crate) accept_enabled,
+    loom_accept
+);
 
 /// Under loom, a step between a state store and the `unpark` after it.
 /// loom switches threads only at its own operations, and its `unpark`
@@ -353,11 +339,19 @@ impl<T> Accept<T> {
     /// receive leaves it so): accepts a message from now on.
     pub(crate) fn arm(&self) {
         debug_assert_eq!(self.state.load(Ordering::Relaxed), A_IDLE);
-        let me = thread::current();
+        let me = thread::current_id();
         // SAFETY: `IDLE`: no sender touches the cell, and only the
-        // receiver (us) writes it. (Every time: the receiving handle may
-        // have moved to another thread since the last receive.)
-        self.receiver.with_mut(|p| unsafe { *p = Some(me) });
+        // receiver (us) writes it. Written again only when the receiving
+        // handle has moved to another thread since: a new handle
+        // (`thread::current()`) and dropping the old one are two locked
+        // instructions, which every arm paid before (without them, a
+        // one-CPU ping-pong through two capacity-1 channels went from 1.05
+        // to 1.07 M round trips a second).
+        self.receiver.with_mut(|p| unsafe {
+            if (*p).as_ref().map(thread::Thread::id) != Some(me) {
+                *p = Some(thread::current());
+            }
+        });
         // Release: a sender that wins the cell sees the handle.
         self.state.store(A_ARMED, Ordering::Release);
     }
@@ -487,6 +481,13 @@ impl<T> Accept<T> {
     /// be given; then wakes the receiver (`Ok`). `Err` hands the message
     /// back: the receiver disarmed, another sender filled the cell first,
     /// or `may` refused (the cell accepts again).
+    ///
+    /// (Waking it through the queue it waits on, as after a publish,
+    /// would spare the handle's clone and the `unpark` of a receiver that
+    /// is only yielding, about 2% of a one-CPU ping-pong; but then a fill
+    /// takes the queue's lock whenever the receiver is registered, and
+    /// the loom model of a fill racing `close_with` went from 17 s to more
+    /// than 15 minutes.)
     pub(crate) fn fill(&self, msg: T, may: impl FnOnce() -> bool) -> Result<(), T> {
         // Acquire: the receiver's handle, written before `ARMED`, and
         // everything the receiver did before it armed (what it received).

@@ -248,6 +248,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
+// First: its macros are used by the modules below.
+#[macro_use]
+mod sync;
 #[macro_use]
 mod chan;
 mod close;
@@ -264,7 +267,6 @@ mod overflow;
 mod pad;
 mod park;
 mod ring;
-mod sync;
 
 pub mod broadcast;
 pub mod mpsc;

@@ -686,7 +686,8 @@ enum Room<T> {
 }
 
 /// Copies a view's indices back into its handle ([`Sender::detached`]),
-/// also when the slow path unwinds.
+/// also when the slow path unwinds. (Not under loom: see below.)
+#[cfg_attr(loom, allow(dead_code))]
 struct WriteBack<'a, T> {
     to: &'a Sender<T>,
     from: &'a Sender<T>,
@@ -890,6 +891,12 @@ impl<T> Sender<T> {
 
     /// `try_send_inner`, handing back the message a dropping policy
     /// discarded instead of dropping it.
+    ///
+    /// The fast path writes the message straight into its slot and
+    /// nothing else touches it: with the other paths merged into one
+    /// write, the message went through a stack temporary on every send
+    /// (64-byte messages, capacity 1024, one CPU: 76.8 -> 85.9 M msg/s
+    /// in `versus`, rtrb 82.8).
     #[inline(always)]
     fn try_send_core(&self, msg: T, slack: bool) -> Result<Option<T>, TrySendError<T>> {
         // No close check up front: `publish` re-reads the close state after
@@ -897,16 +904,28 @@ impl<T> Sender<T> {
         // covers a close that completed long ago as well as a racing one.
         let t = self.tail.get();
         let len = t.wrapping_sub(self.head_cache.get());
+        // Not an empty ring (by the cached head, which is never ahead of
+        // the real one) on one CPU: the receiver may be waiting for it.
+        if len < self.room && (len != 0 || !self.chan.shared.accept) {
+            // SAFETY: below `room` of the cached head (never ahead of the
+            // real one), index `t` is free and ours.
+            unsafe { self.chan.write(t, msg) };
+            return self.publish_one(t).map(|()| None);
+        }
+        self.try_send_room(t, msg, slack)
+    }
+
+    /// `try_send_core` on an empty ring with the hand-off on, or when the
+    /// cached head says "full" (or `DropOldest`).
+    #[inline(never)]
+    fn try_send_room(&self, t: usize, msg: T, slack: bool) -> Result<Option<T>, TrySendError<T>> {
+        let len = t.wrapping_sub(self.head_cache.get());
         let msg = if len < self.room {
-            // An empty ring (by the cached head, which is never ahead of the
-            // real one) on one CPU: the receiver may be waiting for it.
-            if len == 0 && self.chan.shared.accept {
-                match self.chan.give(msg) {
-                    Ok(()) => return Ok(None),
-                    Err(m) => m,
-                }
-            } else {
-                msg
+            // An empty ring on one CPU: give the message to the receiver
+            // if it accepts one.
+            match self.chan.give(msg) {
+                Ok(()) => return Ok(None),
+                Err(m) => m,
             }
         } else {
             match self.detached(|s| s.make_room(t, slack, msg)) {
@@ -915,8 +934,8 @@ impl<T> Sender<T> {
                 Room::Discard(m) => return Ok(Some(m)),
             }
         };
-        // SAFETY: below `room` of the cached head (never ahead of the real
-        // one), or by `make_room`, index `t` is free and ours.
+        // SAFETY: below `room` of the cached head, or by `make_room`,
+        // index `t` is free and ours.
         unsafe { self.chan.write(t, msg) };
         self.publish_one(t).map(|()| None)
     }

@@ -12,6 +12,41 @@
 
 #![allow(dead_code)]
 
+/// A protocol step that loom models may turn off, one definition for each
+/// (`loom_switch!(doc, getter, setter)`): `getter()` is always `true`
+/// outside loom; under loom it is what this test's last `setter(bool)`
+/// said (on by default), and `setter` is public (hidden) for the models.
+/// A thread-local, because loom runs a model's threads on the test's own
+/// thread. Used where a step multiplies the interleavings of models that
+/// check other protocols: they turn it off, and the models of its own
+/// protocol keep it on.
+macro_rules! loom_switch {
+    ($(#[$doc:meta])* $vis:vis $getter:ident, $setter:ident) => {
+        #[inline(always)]
+        $vis fn $getter() -> bool {
+            #[cfg(loom)]
+            return $setter::ON.with(|on| on.get());
+            #[cfg(not(loom))]
+            true
+        }
+
+        $(#[$doc])*
+        #[cfg(loom)]
+        #[doc(hidden)]
+        pub fn $setter(on: bool) {
+            $setter::ON.with(|c| c.set(on));
+        }
+
+        #[cfg(loom)]
+        #[allow(non_snake_case)]
+        mod $setter {
+            std::thread_local! {
+                pub(super) static ON: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+            }
+        }
+    };
+}
+
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use crossbeam_utils::Backoff;
@@ -22,6 +57,17 @@ mod imp {
 
     pub(crate) mod thread {
         pub(crate) use std::thread::{current, park, park_timeout, yield_now, Thread, ThreadId};
+
+        /// `current().id()` without the handle: `current()` clones an
+        /// `Arc` (a locked increment, and a decrement when dropped); this
+        /// reads a copy kept in a thread-local. Ids are never reused.
+        #[inline]
+        pub(crate) fn current_id() -> ThreadId {
+            std::thread_local! {
+                static ID: ThreadId = std::thread::current().id();
+            }
+            ID.with(|id| *id)
+        }
     }
 
     /// Spin-wait hint.
@@ -111,6 +157,11 @@ mod imp {
 
     pub(crate) mod thread {
         pub(crate) use loom::thread::{current, park, yield_now, Thread, ThreadId};
+
+        /// `current().id()` (see the std version).
+        pub(crate) fn current_id() -> ThreadId {
+            current().id()
+        }
 
         /// loom has no time: a timed park is an untimed one (models never
         /// use deadlines).

@@ -60,6 +60,7 @@ fn direct_hand_off_on_one_cpu() {
     timed_receives_get_each_message_exactly_once();
     a_send_after_the_senders_close_is_refused();
     mpsc_close_with_after_given_messages_is_last();
+    a_receiver_moved_to_another_thread_is_woken_there();
 }
 
 /// A sending closure and a receiving one (`None`: closed; `Some(None)`:
@@ -127,6 +128,54 @@ fn a_send_after_the_senders_close_is_refused() {
         assert!(tx.close());
         assert_eq!(tx.send(1), Err(SendError(1)));
         assert_eq!(h.join().unwrap(), Err(rillet::RecvError));
+    }
+}
+
+/// Joins `h`, panicking if it has not finished within a minute: a thread
+/// that waits for a wake-up that went elsewhere would otherwise hang the
+/// test binary (a bound on liveness, not a measure of speed).
+fn join_or_report_lost_wake_up<R>(h: thread::JoinHandle<R>) -> R {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !h.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver was never woken: its wake-up went to another thread"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    h.join().unwrap()
+}
+
+/// The accepting receiver's cell names its thread for the sender's
+/// wake-up, and names the new one when the receiving handle has moved: a
+/// receiver that accepted a message on one thread, then waits (accepting,
+/// then parked) on another, is woken there. (The cell writes the thread
+/// only when it changed: a cell that kept the first thread would wake the
+/// finished one, and the second would sleep for good.)
+fn a_receiver_moved_to_another_thread_is_woken_there() {
+    for _ in 0..n(20) {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let first = thread::spawn(move || (rx.recv(), rx));
+        // Long enough for it to find the ring empty, accept and park.
+        thread::sleep(Duration::from_millis(2));
+        tx.send(0).unwrap();
+        let (got, rx) = first.join().unwrap();
+        assert_eq!(got, Ok(0));
+        let second = thread::spawn(move || rx.recv());
+        thread::sleep(Duration::from_millis(2));
+        tx.send(1).unwrap();
+        assert_eq!(join_or_report_lost_wake_up(second), Ok(1));
+
+        let (tx, rx) = rillet::mpsc::channel::<usize>(1);
+        let first = thread::spawn(move || (rx.recv(), rx));
+        thread::sleep(Duration::from_millis(2));
+        tx.send(0).unwrap();
+        let (got, rx) = first.join().unwrap();
+        assert_eq!(got, Ok(0));
+        let second = thread::spawn(move || rx.recv());
+        thread::sleep(Duration::from_millis(2));
+        tx.send(1).unwrap();
+        assert_eq!(join_or_report_lost_wake_up(second), Ok(1));
     }
 }
 

@@ -206,7 +206,8 @@ struct Config {
     /// (the other direction; `handoff`, unless a loom model turned it off).
     accept: bool,
     /// Producers prefetch the slot ahead of their claim
-    /// ([`Array::prefetch_ahead`]).
+    /// ([`Array::prefetch_ahead`]; never under loom).
+    #[cfg_attr(loom, allow(dead_code))]
     prefetch: bool,
     /// Slots `0..ready` have their stamps; the rest are written by the
     /// first producer whose claim reaches them (`Array::init_slots`), which
@@ -906,6 +907,51 @@ impl<T> Array<T> {
         Ok(())
     }
 
+    /// `try_send_as` past the hand-off check: claims a slot and writes
+    /// the message into it. The message goes straight from the caller into
+    /// its slot: with the hand-off's path merged in front of the claim, it
+    /// went through a stack temporary on every send.
+    #[inline(always)]
+    fn try_send_claiming(&self, msg: T, last: bool) -> Result<(), TrySendError<T>> {
+        let evicted = match self.claim(&Backoff::new(), last) {
+            Claim::Ok(pos) => {
+                // SAFETY: we claimed `pos`; its slot is free (stamp).
+                unsafe { self.write(pos, msg) };
+                self.publish(pos);
+                None
+            }
+            Claim::Evict(pos) => self.write_evicting(pos, msg),
+            Claim::Closed => return Err(TrySendError::Closed(msg)),
+            Claim::Full => {
+                if self.config.overflow == Overflow::Block {
+                    return Err(TrySendError::Full(msg));
+                }
+                // DropNewest (not the final message, which evicts).
+                self.count_dropped(1);
+                drop(msg);
+                return Ok(());
+            }
+        };
+        if last {
+            self.closed_by_us();
+        }
+        // Dropped last: a panicking (or re-entrant) drop finds the channel
+        // consistent, and the close complete.
+        drop(evicted);
+        Ok(())
+    }
+
+    /// `try_send_as` with the consumer accepting (one CPU): give it the
+    /// message, or claim a slot as usual.
+    #[cold]
+    #[inline(never)]
+    fn try_send_giving(&self, msg: T) -> Result<(), TrySendError<T>> {
+        match self.give(msg) {
+            Ok(()) => Ok(()),
+            Err(msg) => self.try_send_claiming(msg, false),
+        }
+    }
+
     /// A blocking receive may accept a message directly (one CPU).
     #[inline(always)]
     pub(crate) fn accepts(&self) -> bool {
@@ -947,40 +993,10 @@ impl<T> Sending<T> for Array<T> {
     fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
         let last = mode == SendMode::Last;
         // One CPU: the consumer may be waiting on an empty ring.
-        let msg = if self.config.accept && !last && self.accept.is_armed() {
-            match self.give(msg) {
-                Ok(()) => return Ok(()),
-                Err(m) => m,
-            }
-        } else {
-            msg
-        };
-        let evicted = match self.claim(&Backoff::new(), last) {
-            Claim::Ok(pos) => {
-                // SAFETY: we claimed `pos`; its slot is free (stamp).
-                unsafe { self.write(pos, msg) };
-                self.publish(pos);
-                None
-            }
-            Claim::Evict(pos) => self.write_evicting(pos, msg),
-            Claim::Closed => return Err(TrySendError::Closed(msg)),
-            Claim::Full => {
-                if self.config.overflow == Overflow::Block {
-                    return Err(TrySendError::Full(msg));
-                }
-                // DropNewest (not the final message, which evicts).
-                self.count_dropped(1);
-                drop(msg);
-                return Ok(());
-            }
-        };
-        if last {
-            self.closed_by_us();
+        if self.config.accept && !last && self.accept.is_armed() {
+            return self.try_send_giving(msg);
         }
-        // Dropped last: a panicking (or re-entrant) drop finds the channel
-        // consistent, and the close complete.
-        drop(evicted);
-        Ok(())
+        self.try_send_claiming(msg, last)
     }
 
     fn send_queue(&self) -> &WaitQueue {
