@@ -452,7 +452,7 @@ impl<T> Chan<T> {
         if !self.accept.is_armed() || !self.shared.close.is_open_relaxed() {
             return Err(msg);
         }
-        self.accept.fill(msg, || true)
+        self.accept.fill(msg, || true, &self.recv_waiters)
     }
 
     #[inline(always)]

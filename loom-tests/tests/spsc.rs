@@ -475,3 +475,32 @@ fn accept_never_takes_a_send_after_close() {
         h.join().unwrap();
     });
 }
+
+/// A receiver parked on an empty ring is woken by the send that fills its
+/// accept cell, with no close after it to wake it instead: the sender
+/// keeps its handle. (A fill wakes the receiver only when the receive
+/// queue's word says it may be registered; every other model here ends
+/// with the sender's drop, whose close also wakes the receiver, and
+/// passed with the wake-up left out.)
+#[test]
+fn accept_wakes_a_parked_receiver() {
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let sent = Arc::new(AtomicUsize::new(0));
+        let h = thread::spawn({
+            let sent = sent.clone();
+            move || {
+                tx.send(1).unwrap();
+                sent.store(1, Ordering::Release);
+                tx
+            }
+        });
+        assert_eq!(rx.recv(), Ok(1));
+        // As in `accept_racing_recv_timeout`: the send returns before we
+        // join (loom cannot take a stray unpark while we block in `join`).
+        while sent.load(Ordering::Acquire) == 0 {
+            thread::yield_now();
+        }
+        let _tx = h.join().unwrap();
+    });
+}

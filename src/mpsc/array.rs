@@ -891,14 +891,18 @@ impl<T> Array<T> {
     #[cold]
     #[inline(never)]
     fn give(&self, msg: T) -> Result<(), T> {
-        self.accept.fill(msg, || {
-            // Checked once the cell is ours: the consumer, which accepted
-            // after everything it received, waits for our write and takes
-            // nothing from the ring meanwhile. A close (or a claim) it
-            // received from before it accepted is one we see here.
-            let tail = self.tail.load(Ordering::Acquire);
-            tail & CLOSED == 0 && Pos::of(tail, &self.config.laps) == self.head()
-        })?;
+        self.accept.fill(
+            msg,
+            || {
+                // Checked once the cell is ours: the consumer, which accepted
+                // after everything it received, waits for our write and takes
+                // nothing from the ring meanwhile. A close (or a claim) it
+                // received from before it accepted is one we see here.
+                let tail = self.tail.load(Ordering::Acquire);
+                tail & CLOSED == 0 && Pos::of(tail, &self.config.laps) == self.head()
+            },
+            &self.recv_waiters,
+        )?;
         // We may have been woken for a free slot (a blocked send, a select)
         // and used the cell instead: the slot is still free, so pass the
         // wake-up on to a producer waiting for it (a loom model of two
