@@ -133,7 +133,9 @@
 //! as it waits. A send that finds the ring empty by its cached head (which
 //! is never ahead of the real one, so the ring is empty) and the cell
 //! accepting writes its message there instead of into the ring, and
-//! unparks the receiver: that receive is complete, and the sender goes on
+//! unparks the receiver if it may be parked (if its receive queue's word
+//! says it registered; see `Accept::fill`): that receive is complete, and
+//! the sender goes on
 //! with the next message, which lands in the ring. So pinned to one CPU a
 //! capacity-1 channel moves three messages per pair of switches (one given,
 //! one in the ring, one offered): 0.26 -> 0.42 M msg/s in a probe loop,
