@@ -153,29 +153,25 @@ fn join_or_report_lost_wake_up<R>(h: thread::JoinHandle<R>) -> R {
 /// only when it changed: a cell that kept the first thread would wake the
 /// finished one, and the second would sleep for good.)
 fn a_receiver_moved_to_another_thread_is_woken_there() {
+    // The same steps for both kinds (their handles' types differ).
+    macro_rules! receive_on_two_threads {
+        ($channel:expr) => {{
+            let (tx, rx) = ($channel)(1);
+            let first = thread::spawn(move || (rx.recv(), rx));
+            // Long enough for it to find the ring empty, accept and park.
+            thread::sleep(Duration::from_millis(2));
+            tx.send(0).unwrap();
+            let (got, rx) = first.join().unwrap();
+            assert_eq!(got, Ok(0));
+            let second = thread::spawn(move || rx.recv());
+            thread::sleep(Duration::from_millis(2));
+            tx.send(1).unwrap();
+            assert_eq!(join_or_report_lost_wake_up(second), Ok(1));
+        }};
+    }
     for _ in 0..n(20) {
-        let (tx, rx) = spsc::channel::<usize>(1);
-        let first = thread::spawn(move || (rx.recv(), rx));
-        // Long enough for it to find the ring empty, accept and park.
-        thread::sleep(Duration::from_millis(2));
-        tx.send(0).unwrap();
-        let (got, rx) = first.join().unwrap();
-        assert_eq!(got, Ok(0));
-        let second = thread::spawn(move || rx.recv());
-        thread::sleep(Duration::from_millis(2));
-        tx.send(1).unwrap();
-        assert_eq!(join_or_report_lost_wake_up(second), Ok(1));
-
-        let (tx, rx) = rillet::mpsc::channel::<usize>(1);
-        let first = thread::spawn(move || (rx.recv(), rx));
-        thread::sleep(Duration::from_millis(2));
-        tx.send(0).unwrap();
-        let (got, rx) = first.join().unwrap();
-        assert_eq!(got, Ok(0));
-        let second = thread::spawn(move || rx.recv());
-        thread::sleep(Duration::from_millis(2));
-        tx.send(1).unwrap();
-        assert_eq!(join_or_report_lost_wake_up(second), Ok(1));
+        receive_on_two_threads!(spsc::channel::<usize>);
+        receive_on_two_threads!(rillet::mpsc::channel::<usize>);
     }
 }
 
