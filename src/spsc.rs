@@ -53,27 +53,33 @@
 //! claiming receiver (its cached tail stays equal to its head); they take
 //! the paths that claim and check stamps.
 //!
-//! # Capacity 1
+//! # Tiny rings: one cache line
 //!
 //! With one slot nothing is cached: every send waits for the receive
 //! before it, and each message moves the tail's line, the slot's and the
-//! head's between the two CPUs (3.2 M msg/s, while MPSC's ring, whose
-//! stamp shares the slot's line, moved 5.7). So a `Block` channel of
-//! capacity 1 whose message fits in 48 bytes (aligned to 16 at most) keeps
-//! all three on one line (`Shared::one_line`): the tail at its start, the
-//! head after it, the slot from byte 16; the line is the first whole one
-//! in the 128 bytes before the head's own field, the padding that
-//! separates the two indices in every other ring (`HeadLine`), so the
-//! channel is no larger and has no slot array to allocate. Where the line
-//! falls depends on where the channel was placed, so each access finds it
-//! from its own address (`Chan::line_word`); the other fields are then
-//! unused. The protocol is unchanged: only where the three words live.
-//! Measured, two CPUs, `versus`: 3.3 -> 6.7-7.6 M msg/s (crossbeam-channel
-//! 2.1); a tight loop of `try_send` and `try_recv` 3.5 -> 7.7-8.7. Every
-//! other ring pays a test of `one_line` in each access to an index or a
-//! slot: making, using once and dropping a channel of capacity 1024 runs
-//! 2-6% slower (`versus`'s lifecycle row, 14.7 -> 13.7 M channels/s at
-//! worst), the larger rings' throughput is unchanged.
+//! head's between the two CPUs (capacity 1: 3.5 M msg/s, while MPSC's
+//! ring, whose stamp shares the slot's line, moved 5.3). With two to four
+//! slots the cached indices save little. So a `Block` ring of at most
+//! `ONE_LINE_MAX_SLOTS` (4) slots whose messages fit in 48 bytes together
+//! (each aligned to 16 at most) keeps everything on one line
+//! (`Shared::one_line`): the tail at its start, the head after it, the
+//! slots from byte 16. The line is the first whole one in the 128 bytes
+//! before the head's own field, the padding that separates the two indices
+//! in every other ring (`HeadLine`), so the channel is no larger and has
+//! no slot array to allocate. Where the line falls depends on where the
+//! channel was placed, so each access finds it from its own address
+//! (`Chan::line_word`); `Producer::tail`, `HeadLine::head` and `slots` are
+//! then unused. The protocol is unchanged: only where its words live.
+//!
+//! Measured on two CPUs, u64 messages, one thread sending and one
+//! receiving, before -> after: capacity 1, 3.5 -> 7.8 M msg/s; 2, 5.8 ->
+//! 14.3; 3, 9.2 -> 21.4; 4, 10.9 -> 30.8 (crossbeam-channel 2.3, 3.5,
+//! 7-14, 11-18; MPSC 5.3, 6.9, 13, 17 in the same runs); capacity 8 (not
+//! one line) 18.5 either way. Every other ring pays a test of `one_line`
+//! in each access to an index or a slot: in `versus`, making, using once
+//! and dropping a channel of capacity 1024 went from 11.5 to 10.9 M
+//! channels/s and batches of 256 from 425 to 412 M msg/s; one message per
+//! call at capacity 1024 was no slower (204-253 before, 277-292 after).
 //!
 //! # The dropping policies
 //!
@@ -313,7 +319,11 @@ impl Builder {
         let word = WaitQueue::initial_word();
         // Not under loom: its atomics are not plain memory, and the models
         // check the protocol, which is the same.
-        let one_line = !cfg!(loom) && slots == 1 && !claiming && fits_one_line::<T>();
+        let one_line = !cfg!(loom)
+            && !claiming
+            && fits_one_line::<T>()
+            && slots <= ONE_LINE_MAX_SLOTS
+            && slots * std::mem::size_of::<T>() <= 48;
         let ring = MessageSlots::new(if one_line { 0 } else { slots });
         let stamps: Box<[AtomicUsize]> = if claiming {
             (0..slots).map(AtomicUsize::new).collect()
@@ -405,17 +415,17 @@ struct Producer {
     dropped: AtomicU64,
 }
 
-/// The head's field, after 128 bytes that are padding in a ring of more
-/// than one slot and the home of the whole ring when it has one slot (see
-/// "Capacity 1" in the module docs). The size and place of a
-/// `Spaced<AtomicUsize>`.
+/// The head's field, after 128 bytes that are padding in most rings and
+/// the home of the whole ring in a tiny one (see "Tiny rings" in the
+/// module docs). The size and place of a `Spaced<AtomicUsize>`.
 #[repr(C)]
 struct HeadLine {
-    /// One-slot ring (`Shared::one_line`): zeroed, and the first whole
-    /// cache line in it holds the tail (word 0), the head (word 1) and the
-    /// slot (from byte 16); a 64-byte line starts within the first 56
-    /// bytes of any 8-aligned 128. Otherwise never read or written, and
-    /// left uninitialized. (std's cell under loom too: never used there.)
+    /// `Shared::one_line`: the first whole cache line in it holds the
+    /// tail (word 0, set to 0 once the channel is placed), the head (word
+    /// 1, likewise) and the slots (from byte 16); a 64-byte line starts
+    /// within the first 56 bytes of any 8-aligned 128. Otherwise never
+    /// read or written, and left uninitialized. (std's cell under loom
+    /// too: never used there.)
     near: std::cell::UnsafeCell<MaybeUninit<[u64; 16]>>,
     /// Next index to read, unless `one_line`. Written by the receiver
     /// (`Release`); under `DropOldest` also claimed by the evicting sender
@@ -423,11 +433,16 @@ struct HeadLine {
     head: AtomicUsize,
 }
 
-/// A message that fits in a one-line ring's slot: 48 bytes at byte 16 of a
-/// line (so aligned to 16 at most).
+/// A message that may live in a one-line ring: its slots are the 48 bytes
+/// from byte 16 of a line (so aligned to 16 at most).
 const fn fits_one_line<T>() -> bool {
     std::mem::size_of::<T>() <= 48 && std::mem::align_of::<T>() <= 16
 }
+
+/// The most slots a one-line ring has. Past a few slots each side works
+/// from its cached copy of the other's index and keeps off the other's
+/// line, which one line would undo.
+const ONE_LINE_MAX_SLOTS: usize = 4;
 
 /// Read-mostly state.
 struct Shared {
@@ -447,10 +462,9 @@ struct Shared {
     accept: bool,
     /// The receiver does not spin while it waits (see `build_with`).
     quiet: bool,
-    /// The ring has one slot (`Block`, capacity 1) and its message fits
-    /// beside the two indices: the tail, the head and the slot live on one
+    /// A tiny `Block` ring: the tail, the head and the slots live on one
     /// cache line in `HeadLine::near`, and `Producer::tail`,
-    /// `HeadLine::head` and `slots` are unused (see "Capacity 1" in the
+    /// `HeadLine::head` and `slots` are unused (see "Tiny rings" in the
     /// module docs). Never under loom.
     #[cfg_attr(loom, allow(dead_code))]
     one_line: bool,
@@ -469,8 +483,8 @@ pub(crate) struct Chan<T> {
     /// published (the sender's); every other slot is uninitialized. Under
     /// the dropping policies a claimed index stays initialized until its
     /// claimer has read it out and stored its stamp. (Read-mostly, beside
-    /// `shared`.) Empty when `one_line`: the one slot is in the line
-    /// (`Chan::slot` is the only way to a slot).
+    /// `shared`.) Empty when `one_line`: the slots are in the line
+    /// (`Chan::ring` is the way to them).
     slots: MessageSlots<T>,
     /// `DropNewest` and `DropOldest` only: `stamps[i & mask] == i` when the
     /// slot is free for index `i`.
@@ -522,20 +536,31 @@ impl<T> Chan<T> {
         self.accept.fill(msg, || true, &self.recv_waiters)
     }
 
+    /// The slots: those of the line when `one_line`, else `slots`. Its
+    /// length is `mask + 1`.
     #[inline(always)]
-    fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
+    fn ring(&self) -> &[UnsafeCell<MaybeUninit<T>>] {
         #[cfg(not(loom))]
         if fits_one_line::<T>() && self.shared.one_line {
-            // SAFETY: bytes 16..64 of the line hold the one slot; a message
-            // of this size and alignment fits there, aligned (the line is
-            // 64-aligned); `UnsafeCell` is `repr(transparent)`, and the
-            // bytes are inside `near`'s cell, so they may be written
+            // SAFETY: the `mask + 1` slots are bytes 16..64 of the line,
+            // where that many messages of this size fit (`build_with`),
+            // each aligned (the line is 64-aligned, the size a multiple of
+            // an alignment of at most 16); a cell of `MaybeUninit` is
+            // valid uninitialized; `UnsafeCell` is `repr(transparent)`, and
+            // the bytes are inside `near`'s cell, so they may be written
             // through a shared reference.
-            return unsafe { &*self.line_word(2).cast::<UnsafeCell<MaybeUninit<T>>>() };
+            return unsafe {
+                std::slice::from_raw_parts(self.line_word(2).cast(), self.shared.mask + 1)
+            };
         }
-        // SAFETY: `slots.len() == mask + 1` (unless `one_line`, above), so
-        // `index & mask` is in bounds.
-        unsafe { self.slots.get_unchecked(index & self.shared.mask) }
+        &self.slots
+    }
+
+    #[inline(always)]
+    fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        // SAFETY: `ring()` has `mask + 1` slots, so `index & mask` is in
+        // bounds.
+        unsafe { self.ring().get_unchecked(index & self.shared.mask) }
     }
 
     /// The shared tail: next index to write. Written only by the sender
@@ -1304,7 +1329,7 @@ impl<T> Sender<T> {
         let cap = chan.shared.cap;
         // Kept in locals: the loop's stores (the tail, `written`) could
         // otherwise alias them and force a reload per message.
-
+        let (slots, mask) = (chan.ring(), chan.shared.mask);
         let end = 'batch: loop {
             let mut end = self.tail.get();
             // The run may grow up to `limit` (exclusive) without a look at
@@ -1333,7 +1358,7 @@ impl<T> Sender<T> {
                     // ahead of the real one) plus the capacity: index `end`
                     // is free and ours.
                     unsafe {
-                        let slot = chan.slot(end);
+                        let slot = slots.get_unchecked(end & mask);
                         slot.with_mut(|p| p.write(MaybeUninit::new(msg)));
                     }
                     end = end.wrapping_add(1);

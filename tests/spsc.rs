@@ -145,62 +145,66 @@ fn large_messages_cross_threads_intact() {
     assert_eq!(rx.recv(), Err(RecvError));
 }
 
-/// Capacity 1 keeps its indices and its slot on one cache line when the
-/// message is at most 48 bytes (aligned to 16 at most), and in the usual
-/// places otherwise: every size on either side of that limit, across
-/// threads, in order, with many channels alive at once (so at many
-/// addresses, which decide where the line falls), and a buffered message
-/// dropped with the channel.
+/// A ring of up to 4 slots keeps its indices and its slots on one cache
+/// line when the messages fit in 48 bytes together (each aligned to 16 at
+/// most), and in the usual places otherwise: every capacity and size on
+/// either side of those limits, across threads, in order, with many
+/// channels alive at once (so at many addresses, which decide where the
+/// line falls), and buffered messages dropped with the channel.
 #[test]
-fn capacity_one_carries_every_message_size() {
+fn tiny_rings_carry_every_message_size() {
     fn stream<T: Send + PartialEq + std::fmt::Debug + 'static>(make: fn(u64) -> T) {
-        let count = n(2_000) as u64;
-        let pairs: Vec<_> = (0..16).map(|_| spsc::channel::<T>(1)).collect();
-        let (txs, rxs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
-        let h = thread::spawn(move || {
+        for cap in 1..=5 {
+            let count = n(1_000) as u64;
+            let pairs: Vec<_> = (0..8).map(|_| spsc::channel::<T>(cap)).collect();
+            let (txs, rxs): (Vec<_>, Vec<_>) = pairs.into_iter().unzip();
+            let h = thread::spawn(move || {
+                for i in 0..count {
+                    for tx in &txs {
+                        tx.send(make(i)).unwrap();
+                    }
+                }
+            });
             for i in 0..count {
-                for tx in &txs {
-                    tx.send(make(i)).unwrap();
+                for rx in &rxs {
+                    assert_eq!(rx.recv(), Ok(make(i)), "capacity {cap}");
                 }
             }
-        });
-        for i in 0..count {
+            h.join().unwrap();
             for rx in &rxs {
-                assert_eq!(rx.recv(), Ok(make(i)));
+                assert_eq!(rx.recv(), Err(RecvError));
             }
-        }
-        h.join().unwrap();
-        for rx in &rxs {
-            assert_eq!(rx.recv(), Err(RecvError));
         }
     }
     stream(|i| i as u8);
-    stream(|i| i);
-    stream(|i| u128::from(i) << 64 | u128::from(i)); // aligned to 16
-    stream(|i| [i; 6]); // 48 bytes: the largest that fits
+    stream(|i| i); // 4 slots fit
+    stream(|i| u128::from(i) << 64 | u128::from(i)); // aligned to 16; 2 fit
+    stream(|i| [i; 3]); // 24 bytes: 2 fit
+    stream(|i| [i; 6]); // 48 bytes: 1 fits
     stream(|i| [i as u8; 49]); // one byte too many
-    stream(|i| [i; 7]);
     stream(|_| ());
 
-    let drops = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = spsc::channel(1);
-    tx.send(Counted::new(0, &drops)).unwrap();
-    assert_eq!(
-        tx.try_send(Counted::new(1, &drops))
-            .map_err(|e| e.is_full()),
-        Err(true)
-    );
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the rejected one");
-    assert_eq!((tx.len(), rx.len()), (1, 1));
-    assert_eq!(rx.recv().unwrap().id, 0);
-    tx.send(Counted::new(2, &drops)).unwrap();
-    drop(tx);
-    drop(rx);
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        3,
-        "the buffered one goes with the channel"
-    );
+    for cap in 1..=5 {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = spsc::channel(cap);
+        for i in 0..cap {
+            tx.send(Counted::new(i, &drops)).unwrap();
+        }
+        let rejected = tx.try_send(Counted::new(cap, &drops));
+        assert!(matches!(&rejected, Err(e) if e.is_full()), "capacity {cap}");
+        drop(rejected);
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "the rejected one");
+        assert_eq!((tx.len(), rx.len()), (cap, cap));
+        assert_eq!(rx.recv().unwrap().id, 0);
+        tx.send(Counted::new(cap + 1, &drops)).unwrap();
+        drop(tx);
+        drop(rx);
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            cap + 2,
+            "the buffered ones go with the channel"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- close
