@@ -75,11 +75,17 @@
 //! receiving, before -> after: capacity 1, 3.5 -> 7.8 M msg/s; 2, 5.8 ->
 //! 14.3; 3, 9.2 -> 21.4; 4, 10.9 -> 30.8 (crossbeam-channel 2.3, 3.5,
 //! 7-14, 11-18; MPSC 5.3, 6.9, 13, 17 in the same runs); capacity 8 (not
-//! one line) 18.5 either way. Every other ring pays a test of `one_line`
-//! in each access to an index or a slot: in `versus`, making, using once
-//! and dropping a channel of capacity 1024 went from 11.5 to 10.9 M
-//! channels/s and batches of 256 from 425 to 412 M msg/s; one message per
-//! call at capacity 1024 was no slower (204-253 before, 277-292 after).
+//! one line) 18.5 either way. Every other ring whose messages could fit
+//! pays a test of `one_line` in each access to an index or a slot (the
+//! one-line path is out of line; for larger messages the test is compiled
+//! out). Making, using once and dropping a channel of capacity 1024 pays
+//! for it most, in `versus`: 11.5 -> 10.8 M channels/s on two CPUs, 14.3
+//! -> 12.3-12.9 on one (still 3.3-4.2x crossbeam-channel, and ahead of
+//! rtrb); batches of 256 425 -> 375-410 on two CPUs, the same on one;
+//! one message per call at capacity 1024 no slower (u64: 186-253 -> 254-292
+//! on two CPUs, 213-218 -> 223 on one; 64 bytes: the same). Keeping the
+//! locations in the channel as pointers instead of testing the flag was
+//! no cheaper (one-CPU u64 stream 196-202, lifecycle the same).
 //!
 //! # The dropping policies
 //!
