@@ -41,6 +41,27 @@ pub(crate) enum Offered<T> {
     TimedOut(T),
 }
 
+/// Names the current thread in `cell`, for a partner to unpark: writes a
+/// new handle only when the one there names another thread (the handle
+/// moved, or another sender holds the cell now). A new handle
+/// (`thread::current()`) and dropping the old one are two locked
+/// instructions, which every arm and every offer paid before (without
+/// them at the arm, a one-CPU ping-pong through two capacity-1 channels
+/// went from 1.05 to 1.07 M round trips a second).
+///
+/// # Safety
+///
+/// Nobody else reads or writes `cell` meanwhile.
+unsafe fn name_current_thread(cell: &UnsafeCell<Option<thread::Thread>>) {
+    let me = thread::current_id();
+    // SAFETY: guaranteed by the caller.
+    cell.with_mut(|p| unsafe {
+        if (*p).as_ref().map(thread::Thread::id) != Some(me) {
+            *p = Some(thread::current());
+        }
+    });
+}
+
 /// No offer: the cell is free for a sender to reserve.
 const IDLE: usize = 0;
 /// A sender holds the cell (writing its offer, or taking it back).
@@ -96,9 +117,8 @@ impl<T> Handoff<T> {
         // SAFETY: `RESERVED` by us: the cell is empty and only we touch it.
         self.msg
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
-        let me = thread::current();
         // SAFETY: as above.
-        self.sender.with_mut(|p| unsafe { *p = Some(me) });
+        unsafe { name_current_thread(&self.sender) };
         // Release: a receiver that claims sees the message.
         self.state.store(OFFERED, Ordering::Release);
     }
@@ -125,9 +145,8 @@ impl<T> Handoff<T> {
         self.release();
     }
 
-    /// Receiver: claims the offer, if one is out: the message and the
-    /// sender to wake once it is published.
-    fn claim(&self) -> Option<(T, thread::Thread)> {
+    /// Receiver: claims the offer, if one is out: its message.
+    fn claim(&self) -> Option<T> {
         if self.state.load(Ordering::Relaxed) != OFFERED {
             return None;
         }
@@ -135,12 +154,10 @@ impl<T> Handoff<T> {
         self.state
             .compare_exchange(OFFERED, TAKING, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
-        // SAFETY: we won `OFFERED -> TAKING`: the message and the handle
-        // are ours to read until we `unclaim` or `complete`.
-        let msg = self.msg.with(|p| unsafe { p.read().assume_init() });
-        // SAFETY: as above; the sender wrote it before `OFFERED`.
-        let sender = self.sender.with(|p| unsafe { (*p).clone() });
-        Some((msg, sender.expect("an offer names its sender")))
+        // SAFETY: we won `OFFERED -> TAKING`: the message is ours to read
+        // (and the handle of its sender, until we `unclaim` or
+        // `complete`).
+        Some(self.msg.with(|p| unsafe { p.read().assume_init() }))
     }
 
     /// Receiver: the ring had no room after all; puts the message back on
@@ -174,27 +191,41 @@ impl<T> Handoff<T> {
     ) -> Offered<T> {
         self.offer(msg);
         queue.set_offer();
-        let outcome = park::block_on(&[queue], deadline, spin, || match self.state() {
-            TAKEN => Some(None),
-            // Room the receiver did not fill with our message, or a close.
-            OFFERED if room_or_closed() => self.withdraw().map(Some),
-            // Still waiting; or `TAKING`: the receiver is sending the
-            // message, and unparks us once it is `TAKEN`.
-            _ => None,
+        let outcome = park::block_on(&[queue], deadline, spin, || {
+            let mut state = self.state();
+            if state == TAKING {
+                // The receiver is moving our message into the ring, a
+                // bounded step: wait it out rather than park, which lets
+                // the receiver skip the wake-up when we are not registered
+                // (see `take_with`). It ends `TAKEN`, or `OFFERED` again.
+                park::wait_brief(|| self.state() != TAKING);
+                state = self.state();
+            }
+            match state {
+                TAKEN => Some(None),
+                // Room the receiver did not fill with our message, or a close.
+                OFFERED if room_or_closed() => self.withdraw().map(Some),
+                // Still on offer.
+                _ => None,
+            }
         });
         let back = match outcome {
             Some(back) => back,
-            None => match self.withdraw() {
-                Some(msg) => {
+            None => loop {
+                if let Some(msg) = self.withdraw() {
                     queue.clear_offer();
                     self.release();
                     return Offered::TimedOut(msg);
                 }
                 // Timed out, but the receiver claimed the message first:
-                // the send completes (it is being published now).
-                None => {
-                    park::wait_brief(|| self.state() == TAKEN);
-                    None
+                // it either publishes it (the send completes) or, finding
+                // no room after all, puts it back on offer, and then we
+                // take it back. (Waiting for `TAKEN` alone, the send
+                // outlived its deadline for as long as the receiver did
+                // not free another slot.)
+                park::wait_brief(|| self.state() != TAKING);
+                if self.state() == TAKEN {
+                    break None;
                 }
             },
         };
@@ -222,17 +253,34 @@ impl<T> Handoff<T> {
         queue: &WaitQueue,
         place: impl FnOnce(T) -> Result<(), T>,
     ) -> bool {
-        let Some((msg, sender)) = self.claim() else {
+        let Some(msg) = self.claim() else {
             return false;
         };
         match place(msg) {
             Ok(()) => {
-                queue.clear_offer();
+                // The sender parks only registered on `queue`, and never
+                // while the cell is `TAKING` (its wait sits that out, see
+                // `offer_and_wait`). So if the word had no registration
+                // when we cleared the mark, a later registration follows
+                // our `TAKING` (both are read-modify-writes of the word,
+                // and ours releases), the sender's look after it sees
+                // `TAKING` or `TAKEN`, and it does not park: no wake-up,
+                // and no handle to clone (three locked instructions fewer
+                // per hand-off).
+                let sender = queue.clear_offer().then(|| {
+                    // SAFETY: `TAKING` by us: the sender wrote its handle
+                    // before `OFFERED` and waits for `TAKEN` before it
+                    // touches the cell again.
+                    let sender = self.sender.with(|p| unsafe { (*p).clone() });
+                    sender.expect("an offer names its sender")
+                });
                 self.complete();
                 loom_step(&self.state);
                 // It may be parked: a wake-up aimed at it, which its wait
                 // takes as a reason to look again.
-                sender.unpark();
+                if let Some(sender) = sender {
+                    sender.unpark();
+                }
                 true
             }
             Err(msg) => {
@@ -339,19 +387,9 @@ impl<T> Accept<T> {
     /// receive leaves it so): accepts a message from now on.
     pub(crate) fn arm(&self) {
         debug_assert_eq!(self.state.load(Ordering::Relaxed), A_IDLE);
-        let me = thread::current_id();
         // SAFETY: `IDLE`: no sender touches the cell, and only the
-        // receiver (us) writes it. Written again only when the receiving
-        // handle has moved to another thread since: a new handle
-        // (`thread::current()`) and dropping the old one are two locked
-        // instructions, which every arm paid before (without them, a
-        // one-CPU ping-pong through two capacity-1 channels went from 1.05
-        // to 1.07 M round trips a second).
-        self.receiver.with_mut(|p| unsafe {
-            if (*p).as_ref().map(thread::Thread::id) != Some(me) {
-                *p = Some(thread::current());
-            }
-        });
+        // receiver (us) writes it.
+        unsafe { name_current_thread(&self.receiver) };
         // Release: a sender that wins the cell sees the handle.
         self.state.store(A_ARMED, Ordering::Release);
     }

@@ -516,8 +516,12 @@ impl WaitQueue {
     }
 
     /// The offer was resolved (taken by the partner or withdrawn).
-    pub(crate) fn clear_offer(&self) {
-        self.waiting.fetch_and(!OFFER, Ordering::Relaxed);
+    /// `false` if nobody was registered and the queue was not alerted when
+    /// the mark went. A read-modify-write that releases: a waiter that
+    /// registers later (a read-modify-write too, then the heavy barrier)
+    /// sees everything the caller did before.
+    pub(crate) fn clear_offer(&self) -> bool {
+        self.waiting.fetch_and(!OFFER, Ordering::AcqRel) & !OFFER != 0
     }
 
     /// Wakes one (or all) registered waiters not yet notified. The caller

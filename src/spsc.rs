@@ -138,7 +138,16 @@
 //!   re-check finds room (the receiver freed it before it saw the offer),
 //!   on a close (then the usual path returns `Closed`), and on its
 //!   deadline; if the receiver won, the send is complete and reports `Ok`,
-//!   even at the deadline.
+//!   even at the deadline, unless the receiver puts the message back on
+//!   offer (it found no room after all: the slot went to the sender's
+//!   previous message), which the sender then takes back.
+//! - The receiver wakes the sender only if the send queue's word had a
+//!   registration when it cleared the `OFFER` bit (a read-modify-write
+//!   after its `TAKING`); a sender never parks while it sees `TAKING` (it
+//!   waits that bounded step out), so one that registers later sees
+//!   `TAKING` or `TAKEN` and does not park. The thread handle the receiver
+//!   wakes is written only when another thread offers (loom:
+//!   `handoff_wakes_a_parked_sender`).
 //! - The receiver never claims once the channel is closed: the message
 //!   would land at or past the cutoff, reported sent and never received.
 //!   No close can race the claim: while the sender is inside `send`, only

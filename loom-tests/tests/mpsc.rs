@@ -320,6 +320,33 @@ fn a_late_notification_of_a_leaving_producer_is_passed_on() {
 // offer its message (outside loom only on one CPU); the consumer that frees
 // a slot sends it for that producer. The models above also go through it.
 
+/// A sender parked with its message on offer is woken by the receive
+/// that takes the offer, with nothing after it to wake the sender instead:
+/// the receiver receives once and then waits for the sender. (The take
+/// wakes the sender only when the send queue's word says it may be
+/// registered, and the sender sits out `TAKING` rather than park: with it
+/// parking there, this model loses the wake-up.)
+#[test]
+fn handoff_wakes_a_parked_sender() {
+    rillet::loom_accept(false);
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        let done = common::Done::new();
+        let h = thread::spawn({
+            let done = done.clone();
+            move || {
+                tx.send(0).unwrap();
+                tx.send(1).unwrap();
+                done.set();
+                tx
+            }
+        });
+        assert_eq!(rx.recv(), Ok(0));
+        let _tx = done.join(h);
+        assert_eq!(rx.try_recv(), Ok(1));
+    });
+}
+
 /// One producer's message is on offer while a second producer waits the
 /// usual way (the cell is taken) or claims the freed slot first: every
 /// message arrives exactly once.
@@ -526,21 +553,16 @@ fn accept_racing_recv_timeout() {
 fn accept_wakes_a_parked_receiver() {
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
-        let sent = Arc::new(AtomicUsize::new(0));
+        let sent = common::Done::new();
         let h = thread::spawn({
             let sent = sent.clone();
             move || {
                 tx.send(1).unwrap();
-                sent.store(1, Ordering::Release);
+                sent.set();
                 tx
             }
         });
         assert_eq!(rx.recv(), Ok(1));
-        // As in `accept_racing_recv_timeout`: the send returns before we
-        // join (loom cannot take a stray unpark while we block in `join`).
-        while sent.load(Ordering::Acquire) == 0 {
-            thread::yield_now();
-        }
-        let _tx = h.join().unwrap();
+        let _tx = sent.join(h);
     });
 }

@@ -265,6 +265,33 @@ fn both_handles_dropped_at_once_free_the_channel_once() {
 // it into the ring and completes that send. `send_recv_capacity_1_...`
 // and `close_wakes_a_parked_sender` above also go through it.
 
+/// A sender parked with its message on offer is woken by the receive
+/// that takes the offer, with nothing after it to wake the sender instead:
+/// the receiver receives once and then waits for the sender. (The take
+/// wakes the sender only when the send queue's word says it may be
+/// registered, and the sender sits out `TAKING` rather than park: with it
+/// parking there, this model loses the wake-up.)
+#[test]
+fn handoff_wakes_a_parked_sender() {
+    rillet::loom_accept(false);
+    common::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let done = common::Done::new();
+        let h = thread::spawn({
+            let done = done.clone();
+            move || {
+                tx.send(0).unwrap();
+                tx.send(1).unwrap();
+                done.set();
+                tx
+            }
+        });
+        assert_eq!(rx.recv(), Ok(0));
+        let _tx = done.join(h);
+        assert_eq!(rx.try_recv(), Ok(1));
+    });
+}
+
 /// A timed send on a full ring races the receiver that would take its
 /// offer: either the receiver took it (the send reports `Ok` and the
 /// message is in the ring) or the send timed out and has it back, never
@@ -395,6 +422,47 @@ fn handoff_offer_renewed_before_the_receiver_looks() {
     });
 }
 
+/// The receiver may claim an offer and put it back: the slot it freed went
+/// to the sender's previous message, which the sender sent on its own
+/// after it saw the room (as in the model above). A timed send whose
+/// deadline passes meanwhile must then take its message back, not wait
+/// for the receiver to free another slot: this receiver frees none, it
+/// waits for the sender after its first receive. (The send waited for
+/// `TAKEN` alone there, and spun for as long as the receiver did not
+/// receive again.) The race takes four preemptions (the sender sees the
+/// room, withdraws, sends and offers again between the receiver's steps),
+/// hence the bound: with three, the model passed without the fix; with
+/// four it fails without it (loom's branch limit: the send spins) and
+/// passes with it.
+#[test]
+fn handoff_put_back_after_the_deadline() {
+    rillet::loom_accept(false);
+    common::model_bound(4, || {
+        let (tx, rx) = spsc::channel::<usize>(1);
+        let done = common::Done::new();
+        let h = thread::spawn({
+            let done = done.clone();
+            move || {
+                tx.send(0).unwrap();
+                tx.send(1).unwrap();
+                let third = tx.send_timeout(2, std::time::Duration::from_millis(1));
+                done.set();
+                (third, tx)
+            }
+        });
+        assert_eq!(rx.recv(), Ok(0));
+        let (third, _tx) = done.join(h);
+        assert_eq!(rx.try_recv(), Ok(1));
+        match third {
+            Ok(()) => assert_eq!(rx.try_recv(), Ok(2)),
+            Err(e) => {
+                assert_eq!(e.into_inner(), 2);
+                assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+            }
+        }
+    });
+}
+
 // The other direction of the hand-off: a receiver waiting on an empty ring
 // accepts a message in the channel's accept cell, and a sender that finds
 // it accepting fills that cell instead of the ring. Every model above with
@@ -407,24 +475,18 @@ fn handoff_offer_renewed_before_the_receiver_looks() {
 fn accept_racing_recv_timeout() {
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let sent = Arc::new(AtomicUsize::new(0));
+        let sent = common::Done::new();
         let h = thread::spawn({
             let sent = sent.clone();
             move || {
                 tx.send(1).unwrap();
-                sent.store(1, Ordering::Release);
+                sent.set();
                 tx
             }
         });
         let got = rx.recv_timeout(std::time::Duration::ZERO);
-        // The filler may still be about to unpark us (a stray unpark,
-        // which std keeps as a token). loom cannot take one while this
-        // thread is blocked in `join` (it fails its own assertion), so
-        // wait for the send to return before joining.
-        while sent.load(Ordering::Acquire) == 0 {
-            thread::yield_now();
-        }
-        let _tx = h.join().unwrap();
+        // The filler may still be about to unpark us.
+        let _tx = sent.join(h);
         match got {
             Ok(v) => {
                 assert_eq!(v, 1);
@@ -486,21 +548,16 @@ fn accept_never_takes_a_send_after_close() {
 fn accept_wakes_a_parked_receiver() {
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let sent = Arc::new(AtomicUsize::new(0));
+        let sent = common::Done::new();
         let h = thread::spawn({
             let sent = sent.clone();
             move || {
                 tx.send(1).unwrap();
-                sent.store(1, Ordering::Release);
+                sent.set();
                 tx
             }
         });
         assert_eq!(rx.recv(), Ok(1));
-        // As in `accept_racing_recv_timeout`: the send returns before we
-        // join (loom cannot take a stray unpark while we block in `join`).
-        while sent.load(Ordering::Acquire) == 0 {
-            thread::yield_now();
-        }
-        let _tx = h.join().unwrap();
+        let _tx = sent.join(h);
     });
 }

@@ -1,6 +1,10 @@
 //! The model builders every loom test file uses.
 #![allow(dead_code)]
 
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
 /// Every interleaving (up to `LOOM_MAX_PREEMPTIONS`, from the environment).
 /// Producers wait (with a yield) for a slot another producer claimed but
 /// has not written yet, and waiters park and re-arm: the models need more
@@ -14,8 +18,14 @@ pub fn model(f: impl Fn() + Sync + Send + 'static) {
 /// them to seconds and already covers a thread preempted between any two
 /// steps of its protocol (inside each claim, hand-over and re-arm).
 pub fn model_bound_1(f: impl Fn() + Sync + Send + 'static) {
+    model_bound(1, f);
+}
+
+/// `bound` preemptions at most, whatever the environment says: for a model
+/// whose race needs more than the files' usual bound, or fewer.
+pub fn model_bound(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = builder();
-    b.preemption_bound = Some(1);
+    b.preemption_bound = Some(bound);
     b.check(f);
 }
 
@@ -23,4 +33,33 @@ fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
     b.max_branches = 100_000;
     b
+}
+
+/// A flag that a spawned thread raises as its last step, and the join that
+/// waits for it.
+#[derive(Clone)]
+pub struct Done(Arc<AtomicBool>);
+
+impl Done {
+    pub fn new() -> Self {
+        Done(Arc::new(AtomicBool::new(false)))
+    }
+
+    /// The spawned thread's last step.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Joins `h` once the flag is up. A channel's wake-up may reach a
+    /// thread after it stopped waiting (std keeps it as a token for the
+    /// next `park`); loom cannot take one while the thread is blocked in
+    /// `join` (it fails its own assertion). So a model whose spawned thread
+    /// may still unpark the joining one waits for that thread's last step
+    /// first.
+    pub fn join<T>(&self, h: thread::JoinHandle<T>) -> T {
+        while !self.0.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        h.join().unwrap()
+    }
 }
