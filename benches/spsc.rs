@@ -140,6 +140,8 @@ fn spsc_throughput(c: &mut Criterion) {
     throughput_group::<u64>(&mut c.benchmark_group("spsc/cap1024_u64"), 1024);
     throughput_group::<Msg64>(&mut c.benchmark_group("spsc/cap1024_msg64"), 1024);
     throughput_group::<u64>(&mut c.benchmark_group("spsc/cap1_u64"), 1);
+    // The largest ring that keeps its indices and slots on one line.
+    throughput_group::<u64>(&mut c.benchmark_group("spsc/cap4_u64"), 4);
 }
 
 /// Two channel pairs: there and back.
