@@ -24,7 +24,7 @@
 //!
 //! - `tail` is written only by the sender, `head` only by the receiver (in
 //!   the `Block` and `DropNewest` modes). Each lives on its own cache line
-//!   (except at capacity 1, below),
+//!   (except in tiny rings, below),
 //!   and each handle keeps a private copy of the *other* side's index
 //!   (`Sender::head_cache`, `Receiver::tail_cache`) that may be stale in the
 //!   safe direction: a stale head makes the sender see less room, a stale
@@ -67,7 +67,7 @@
 //! before the head's own field, the padding that separates the two indices
 //! in every other ring (`HeadLine`), so the channel is no larger and has
 //! no slot array to allocate. Where the line falls depends on where the
-//! channel was placed, so each access finds it from its own address
+//! channel was placed: it is found from the channel's address
 //! (`Chan::line_word`); `Producer::tail`, `HeadLine::head` and `slots` are
 //! then unused. The protocol is unchanged: only where its words live.
 //!
@@ -75,17 +75,21 @@
 //! receiving, before -> after: capacity 1, 3.5 -> 7.8 M msg/s; 2, 5.8 ->
 //! 14.3; 3, 9.2 -> 21.4; 4, 10.9 -> 30.8 (crossbeam-channel 2.3, 3.5,
 //! 7-14, 11-18; MPSC 5.3, 6.9, 13, 17 in the same runs); capacity 8 (not
-//! one line) 18.5 either way. Every other ring whose messages could fit
-//! pays a test of `one_line` in each access to an index or a slot (the
-//! one-line path is out of line; for larger messages the test is compiled
-//! out). Making, using once and dropping a channel of capacity 1024 pays
-//! for it most, in `versus`: 11.5 -> 10.8 M channels/s on two CPUs, 14.3
-//! -> 12.3-12.9 on one (still 3.3-4.2x crossbeam-channel, and ahead of
-//! rtrb); batches of 256 425 -> 375-410 on two CPUs, the same on one;
-//! one message per call at capacity 1024 no slower (u64: 186-253 -> 254-292
-//! on two CPUs, 213-218 -> 223 on one; 64 bytes: the same). Keeping the
-//! locations in the channel as pointers instead of testing the flag was
-//! no cheaper (one-CPU u64 stream 196-202, lifecycle the same).
+//! one line) 18.5 either way.
+//!
+//! Where the three words are is decided per channel, so each handle keeps
+//! copies of their addresses (`Spots`), and its accesses go through them
+//! for a message that could fit (for larger ones the fields are used
+//! directly: the choice is made at compile time); the channel's own code
+//! (close, drop, `len`) tests `one_line`. Costs and gains for the other
+//! rings, one CPU, `versus`, before -> after: one thread sending 100,000
+//! u64 then receiving them 473-484 -> 399-400 M msg/s (a probe of the same
+//! loop: 551-555 -> 487-499; it was 390-408 with a test of `one_line` on
+//! each access instead of the copies, and 196-202 with the addresses kept
+//! in the channel); a u64 stream at capacity 1024, 215-216 -> 220-222;
+//! 64-byte messages 86.1-86.2 -> 86.3-86.7; making, using once and
+//! dropping a channel 11.2-11.3 -> 11.9-12.0 M channels/s; batches of 256
+//! 394-399 -> 401-407.
 //!
 //! # The dropping policies
 //!
@@ -263,6 +267,7 @@ use crate::Overflow;
 use std::cell::Cell;
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::time::Instant;
 
 /// `a` comes strictly before `b` in wrapping index order.
@@ -378,6 +383,7 @@ impl Builder {
         if one_line {
             chan.init_line();
         }
+        let at = Spots::of(&chan);
         (
             Sender {
                 chan,
@@ -388,6 +394,7 @@ impl Builder {
                 } else {
                     self.capacity
                 },
+                at,
             },
             Receiver {
                 chan: receiver_chan,
@@ -395,6 +402,7 @@ impl Builder {
                 tail_cache: Cell::new(0),
                 claim_tail: Cell::new(0),
                 cutoff: Cell::new(None),
+                at,
             },
         )
     }
@@ -459,6 +467,109 @@ const fn fits_one_line<T>() -> bool {
 /// line, which one line would undo.
 const ONE_LINE_MAX_SLOTS: usize = 4;
 
+/// Where a channel's tail, head and slots are (its fields, or its one
+/// line), and its mask: copied into each handle when the handle is made,
+/// so that a handle's accesses never test `one_line` (see "Tiny rings" in
+/// the module docs for what that test cost). Valid while the handle keeps
+/// the channel alive.
+struct Spots<T> {
+    tail: NonNull<AtomicUsize>,
+    head: NonNull<AtomicUsize>,
+    slots: NonNull<UnsafeCell<MaybeUninit<T>>>,
+    mask: usize,
+}
+
+impl<T> Clone for Spots<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Spots<T> {}
+
+impl<T> Spots<T> {
+    /// Where `chan`'s words are (after `init_line` for a one-line ring).
+    fn of(chan: &Chan<T>) -> Self {
+        Spots {
+            tail: NonNull::from(chan.tail()),
+            head: NonNull::from(chan.head()),
+            slots: NonNull::from(chan.ring()).cast(),
+            mask: chan.shared.mask,
+        }
+    }
+
+    // Each accessor takes the channel, this handle's, and uses its fields
+    // when a message never fits on one line: the choice is made at compile
+    // time, and the fields are then faster than the copies (64-byte
+    // messages, one CPU: 82 against 86 M msg/s through the copies).
+
+    /// The shared tail ([`Chan::tail`]).
+    #[inline(always)]
+    fn tail<'a>(&'a self, chan: &'a Chan<T>) -> &'a AtomicUsize {
+        if !fits_one_line::<T>() {
+            return &chan.producer.tail;
+        }
+        // SAFETY: taken from `chan`, which the handle holding `self` keeps
+        // alive.
+        unsafe { self.tail.as_ref() }
+    }
+
+    /// The shared head ([`Chan::head`]).
+    #[inline(always)]
+    fn head<'a>(&'a self, chan: &'a Chan<T>) -> &'a AtomicUsize {
+        if !fits_one_line::<T>() {
+            return &chan.head.head;
+        }
+        // SAFETY: as in `tail`.
+        unsafe { self.head.as_ref() }
+    }
+
+    /// The slots ([`Chan::ring`]).
+    #[inline(always)]
+    fn ring<'a>(&'a self, chan: &'a Chan<T>) -> &'a [UnsafeCell<MaybeUninit<T>>] {
+        if !fits_one_line::<T>() {
+            return &chan.slots;
+        }
+        // SAFETY: as in `tail`: the channel's `mask + 1` slots.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), self.mask + 1) }
+    }
+
+    #[inline(always)]
+    fn slot<'a>(&'a self, chan: &'a Chan<T>, index: usize) -> &'a UnsafeCell<MaybeUninit<T>> {
+        if !fits_one_line::<T>() {
+            return chan.slot(index);
+        }
+        // SAFETY: `index & mask` is below the `mask + 1` slots, which the
+        // channel keeps alive.
+        unsafe { &*self.slots.as_ptr().add(index & self.mask) }
+    }
+
+    /// Moves the message out of the slot of `index`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Chan::read`].
+    #[inline(always)]
+    unsafe fn read(&self, chan: &Chan<T>, index: usize) -> T {
+        // SAFETY: guaranteed by the caller.
+        self.slot(chan, index)
+            .with(|p| unsafe { p.read().assume_init() })
+    }
+
+    /// Moves `msg` into the slot of `index`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `index` under the protocol and its slot is
+    /// uninitialized.
+    #[inline(always)]
+    unsafe fn write(&self, chan: &Chan<T>, index: usize, msg: T) {
+        // SAFETY: guaranteed by the caller.
+        self.slot(chan, index)
+            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+    }
+}
+
 /// Read-mostly state.
 struct Shared {
     close: CloseState,
@@ -489,7 +600,7 @@ struct Shared {
 #[repr(C)]
 pub(crate) struct Chan<T> {
     producer: Spaced<Producer>,
-    /// The head, and the one-line home of a one-slot ring.
+    /// The head, and the one-line home of a tiny ring.
     head: HeadLine,
     shared: Spaced<Shared>,
     /// Invariant: the slots of indices in `head..tail` hold initialized
@@ -635,7 +746,7 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Word `k` of the one line a one-slot ring lives on: the first
+    /// Word `k` of the one line a tiny ring lives on: the first
     /// 64-byte boundary in `near` (at most 56 bytes in), plus `8 * k`.
     #[cfg(not(loom))]
     #[inline(always)]
@@ -671,19 +782,6 @@ impl<T> Chan<T> {
         // Release: our copy out happens before the sender's reuse.
         self.stamp(index)
             .store(index.wrapping_add(self.shared.mask + 1), Ordering::Release);
-    }
-
-    /// Moves `msg` into the slot of `index`.
-    ///
-    /// # Safety
-    ///
-    /// The caller owns `index` under the protocol and its slot is
-    /// uninitialized.
-    #[inline(always)]
-    unsafe fn write(&self, index: usize, msg: T) {
-        // SAFETY: guaranteed by the caller.
-        self.slot(index)
-            .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
     }
 
     fn count_dropped(&self, n: u64) {
@@ -828,7 +926,13 @@ pub struct Sender<T> {
     /// with no further check: the capacity, or 0 under `DropOldest`, whose
     /// sends always take the path that checks the slot's stamp.
     room: usize,
+    /// Where the channel's words are.
+    at: Spots<T>,
 }
+
+// SAFETY: `at` points into the channel that `chan` keeps alive, which may
+// be used from any thread when `T: Send` (as `chan` itself).
+unsafe impl<T: Send> Send for Sender<T> {}
 
 /// The receiving half of an SPSC channel.
 ///
@@ -856,7 +960,12 @@ pub struct Receiver<T> {
     claim_tail: Cell<usize>,
     /// The cutoff, once we have seen the channel closed.
     cutoff: Cell<Option<usize>>,
+    /// Where the channel's words are.
+    at: Spots<T>,
 }
+
+// SAFETY: as for `Sender`.
+unsafe impl<T: Send> Send for Receiver<T> {}
 
 /// Outcome of the slow part of a send.
 enum Room<T> {
@@ -948,6 +1057,7 @@ impl<T> Sender<T> {
             tail: Cell::new(self.tail.get()),
             head_cache: Cell::new(self.head_cache.get()),
             room: self.room,
+            at: self.at,
         });
         let _back = WriteBack {
             to: self,
@@ -1000,7 +1110,8 @@ impl<T> Sender<T> {
         // Not from inside `send_many`'s iterator while it has written
         // messages past the published tail: the receiver moves an offered
         // message to the published tail.
-        if !self.chan.shared.handoff || self.tail.get() != self.chan.tail().load(Ordering::Relaxed)
+        if !self.chan.shared.handoff
+            || self.tail.get() != self.at.tail(&self.chan).load(Ordering::Relaxed)
         {
             return chan::send(self, msg, deadline, SendMode::Wait);
         }
@@ -1039,8 +1150,10 @@ impl<T> Sender<T> {
                 // head must stay within one capacity of the tail (`send_many`
                 // relies on it). Acquire, not Relaxed: the receiver may have
                 // read more messages since, and we will reuse their slots.
-                self.tail.set(chan.tail().load(Ordering::Relaxed));
-                self.head_cache.set(chan.head().load(Ordering::Acquire));
+                self.tail
+                    .set(self.at.tail(&self.chan).load(Ordering::Relaxed));
+                self.head_cache
+                    .set(self.at.head(&self.chan).load(Ordering::Acquire));
                 Ok(())
             }
             Offered::TimedOut(msg) => Err(SendTimeoutError::Timeout(msg)),
@@ -1059,7 +1172,7 @@ impl<T> Sender<T> {
     fn room_or_closed(&self) -> bool {
         let chan = &*self.chan;
         let t = self.tail.get();
-        let h = chan.head().load(Ordering::Acquire);
+        let h = self.at.head(&self.chan).load(Ordering::Acquire);
         self.head_cache.set(h);
         t.wrapping_sub(h) < chan.shared.cap || !chan.shared.close.is_open_relaxed()
     }
@@ -1094,7 +1207,7 @@ impl<T> Sender<T> {
         if len < self.room && (len != 0 || !self.chan.shared.accept) {
             // SAFETY: below `room` of the cached head (never ahead of the
             // real one), index `t` is free and ours.
-            unsafe { self.chan.write(t, msg) };
+            unsafe { self.at.write(&self.chan, t, msg) };
             return self.publish_one(t).map(|()| None);
         }
         self.try_send_room(t, msg, slack)
@@ -1121,7 +1234,7 @@ impl<T> Sender<T> {
         };
         // SAFETY: below `room` of the cached head, or by `make_room`,
         // index `t` is free and ours.
-        unsafe { self.chan.write(t, msg) };
+        unsafe { self.at.write(&self.chan, t, msg) };
         self.publish_one(t).map(|()| None)
     }
 
@@ -1133,7 +1246,7 @@ impl<T> Sender<T> {
             Ok(()) => Ok(()),
             // SAFETY: `publish` handed index `t` back to us: written by us,
             // never readable by the receiver (at or past the cutoff).
-            Err(_) => Err(TrySendError::Closed(unsafe { self.chan.read(t) })),
+            Err(_) => Err(TrySendError::Closed(unsafe { self.at.read(&self.chan, t) })),
         }
     }
 
@@ -1147,7 +1260,7 @@ impl<T> Sender<T> {
         let mut full = false;
         if t.wrapping_sub(self.head_cache.get()) >= cap {
             // Acquire: the receiver finished reading every index below `h`.
-            let h = chan.head().load(Ordering::Acquire);
+            let h = self.at.head(&self.chan).load(Ordering::Acquire);
             self.head_cache.set(h);
             let len = t.wrapping_sub(h);
             if len == 0 && chan.shared.accept {
@@ -1169,7 +1282,7 @@ impl<T> Sender<T> {
             self.wait_slot_free(t);
             if full {
                 // SAFETY: the spare slot of `t` is free (above) and ours.
-                unsafe { chan.write(t, msg) };
+                unsafe { self.at.write(&self.chan, t, msg) };
                 let result = self.publish_one(t);
                 if result.is_ok() {
                     // Only now, for a send that succeeded. Dropped last, by
@@ -1209,7 +1322,7 @@ impl<T> Sender<T> {
         let chan = &*self.chan;
         let want = chan.shared.cap / SLACK_DIVISOR;
         park::pause_until(true, || {
-            let h = chan.head().load(Ordering::Acquire);
+            let h = self.at.head(&self.chan).load(Ordering::Acquire);
             self.head_cache.set(h);
             chan.shared.cap - t.wrapping_sub(h) >= want
         });
@@ -1222,22 +1335,23 @@ impl<T> Sender<T> {
     #[cold]
     fn evict_excess(&self) -> Option<T> {
         let chan = &*self.chan;
-        let t = chan.tail().load(Ordering::Relaxed);
+        let t = self.at.tail(&self.chan).load(Ordering::Relaxed);
         loop {
-            let h = chan.head().load(Ordering::Acquire);
+            let h = self.at.head(&self.chan).load(Ordering::Acquire);
             if t.wrapping_sub(h) <= chan.shared.cap {
                 self.head_cache.set(h);
                 return None;
             }
-            if chan
-                .head()
+            if self
+                .at
+                .head(&self.chan)
                 .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
                 // SAFETY: we won the claim of `h`, which is below the tail
                 // we published, so its slot holds a message nobody else
                 // will touch until its stamp says free.
-                let old = unsafe { chan.read(h) };
+                let old = unsafe { self.at.read(&self.chan, h) };
                 // Only this thread reads stamps (`wait_slot_free`): Relaxed.
                 chan.stamp(h)
                     .store(h.wrapping_add(chan.shared.mask + 1), Ordering::Relaxed);
@@ -1267,7 +1381,7 @@ impl<T> Sender<T> {
     #[inline(always)]
     fn publish(&self, first: usize, new_tail: usize) -> Result<(), usize> {
         let chan = &*self.chan;
-        chan.tail().store(new_tail, Ordering::Release);
+        self.at.tail(&self.chan).store(new_tail, Ordering::Release);
         self.tail.set(new_tail);
         // One load decides the common case: nobody waits and nothing was
         // closed (every close alerts `recv_waiters` before anything else).
@@ -1301,7 +1415,7 @@ impl<T> Sender<T> {
             return Ok(());
         }
         let keep = if before(first, cutoff) { cutoff } else { first };
-        chan.tail().store(keep, Ordering::Release);
+        self.at.tail(&self.chan).store(keep, Ordering::Release);
         self.tail.set(keep);
         Err(keep)
     }
@@ -1313,7 +1427,7 @@ impl<T> Sender<T> {
         while i != end {
             // SAFETY: the caller's `publish`/`resolve_close` handed `keep..end`
             // back to us: written by us, never readable by the receiver.
-            back.push(unsafe { self.chan.read(i) });
+            back.push(unsafe { self.at.read(&self.chan, i) });
             i = i.wrapping_add(1);
         }
     }
@@ -1364,14 +1478,15 @@ impl<T> Sender<T> {
         let cap = chan.shared.cap;
         // Kept in locals: the loop's stores (the tail, `written`) could
         // otherwise alias them and force a reload per message.
-        let (slots, mask) = (chan.ring(), chan.shared.mask);
+        let (slots, mask) = (self.at.ring(&self.chan), chan.shared.mask);
         let end = 'batch: loop {
             let mut end = self.tail.get();
             // The run may grow up to `limit` (exclusive) without a look at
             // the head.
             let mut limit = self.head_cache.get().wrapping_add(cap);
             if end == limit {
-                self.head_cache.set(chan.head().load(Ordering::Acquire));
+                self.head_cache
+                    .set(self.at.head(&self.chan).load(Ordering::Acquire));
                 limit = self.head_cache.get().wrapping_add(cap);
                 if end == limit {
                     // Full: publish before running the iterator, whose own
@@ -1448,7 +1563,8 @@ impl<T> Sender<T> {
             if !chan.shared.close.is_open_relaxed() {
                 return Err(TrySendError::Closed(msg));
             }
-            self.head_cache.set(chan.head().load(Ordering::Acquire));
+            self.head_cache
+                .set(self.at.head(&self.chan).load(Ordering::Acquire));
             if t.wrapping_sub(self.head_cache.get()) >= chan.shared.cap {
                 return Err(TrySendError::Full(msg));
             }
@@ -1464,9 +1580,9 @@ impl<T> Sender<T> {
             self.wait_slot_free(t);
         }
         // SAFETY: index `t` is free (above) and ours.
-        unsafe { chan.write(t, msg) };
+        unsafe { self.at.write(&self.chan, t, msg) };
         let end = t.wrapping_add(1);
-        chan.tail().store(end, Ordering::Release);
+        self.at.tail(&self.chan).store(end, Ordering::Release);
         self.tail.set(end);
         chan.shared.close.finish(end);
         // A full ring now holds one message too many: the oldest goes. Its
@@ -1603,8 +1719,8 @@ impl<T> Receiver<T> {
         };
         let chan = &*self.chan;
         let cell = match found {
-            Found::Head => chan.slot(self.head.get()),
-            Found::Claimed(h) => chan.slot(h),
+            Found::Head => self.at.slot(&self.chan, self.head.get()),
+            Found::Claimed(h) => self.at.slot(&self.chan, h),
             Found::Cell => chan.accept.cell(),
         };
         // SAFETY: `Head`: our head is below the cached tail, which we
@@ -1702,7 +1818,7 @@ impl<T> Receiver<T> {
     #[inline(always)]
     unsafe fn take(&self, h: usize) -> T {
         // SAFETY: guaranteed by the caller.
-        let msg = unsafe { self.chan.read(h) };
+        let msg = unsafe { self.at.read(&self.chan, h) };
         self.passed(h);
         msg
     }
@@ -1713,7 +1829,7 @@ impl<T> Receiver<T> {
     fn passed(&self, h: usize) {
         let chan = &*self.chan;
         let next = h.wrapping_add(1);
-        chan.head().store(next, Ordering::Release);
+        self.at.head(&self.chan).store(next, Ordering::Release);
         self.head.set(next);
         if chan.shared.overflow == Overflow::Block {
             self.notify_sender();
@@ -1754,7 +1870,7 @@ impl<T> Receiver<T> {
             // The claim acquired the tail the sender published before
             // offering; it does not move while the offer is out (the sender
             // withdraws before it sends on its own).
-            let t = chan.tail().load(Ordering::Relaxed);
+            let t = self.at.tail(&self.chan).load(Ordering::Relaxed);
             // The slot we freed may be taken already: the sender saw the
             // room, withdrew its offer, sent on its own and offered its
             // next message before we looked. That offer waits for the next
@@ -1765,8 +1881,10 @@ impl<T> Receiver<T> {
             // SAFETY: index `t` is below our head plus the capacity, so its
             // slot is free; the sender does not write while its offer is
             // out, so the slot and the tail are ours until we complete.
-            unsafe { chan.write(t, msg) };
-            chan.tail().store(t.wrapping_add(1), Ordering::Release);
+            unsafe { self.at.write(&self.chan, t, msg) };
+            self.at
+                .tail(&self.chan)
+                .store(t.wrapping_add(1), Ordering::Release);
             Ok(())
         })
     }
@@ -1785,7 +1903,7 @@ impl<T> Receiver<T> {
 
     #[inline(always)]
     fn load_tail(&self) -> usize {
-        let mut t = self.chan.tail().load(Ordering::Acquire);
+        let mut t = self.at.tail(&self.chan).load(Ordering::Acquire);
         let mut cutoff = self.cutoff.get();
         if cutoff.is_none() && !self.chan.shared.close.is_open_relaxed() {
             cutoff = self.learn_cutoff();
@@ -1853,7 +1971,7 @@ impl<T> Receiver<T> {
     #[inline(always)]
     fn current_head(&self) -> usize {
         if self.chan.shared.claiming {
-            self.chan.head().load(Ordering::Acquire)
+            self.at.head(&self.chan).load(Ordering::Acquire)
         } else {
             self.head.get()
         }
@@ -1867,7 +1985,7 @@ impl<T> Receiver<T> {
         // SAFETY: we won the claim of `h`, below the acquired tail: its
         // slot is initialized and, until we store its stamp, nobody else
         // touches it.
-        let msg = unsafe { chan.read(h) };
+        let msg = unsafe { self.at.read(&self.chan, h) };
         chan.release_claimed(h);
         Ok(msg)
     }
@@ -1876,9 +1994,8 @@ impl<T> Receiver<T> {
     /// index, which is ours to read until
     /// [`release_claimed`](Chan::release_claimed).
     fn claim(&self) -> Result<usize, TryRecvError> {
-        let chan = &*self.chan;
         loop {
-            let h = chan.head().load(Ordering::Acquire);
+            let h = self.at.head(&self.chan).load(Ordering::Acquire);
             let mut t = self.claim_tail.get();
             if !before(h, t) {
                 t = self.refresh_tail()?;
@@ -1890,8 +2007,9 @@ impl<T> Receiver<T> {
                     continue;
                 }
             }
-            if chan
-                .head()
+            if self
+                .at
+                .head(&self.chan)
                 .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
@@ -1916,7 +2034,7 @@ impl<T> Receiver<T> {
         }
         let h = self.head.get();
         park::pause_until(true, || {
-            let t = chan.tail().load(Ordering::Relaxed);
+            let t = self.at.tail(&self.chan).load(Ordering::Relaxed);
             t.wrapping_sub(h) >= want || !chan.shared.close.is_open_relaxed()
         });
     }
@@ -1967,7 +2085,7 @@ impl<T> Receiver<T> {
         }
         let n = t.wrapping_sub(h).min(max);
         buf.reserve(n);
-        let (slots, mask) = (chan.ring(), chan.shared.mask);
+        let (slots, mask) = (self.at.ring(&self.chan), chan.shared.mask);
         for k in 0..n {
             // SAFETY: `h..h+n` is below the acquired tail (and cutoff), so
             // those slots hold messages; we are the only reader, and
@@ -1978,7 +2096,7 @@ impl<T> Receiver<T> {
             });
         }
         let next = h.wrapping_add(n);
-        chan.head().store(next, Ordering::Release);
+        self.at.head(&self.chan).store(next, Ordering::Release);
         self.head.set(next);
         if chan.shared.overflow == Overflow::Block {
             self.notify_sender();
