@@ -331,18 +331,13 @@ fn handoff_wakes_a_parked_sender() {
     rillet::loom_accept(false);
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
-        let done = common::Done::new();
-        let h = thread::spawn({
-            let done = done.clone();
-            move || {
-                tx.send(0).unwrap();
-                tx.send(1).unwrap();
-                done.set();
-                tx
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(0).unwrap();
+            tx.send(1).unwrap();
+            tx
         });
         assert_eq!(rx.recv(), Ok(0));
-        let _tx = done.join(h);
+        let _tx = h.join();
         assert_eq!(rx.try_recv(), Ok(1));
     });
 }
@@ -553,16 +548,11 @@ fn accept_racing_recv_timeout() {
 fn accept_wakes_a_parked_receiver() {
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
-        let sent = common::Done::new();
-        let h = thread::spawn({
-            let sent = sent.clone();
-            move || {
-                tx.send(1).unwrap();
-                sent.set();
-                tx
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(1).unwrap();
+            tx
         });
         assert_eq!(rx.recv(), Ok(1));
-        let _tx = sent.join(h);
+        let _tx = h.join();
     });
 }

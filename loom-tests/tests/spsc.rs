@@ -276,18 +276,13 @@ fn handoff_wakes_a_parked_sender() {
     rillet::loom_accept(false);
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let done = common::Done::new();
-        let h = thread::spawn({
-            let done = done.clone();
-            move || {
-                tx.send(0).unwrap();
-                tx.send(1).unwrap();
-                done.set();
-                tx
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(0).unwrap();
+            tx.send(1).unwrap();
+            tx
         });
         assert_eq!(rx.recv(), Ok(0));
-        let _tx = done.join(h);
+        let _tx = h.join();
         assert_eq!(rx.try_recv(), Ok(1));
     });
 }
@@ -439,19 +434,14 @@ fn handoff_put_back_after_the_deadline() {
     rillet::loom_accept(false);
     common::model_bound(4, || {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let done = common::Done::new();
-        let h = thread::spawn({
-            let done = done.clone();
-            move || {
-                tx.send(0).unwrap();
-                tx.send(1).unwrap();
-                let third = tx.send_timeout(2, std::time::Duration::from_millis(1));
-                done.set();
-                (third, tx)
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(0).unwrap();
+            tx.send(1).unwrap();
+            let third = tx.send_timeout(2, std::time::Duration::from_millis(1));
+            (third, tx)
         });
         assert_eq!(rx.recv(), Ok(0));
-        let (third, _tx) = done.join(h);
+        let (third, _tx) = h.join();
         assert_eq!(rx.try_recv(), Ok(1));
         match third {
             Ok(()) => assert_eq!(rx.try_recv(), Ok(2)),
@@ -475,18 +465,13 @@ fn handoff_put_back_after_the_deadline() {
 fn accept_racing_recv_timeout() {
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let sent = common::Done::new();
-        let h = thread::spawn({
-            let sent = sent.clone();
-            move || {
-                tx.send(1).unwrap();
-                sent.set();
-                tx
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(1).unwrap();
+            tx
         });
         let got = rx.recv_timeout(std::time::Duration::ZERO);
         // The filler may still be about to unpark us.
-        let _tx = sent.join(h);
+        let _tx = h.join();
         match got {
             Ok(v) => {
                 assert_eq!(v, 1);
@@ -548,16 +533,11 @@ fn accept_never_takes_a_send_after_close() {
 fn accept_wakes_a_parked_receiver() {
     common::model(|| {
         let (tx, rx) = spsc::channel::<usize>(1);
-        let sent = common::Done::new();
-        let h = thread::spawn({
-            let sent = sent.clone();
-            move || {
-                tx.send(1).unwrap();
-                sent.set();
-                tx
-            }
+        let h = common::spawn_flagged(move || {
+            tx.send(1).unwrap();
+            tx
         });
         assert_eq!(rx.recv(), Ok(1));
-        let _tx = sent.join(h);
+        let _tx = h.join();
     });
 }

@@ -35,31 +35,39 @@ fn builder() -> loom::model::Builder {
     b
 }
 
-/// A flag that a spawned thread raises as its last step, and the join that
-/// waits for it.
-#[derive(Clone)]
-pub struct Done(Arc<AtomicBool>);
+/// A spawned thread that raises a flag as its last step, and the join
+/// that waits for the flag.
+pub struct Flagged<T> {
+    done: Arc<AtomicBool>,
+    handle: thread::JoinHandle<T>,
+}
 
-impl Done {
-    pub fn new() -> Self {
-        Done(Arc::new(AtomicBool::new(false)))
-    }
+/// Spawns `f` on a thread that raises the flag of [`Flagged`] once `f`
+/// has returned.
+pub fn spawn_flagged<T: 'static>(f: impl FnOnce() -> T + 'static) -> Flagged<T> {
+    let done = Arc::new(AtomicBool::new(false));
+    let handle = thread::spawn({
+        let done = done.clone();
+        move || {
+            let out = f();
+            done.store(true, Ordering::Release);
+            out
+        }
+    });
+    Flagged { done, handle }
+}
 
-    /// The spawned thread's last step.
-    pub fn set(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    /// Joins `h` once the flag is up. A channel's wake-up may reach a
-    /// thread after it stopped waiting (std keeps it as a token for the
+impl<T> Flagged<T> {
+    /// Joins the thread once its flag is up. A channel's wake-up may reach
+    /// a thread after it stopped waiting (std keeps it as a token for the
     /// next `park`); loom cannot take one while the thread is blocked in
     /// `join` (it fails its own assertion). So a model whose spawned thread
     /// may still unpark the joining one waits for that thread's last step
     /// first.
-    pub fn join<T>(&self, h: thread::JoinHandle<T>) -> T {
-        while !self.0.load(Ordering::Acquire) {
+    pub fn join(self) -> T {
+        while !self.done.load(Ordering::Acquire) {
             thread::yield_now();
         }
-        h.join().unwrap()
+        self.handle.join().unwrap()
     }
 }
