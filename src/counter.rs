@@ -133,7 +133,12 @@ impl<T> Clone for ChanRef<T> {
 }
 
 impl<T> Drop for ChanRef<T> {
-    #[inline]
+    /// Inlined, with the last reference's part out of line and given the
+    /// pointer itself: an out-of-line `drop` would be given the address of
+    /// the handle that holds this reference, and a handle whose address
+    /// has escaped keeps its indices in memory in its owner's loops (see
+    /// the `Drop` of `spsc::Receiver`).
+    #[inline(always)]
     fn drop(&mut self) {
         let refs = &self.counts().refs;
         // Acquire on both paths: the last reference sees every other
@@ -146,13 +151,23 @@ impl<T> Drop for ChanRef<T> {
         {
             return;
         }
+        // SAFETY: this was the last reference.
+        unsafe { Self::drop_last(self.ptr) }
+    }
+}
+
+impl<T> ChanRef<T> {
+    /// # Safety
+    /// `ptr` was the last reference to its value.
+    #[inline(never)]
+    unsafe fn drop_last(ptr: NonNull<Counts<T>>) {
         let layout = std::alloc::Layout::new::<Counts<T>>();
         // SAFETY: this was the last reference: nothing else can reach the
         // value, which `pair` initialized, and the allocation was made
         // with this layout.
         unsafe {
-            std::ptr::drop_in_place(self.ptr.as_ptr());
-            std::alloc::dealloc(self.ptr.as_ptr().cast(), layout);
+            std::ptr::drop_in_place(ptr.as_ptr());
+            std::alloc::dealloc(ptr.as_ptr().cast(), layout);
         }
     }
 }

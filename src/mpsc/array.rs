@@ -8,7 +8,7 @@ use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, 
 use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
-use crate::ring::{Laps, Pos};
+use crate::ring::{Laps, Pos, Spill};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::mem::MaybeUninit;
@@ -549,7 +549,9 @@ impl<T> Array<T> {
     /// and frees the slot. Returns the evicted message, for the caller to
     /// drop once it is done with the channel. Waits only for the consumer's
     /// copy of one message.
-    fn write_evicting(&self, pos: Pos, msg: T) -> Option<T> {
+    #[inline(never)]
+    fn write_evicting(&self, pos: Pos, msg: Spill<T>) -> Option<T> {
+        let msg = msg.into_inner();
         let laps = &self.config.laps;
         let old = laps.prev_lap(pos);
         let slot = self.slot(pos);
@@ -924,7 +926,7 @@ impl<T> Array<T> {
                 self.publish(pos);
                 None
             }
-            Claim::Evict(pos) => self.write_evicting(pos, msg),
+            Claim::Evict(pos) => self.write_evicting(pos, Spill::new(msg)),
             Claim::Closed => return Err(TrySendError::Closed(msg)),
             Claim::Full => {
                 if self.config.overflow == Overflow::Block {
@@ -949,8 +951,8 @@ impl<T> Array<T> {
     /// message, or claim a slot as usual.
     #[cold]
     #[inline(never)]
-    fn try_send_giving(&self, msg: T) -> Result<(), TrySendError<T>> {
-        match self.give(msg) {
+    fn try_send_giving(&self, msg: Spill<T>) -> Result<(), TrySendError<T>> {
+        match self.give(msg.into_inner()) {
             Ok(()) => Ok(()),
             Err(msg) => self.try_send_claiming(msg, false),
         }
@@ -998,7 +1000,7 @@ impl<T> Sending<T> for Array<T> {
         let last = mode == SendMode::Last;
         // One CPU: the consumer may be waiting on an empty ring.
         if self.config.accept && !last && self.accept.is_armed() {
-            return self.try_send_giving(msg);
+            return self.try_send_giving(Spill::new(msg));
         }
         self.try_send_claiming(msg, last)
     }
