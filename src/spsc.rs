@@ -260,7 +260,7 @@ use crate::error::{
 };
 use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
-use crate::park::{self, barrier, WaitQueue, SLACK_DIVISOR};
+use crate::park::{self, barrier, WaitQueue};
 use crate::ring::{MessageSlots, Spill};
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, UnsafeCell};
 use crate::Overflow;
@@ -980,22 +980,6 @@ enum Room<T> {
     Discard(T),
 }
 
-/// How many free slots a blocked sender, or messages a receiver that
-/// caught up, waits for (briefly, see [`park::pause_until`]) before it
-/// goes on: `cap / SLACK_DIVISOR`, but at least two cache lines of
-/// messages if that is at most a quarter of the ring. Two threads, u64,
-/// a probe of `versus`'s loop, medians of 7 runs, four rounds in turns
-/// with the build before: capacity 64, 39-50 -> 54-63 M msg/s
-/// (crossbeam-channel 58, rtrb 53 in an earlier run); 12: 18-21 -> 26-31;
-/// 16: 29-31 -> 31-37; 2, 4, 8, 32 as before; 64-byte messages unchanged
-/// (their two lines are two slots). One line was the slack of a
-/// capacity-64 ring of u64: each side then waited for the line the other
-/// was still writing or reading.
-fn slack_for<T>(cap: usize) -> usize {
-    let two_lines = 128 / std::mem::size_of::<T>().max(1);
-    (cap / SLACK_DIVISOR).max((cap / 4).min(two_lines))
-}
-
 /// What [`Sender::try_send_room`] did, and what its spill slot holds.
 #[derive(Clone, Copy)]
 enum Attempt {
@@ -1341,7 +1325,7 @@ impl<T> Sender<T> {
             full = len >= cap;
             if !full
                 && slack
-                && cap - len < slack_for::<T>(cap)
+                && cap - len < park::slack_for::<T>(cap)
                 && chan.shared.overflow == Overflow::Block
             {
                 self.wait_for_slack(t);
@@ -1378,7 +1362,7 @@ impl<T> Sender<T> {
     }
 
     /// A blocking send found the ring nearly full (less than
-    /// `cap / SLACK_DIVISOR` free). Writing now would put the sender on the
+    /// `park::slack_for` free). Writing now would put the sender on the
     /// cache line the receiver is reading, and every later send would reload
     /// the head: both sides would miss on every message. Pausing briefly lets
     /// the receiver drain a few lines ahead, after which the sender fills
@@ -1389,7 +1373,7 @@ impl<T> Sender<T> {
     #[inline(never)]
     fn wait_for_slack(&self, t: usize) {
         let chan = &*self.chan;
-        let want = slack_for::<T>(chan.shared.cap);
+        let want = park::slack_for::<T>(chan.shared.cap);
         park::pause_until(true, || {
             let h = self.at.head(&self.chan).load(Ordering::Acquire);
             self.head_cache.set(h);
@@ -2118,7 +2102,7 @@ impl<T> Receiver<T> {
 
     /// A blocking receive found the ring empty: unless the channel is
     /// quiet (see `Builder::build_with`), pause (a few microseconds
-    /// at most) until `cap / SLACK_DIVISOR` messages wait, or the channel
+    /// at most) until `park::slack_for` messages wait, or the channel
     /// closes. Taking each message the moment it is published would put the
     /// receiver on the line the sender is writing, message after message
     /// (the mirror of the sender's `wait_for_slack`).
@@ -2126,7 +2110,7 @@ impl<T> Receiver<T> {
     #[inline(never)]
     fn wait_for_batch(&self) {
         let chan = &*self.chan;
-        let want = slack_for::<T>(chan.shared.cap);
+        let want = park::slack_for::<T>(chan.shared.cap);
         if want < 2 || chan.shared.claiming || chan.shared.quiet {
             return;
         }
