@@ -1055,13 +1055,15 @@ impl<T> Receiving for Array<T> {
         // 33 -> 53; 256, 47 -> 62 (crossbeam-channel 27, 53, 57, 62, 66).
         // `versus`, capacity 1024: 2, 4 and 8 producers 59-61 -> 69-72,
         // 58 -> 66-67, 56-60 -> 65.
+        // (Found inside the poll, which loom never runs: a load outside it
+        // would add to every model's interleavings.)
         let laps = &self.config.laps;
-        let head = Pos::of(self.head.load(Ordering::Relaxed), laps);
-        // `want - 1 < cap`: `slack_for` is at most a quarter of the ring.
-        let last = laps.forward(head, want as u64 - 1);
-        let full = laps.stamp(last) | FULL;
         park::pause_until(true, || {
-            self.consumer_stamp(last) == Some(full) || self.config.closed.load(Ordering::Relaxed)
+            let head = Pos::of(self.head.load(Ordering::Relaxed), laps);
+            // `want - 1 < cap`: `slack_for` is at most a quarter of the ring.
+            let last = laps.forward(head, want as u64 - 1);
+            self.consumer_stamp(last) == Some(laps.stamp(last) | FULL)
+                || self.config.closed.load(Ordering::Relaxed)
         });
     }
 
