@@ -13,8 +13,8 @@ mod lifecycle;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// `producers` threads send `iters` messages in all through a capacity-1024
-/// channel; this thread receives them. Timed to the last receive.
+/// `producers` threads send `iters` messages in all through the channel
+/// `make` builds; this thread receives them. Timed to the last receive.
 fn producers<S, R>(
     iters: u64,
     producers: u64,
@@ -71,7 +71,28 @@ fn cb_recv_all(rx: crossbeam_channel::Receiver<u64>) -> (u64, u64) {
     rx.iter().fold((0, 0), |(c, s), v| (c + 1, s + v))
 }
 
+fn rillet_make64() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
+    rillet::mpsc::channel(64)
+}
+fn cb_make64() -> (
+    crossbeam_channel::Sender<u64>,
+    crossbeam_channel::Receiver<u64>,
+) {
+    crossbeam_channel::bounded(64)
+}
+
 fn mpsc_producers(c: &mut Criterion) {
+    // One producer through a ring of 64: the consumer's batch wait (see
+    // `Array::before_recv_wait`) at a size where it is a few lines.
+    let mut g = c.benchmark_group("mpsc/cap64_1_producer");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| producers(iters, 1, rillet_make64, rillet_send, rillet_recv_all))
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| producers(iters, 1, cb_make64, cb_send, cb_recv_all))
+    });
+    g.finish();
     for p in [2u64, 4, 8] {
         let mut g = c.benchmark_group(format!("mpsc/cap1024_{p}_producers"));
         g.throughput(Throughput::Elements(1));

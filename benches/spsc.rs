@@ -142,6 +142,8 @@ fn spsc_throughput(c: &mut Criterion) {
     throughput_group::<u64>(&mut c.benchmark_group("spsc/cap1_u64"), 1);
     // The largest ring that keeps its indices and slots on one line.
     throughput_group::<u64>(&mut c.benchmark_group("spsc/cap4_u64"), 4);
+    // A mid-size ring: each blocked side's slack is two lines of u64.
+    throughput_group::<u64>(&mut c.benchmark_group("spsc/cap64_u64"), 64);
 }
 
 /// Two channel pairs: there and back.
