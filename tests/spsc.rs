@@ -607,6 +607,49 @@ fn rejected_messages_come_back_and_are_dropped_by_the_caller() {
     assert_eq!(drops.load(Ordering::SeqCst), 3);
 }
 
+/// A send whose ring is full (or closed) takes its slow path, which gets
+/// the message through a spill slot (`ring::Spill`) and answers with what
+/// the slot holds then: under every policy, each message ends up sent,
+/// handed back or discarded, and is dropped exactly once.
+#[test]
+fn full_and_closed_sends_drop_each_message_once() {
+    for cap in [2, 8] {
+        for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let (tx, rx) = spsc::Builder::new(cap).overflow(overflow).build();
+            let made = cap + 4;
+            for i in 0..made {
+                if let Err(e) = tx.try_send(Counted::new(i, &drops)) {
+                    assert_eq!(overflow, Overflow::Block, "only Block refuses");
+                    assert!(e.is_full());
+                    assert_eq!(e.into_inner().id, i);
+                }
+            }
+            let mut got = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                got.push(m.id);
+            }
+            let first = if overflow == Overflow::DropOldest {
+                4
+            } else {
+                0
+            };
+            assert_eq!(
+                got,
+                (first..first + cap).collect::<Vec<_>>(),
+                "{overflow:?}"
+            );
+            assert_eq!(drops.load(Ordering::SeqCst), made, "{overflow:?}");
+            rx.close();
+            let back = tx.send(Counted::new(made, &drops)).unwrap_err().0;
+            assert_eq!(back.id, made);
+            drop(back);
+            drop((tx, rx));
+            assert_eq!(drops.load(Ordering::SeqCst), made + 1, "{overflow:?}");
+        }
+    }
+}
+
 #[test]
 fn panicking_drop_of_buffered_messages_drops_the_rest_once() {
     let drops = Arc::new(AtomicUsize::new(0));
