@@ -1021,7 +1021,7 @@ impl<T> Sending<T> for Array<T> {
     fn before_send_wait(&self) {
         let cap = self.config.cap;
         let slack = park::slack_for::<Slot<T>>(cap);
-        if self.config.overflow == Overflow::Block && slack > 0 {
+        if self.config.overflow == Overflow::Block && slack >= 2 {
             let want = cap - slack;
             park::pause_until(false, || self.head_distance() <= want);
         }
