@@ -296,8 +296,9 @@ impl Builder {
     }
 
     /// [`build`](Self::build), with a receiver that never spins while it
-    /// waits when `quiet`: it neither pauses for a batch nor polls before
-    /// it yields and parks. For a receiver that is one of many threads
+    /// waits when `quiet`: it pauses for a batch by yielding
+    /// (`park::pause_quietly`), and does not poll before it yields and
+    /// parks. For a receiver that is one of many threads
     /// waiting on the same producers (the watch store's watchers): on a
     /// machine with fewer CPUs than threads, a spinning watcher takes the
     /// CPU from the writer it waits for (with spinning watchers, a third
@@ -2100,10 +2101,9 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// A blocking receive found the ring empty: unless the channel is
-    /// quiet (see `Builder::build_with`), pause (a few microseconds
-    /// at most) until `park::slack_for` messages wait, or the channel
-    /// closes. Taking each message the moment it is published would put the
+    /// A blocking receive found the ring empty: pause (a few microseconds
+    /// at most; yielding if the channel is quiet, see `Builder::build_with`)
+    /// until `park::slack_for` messages wait, or the channel closes. Taking each message the moment it is published would put the
     /// receiver on the line the sender is writing, message after message
     /// (the mirror of the sender's `wait_for_slack`).
     #[cold]
@@ -2111,14 +2111,19 @@ impl<T> Receiver<T> {
     fn wait_for_batch(&self) {
         let chan = &*self.chan;
         let want = park::slack_for::<T>(chan.shared.cap);
-        if want < 2 || chan.shared.claiming || chan.shared.quiet {
+        if want < 2 || chan.shared.claiming {
             return;
         }
         let h = self.head.get();
-        park::pause_until(true, || {
+        let ready = || {
             let t = self.at.tail(&self.chan).load(Ordering::Relaxed);
             t.wrapping_sub(h) >= want || !chan.shared.close.is_open_relaxed()
-        });
+        };
+        if chan.shared.quiet {
+            park::pause_quietly(ready);
+        } else {
+            park::pause_until(true, ready);
+        }
     }
 
     /// Waits for at least one message, then appends up to `max` buffered

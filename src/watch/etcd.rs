@@ -536,6 +536,8 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
             rx,
             cancel_tx,
             offered,
+            // A compaction can lose the newest events (`deliver`).
+            true,
             Local::new(replay.into()),
         ))
     }

@@ -55,7 +55,9 @@
 //! returned by the next `recv`); a loss at the end (`DropNewest` dropped
 //! the newest events and nothing came after) is found by comparing what it
 //! received with the count of events offered to it, which the store
-//! publishes after each offer. So a loss is always reported in band, just
+//! publishes after each offer (only a `DropNewest` watch reads it: under
+//! `Block` nothing is lost, and `DropOldest` always keeps the newest event,
+//! whose number shows the gap). So a loss is always reported in band, just
 //! where it happened, and counted by [`Watch::missed`].
 //!
 //! `initial_replay` takes the snapshot and registers the watcher under the

@@ -5,7 +5,7 @@ use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
 use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
 use crate::select::SelectSend;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, StateMutex};
-use crate::{mpsc, spsc, TrySendError};
+use crate::{mpsc, spsc, Overflow, TrySendError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
@@ -425,6 +425,7 @@ impl<T: Send + Sync + 'static> Store<T> {
             .build_with::<(u64, Msg<T>)>(true);
         let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
         let offered = Arc::new(AtomicU64::new(0));
+        let opts_overflow = opts.overflow;
         let mut replay = VecDeque::new();
         let id = {
             let mut st = self.shared.state.lock();
@@ -453,6 +454,8 @@ impl<T: Send + Sync + 'static> Store<T> {
             rx,
             cancel_tx,
             offered,
+            // `Block` never loses an event; `DropOldest` keeps the newest.
+            opts_overflow == Overflow::DropNewest,
             Local::new(replay),
         )
     }
