@@ -27,9 +27,15 @@
 //!
 //! # How it works
 //!
-//! Entries live in one map per *kind* (a `BTreeMap`, so `list` is sorted by
-//! name) behind one lock; the kind also holds its watchers, so a change
-//! reaches them without comparing kind names. A change takes the lock, compares the new value
+//! Entries live in one hash map per *kind* behind one lock; the kind also
+//! holds its watchers, so a change reaches them without comparing kind
+//! names. `list` and replays sort by name when they are made (`list` after
+//! unlocking). A `BTreeMap`, sorted already, compared a dozen names or more
+//! for a lookup in a kind of 256 entries, and how many depended on the
+//! name: pinned to one CPU, the 4-writer, 8-watcher flow's `set` took
+//! 300 ns at the median and 490-520 ns at p99 (the baseline's
+//! `Mutex<HashMap>`: 290 and 420-430); with the hash map, 280 and 455-470.
+//! It also holds 100,000 keys in 86 bytes a key rather than 111. A change takes the lock, compares the new value
 //! with the old one (`PartialEq`, or the builder's compare function: an
 //! equal value is no change and no event), gives the change the next
 //! store-wide revision, and, still under the lock, offers one [`Event`]

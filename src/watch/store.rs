@@ -6,7 +6,7 @@ use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
 use crate::select::SelectSend;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, StateMutex};
 use crate::{mpsc, spsc, Overflow, TrySendError};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -56,14 +56,14 @@ struct State<T> {
 /// One kind: its entries, and the watchers of its events (kept with the
 /// kind, so that a change finds its watchers without comparing kind names).
 struct Kind<T> {
-    entries: BTreeMap<String, Entry<T>>,
+    entries: HashMap<String, Entry<T>>,
     watchers: Vec<Watcher<T>>,
 }
 
 impl<T> Default for Kind<T> {
     fn default() -> Self {
         Kind {
-            entries: BTreeMap::new(),
+            entries: HashMap::new(),
             watchers: Vec::new(),
         }
     }
@@ -382,12 +382,15 @@ impl<T: Send + Sync + 'static> Store<T> {
     pub fn list(&self, kind: &str) -> Vec<(String, Arc<T>)> {
         check_kind(kind, "list");
         let st = self.shared.state.lock();
-        st.kinds.get(kind).map_or_else(Vec::new, |k| {
+        let mut list = st.kinds.get(kind).map_or_else(Vec::new, |k| {
             k.entries
                 .iter()
                 .map(|(n, e)| (n.clone(), e.value.clone()))
-                .collect()
-        })
+                .collect::<Vec<_>>()
+        });
+        drop(st);
+        list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        list
     }
 
     /// The revision of the latest change (0 before the first).
@@ -625,12 +628,14 @@ fn snapshot<T>(st: &State<T>, kind: &str, opts: &WatchOptions) -> Vec<Event<T>> 
     if !opts.wants(EventType::Create) {
         return Vec::new();
     }
-    st.kinds.get(kind).map_or_else(Vec::new, |k| {
+    let mut events = st.kinds.get(kind).map_or_else(Vec::new, |k| {
         k.entries
             .iter()
             .map(|(name, e)| Event::new(kind, name, EventType::Create, e.value.clone(), e.revision))
-            .collect()
-    })
+            .collect::<Vec<_>>()
+    });
+    events.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    events
 }
 
 impl<T> Clone for Store<T> {
