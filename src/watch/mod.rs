@@ -39,7 +39,7 @@
 //! with the old one (`PartialEq`, or the builder's compare function: an
 //! equal value is no change and no event), gives the change the next
 //! store-wide revision, and, still under the lock, offers one [`Event`]
-//! (an `Arc`: every watcher shares it) to every watcher of that kind whose
+//! (reference-counted: every watcher shares it) to every watcher of that kind whose
 //! filter takes it. Delivering under the lock is what makes a watcher see
 //! events in revision order, however many threads write.
 //!
@@ -118,6 +118,7 @@ mod watcher;
 pub use store::{Store, StoreBuilder};
 pub use watcher::{IntoIter, Iter, TryIter, Watch, WatchHandle};
 
+use crate::counter::ChanRef;
 use crate::Overflow;
 use std::fmt;
 use std::ops::Deref;
@@ -155,8 +156,8 @@ impl EventType {
     }
 }
 
-/// One change, as a watcher receives it: shared (an `Arc`) by every
-/// watcher it is delivered to. Its fields are those of [`EventData`]
+/// One change, as a watcher receives it: shared (reference-counted, as an
+/// `Arc`) by every watcher it is delivered to. Its fields are those of [`EventData`]
 /// (`ev.kind`, `ev.name`, `ev.event_type`, `ev.object`, `ev.revision`).
 ///
 /// ```
@@ -171,7 +172,7 @@ impl EventType {
 /// assert_eq!(*ev.object, "admin");
 /// assert_eq!(ev.revision, store.revision());
 /// ```
-pub struct Event<T>(Arc<EventData<T>>);
+pub struct Event<T>(ChanRef<EventData<T>>);
 
 /// The fields of an [`Event`].
 #[derive(Debug, Clone, PartialEq)]
@@ -191,13 +192,25 @@ pub struct EventData<T> {
 
 impl<T> Event<T> {
     fn new(kind: &str, name: &str, event_type: EventType, object: Arc<T>, revision: u64) -> Self {
-        Event(Arc::new(EventData {
+        Event(ChanRef::new(EventData {
             kind: kind.to_owned(),
             name: name.to_owned(),
             event_type,
             object,
             revision,
         }))
+    }
+
+    /// The fields, while no one else holds the event.
+    fn get_mut(&mut self) -> Option<&mut EventData<T>> {
+        self.0.get_mut()
+    }
+
+    /// `n` references to this event, this one among them, taken with one
+    /// atomic add (see `ChanRef::share`): one for each watcher it goes to.
+    fn into_copies(self, n: usize) -> impl Iterator<Item = Event<T>> {
+        let others = self.0.share(n.saturating_sub(1)).map(Event);
+        others.chain((n > 0).then_some(self))
     }
 }
 

@@ -108,17 +108,17 @@ enum Target<T> {
 impl<T> Watcher<T> {
     /// Offers `ev`: `false` if the watcher is gone (its channel closed, or
     /// it was cancelled while we waited for room).
-    fn offer(&self, ev: &Event<T>) -> bool {
+    fn offer(&self, ev: Event<T>) -> bool {
         match &self.target {
             Target::Own { tx, offered } => {
                 let seq = offered.load(Ordering::Relaxed);
-                let sent = send_or_cancel(tx, (seq, Msg::Event(ev.clone())), &self.cancel);
+                let sent = send_or_cancel(tx, (seq, Msg::Event(ev)), &self.cancel);
                 if sent {
                     offered.store(seq + 1, Ordering::Release);
                 }
                 sent
             }
-            Target::Into(tx) => send_or_cancel(tx, ev.clone(), &self.cancel),
+            Target::Into(tx) => send_or_cancel(tx, ev, &self.cancel),
         }
     }
 }
@@ -313,7 +313,7 @@ impl<T: Send + Sync + 'static> Store<T> {
             Some(e) => (EventType::Update, Some(std::mem::replace(e, entry))),
             None => (EventType::Create, k.entries.insert(ev.name.clone(), entry)),
         };
-        let data = Arc::get_mut(&mut ev.0).expect("the event is not shared yet");
+        let data = ev.get_mut().expect("the event is not shared yet");
         data.event_type = event_type;
         data.revision = revision;
         let panic = self.commit(&mut st.revision, k, ev);
@@ -532,11 +532,21 @@ impl<T: Send + Sync + 'static> Store<T> {
         self.shared.advance(revision, ev.revision);
         let mut panic = None;
         let mut gone = Vec::new();
+        let event_type = ev.event_type;
+        let wanted = k
+            .watchers
+            .iter()
+            .filter(|w| w.opts.wants(event_type))
+            .count();
+        let mut copies = ev.into_copies(wanted);
         for w in &k.watchers {
-            if !w.opts.wants(ev.event_type) {
+            if !w.opts.wants(event_type) {
                 continue;
             }
-            match catch_unwind(AssertUnwindSafe(|| w.offer(&ev))) {
+            let copy = copies
+                .next()
+                .expect("a copy for each watcher that wants it");
+            match catch_unwind(AssertUnwindSafe(|| w.offer(copy))) {
                 Ok(true) => {}
                 Ok(false) => gone.push(w.id),
                 Err(p) => {
