@@ -428,7 +428,8 @@ impl<T: Send + Sync + 'static> Store<T> {
             .build_with::<(u64, Msg<T>)>(true);
         let (cancel_tx, cancel_rx) = mpsc::channel::<()>(1);
         let offered = Arc::new(AtomicU64::new(0));
-        let opts_overflow = opts.overflow;
+        // `Block` never loses an event; `DropOldest` keeps the newest.
+        let tail_losses = opts.overflow == Overflow::DropNewest;
         let mut replay = VecDeque::new();
         let id = {
             let mut st = self.shared.state.lock();
@@ -457,8 +458,7 @@ impl<T: Send + Sync + 'static> Store<T> {
             rx,
             cancel_tx,
             offered,
-            // `Block` never loses an event; `DropOldest` keeps the newest.
-            opts_overflow == Overflow::DropNewest,
+            tail_losses,
             Local::new(replay),
         )
     }
