@@ -905,8 +905,10 @@ fn spin_then_yield<R>(
 
 /// A blocked thread waits for `cap / SLACK_DIVISOR` slots (or messages)
 /// before it goes on: see [`pause_until`]. SPSC and MPSC go through
-/// [`slack_for`], which raises small rings' batch to two lines; broadcast
-/// still uses the divisor alone (not measured with `slack_for`).
+/// [`slack_for`], which raises small rings' batch to two lines (except the
+/// MPSC consumer, which waits for a quarter of the ring: see its
+/// `before_recv_wait`); broadcast still uses the divisor alone (not
+/// measured with `slack_for`).
 pub(crate) const SLACK_DIVISOR: usize = 8;
 /// How many free slots (of type `S`) a blocked sender, or messages a
 /// receiver that caught up, waits for (briefly, see [`pause_until`]) before it
