@@ -298,8 +298,8 @@ impl Builder {
     /// [`build`](Self::build), with a receiver that never spins while it
     /// waits when `quiet`: it pauses for a batch by yielding
     /// (`park::pause_quietly`), and does not poll before it yields and
-    /// parks. For a receiver that is one of many threads
-    /// waiting on the same producers (the watch store's watchers): on a
+    /// parks. For a receiver that is one of many threads waiting on the
+    /// same producers (the watch store's watchers): on a
     /// machine with fewer CPUs than threads, a spinning watcher takes the
     /// CPU from the writer it waits for (with spinning watchers, a third
     /// of the CPU went to the pause of `wait_for_batch` in the watch
@@ -2103,9 +2103,10 @@ impl<T> Receiver<T> {
 
     /// A blocking receive found the ring empty: pause (a few microseconds
     /// at most; yielding if the channel is quiet, see `Builder::build_with`)
-    /// until `park::slack_for` messages wait, or the channel closes. Taking each message the moment it is published would put the
-    /// receiver on the line the sender is writing, message after message
-    /// (the mirror of the sender's `wait_for_slack`).
+    /// until `park::slack_for` messages wait, or the channel closes. Taking
+    /// each message the moment it is published would put the receiver on
+    /// the line the sender is writing, message after message (the mirror
+    /// of the sender's `wait_for_slack`).
     #[cold]
     #[inline(never)]
     fn wait_for_batch(&self) {

@@ -2,8 +2,8 @@
 //! racing writes, a cancel racing a writer blocked on that watcher, the
 //! in-band report of a loss at the tail (the published count of events
 //! offered against what the channel holds), and one event's references,
-//! taken in one add for its watchers, dropped on several threads. On the real `rillet` code built
-//! with `--cfg loom` (the store's lock is the loom spin lock of `sync.rs`,
+//! taken in one add for its watchers, dropped on several threads. On the
+//! real `rillet` code built with `--cfg loom` (the store's lock is the loom spin lock of `sync.rs`,
 //! its channels are the loom-built mpsc).
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test --release --test watch`

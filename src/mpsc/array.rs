@@ -1038,11 +1038,12 @@ impl<T> Receiving for Array<T> {
 
     /// A blocking receive found the ring empty: pause (a few microseconds
     /// at most) until a quarter of the ring's messages are written, or the
-    /// channel closes, as the SPSC receiver does for its batch. Taking each message the
-    /// moment it lands keeps the consumer on the lines the producers are
-    /// writing, and their next claim then waits for that line: with two
-    /// producers on this 2-core machine, 24 M msg/s without the pause and
-    /// 60 M msg/s with it (crossbeam-channel: 44 M/s in the same run).
+    /// channel closes, as the SPSC receiver does for its batch. Taking each
+    /// message the moment it lands keeps the consumer on the lines the
+    /// producers are writing, and their next claim then waits for that
+    /// line: with two producers on this 2-core machine, 24 M msg/s without
+    /// the pause and 60 M msg/s with it (crossbeam-channel: 44 M/s in the
+    /// same run).
     #[cold]
     #[inline(never)]
     fn before_recv_wait(&self) {

@@ -35,12 +35,14 @@
 //! name: pinned to one CPU, the 4-writer, 8-watcher flow's `set` took
 //! 300 ns at the median and 490-520 ns at p99 (the baseline's
 //! `Mutex<HashMap>`: 290 and 420-430); with the hash map, 280 and 455-470.
-//! It also holds 100,000 keys in 86 bytes a key rather than 111. A change takes the lock, compares the new value
-//! with the old one (`PartialEq`, or the builder's compare function: an
-//! equal value is no change and no event), gives the change the next
-//! store-wide revision, and, still under the lock, offers one [`Event`]
-//! (reference-counted: every watcher shares it) to every watcher of that kind whose
-//! filter takes it. Delivering under the lock is what makes a watcher see
+//! It also holds 100,000 keys in 86 bytes a key rather than 111.
+//!
+//! A change takes the lock, compares the new value with the old one
+//! (`PartialEq`, or the builder's compare function: an equal value is no
+//! change and no event), gives the change the next store-wide revision,
+//! and, still under the lock, offers one [`Event`] (reference-counted:
+//! every watcher shares it) to every watcher of that kind whose filter
+//! takes it. Delivering under the lock is what makes a watcher see
 //! events in revision order, however many threads write.
 //!
 //! Each [`Watch`] owns an [`spsc`](crate::spsc) channel of its `buffer`
@@ -157,8 +159,9 @@ impl EventType {
 }
 
 /// One change, as a watcher receives it: shared (reference-counted, as an
-/// `Arc`) by every watcher it is delivered to. Its fields are those of [`EventData`]
-/// (`ev.kind`, `ev.name`, `ev.event_type`, `ev.object`, `ev.revision`).
+/// `Arc`) by every watcher it is delivered to. Its fields are those of
+/// [`EventData`] (`ev.kind`, `ev.name`, `ev.event_type`, `ev.object`,
+/// `ev.revision`).
 ///
 /// ```
 /// use rillet::watch::{EventType, Store, WatchOptions};
