@@ -8,7 +8,9 @@
 //! higher is better everywhere). The last columns are the best other peer
 //! of the row (rtrb, kanal, std) and rillet's ratio to it; in the batches
 //! row, that column is rillet itself sending one message per call, to show
-//! what `send_many`/`recv_many` gain. Every run checks what it received
+//! what `send_many`/`recv_many` gain. The MPSC 64-byte row has std
+//! beside it; on one CPU a second row, with kanal (that row's best peer
+//! there), follows it. Every run checks what it received
 //! before its time counts. Each implementation runs once, unmeasured,
 //! before a row's runs (the first runs of a process pay for page faults
 //! and the CPU's frequency ramp); then the implementations take turns, run
@@ -1149,6 +1151,28 @@ fn main() {
                 ),
             )),
         },
+        // On one CPU kanal is the best peer of the 64-byte row (two CPUs:
+        // 5-7 M msg/s, far behind std): its own row, so that the ratio to
+        // std stays in the row above.
+        Scenario {
+            name: "mpsc 2 prod., 64-byte (one CPU)",
+            unit: "M msg/s",
+            rillet: (
+                scaled(2_000_000),
+                Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
+            ),
+            crossbeam: (
+                scaled(2_000_000),
+                Box::new(|n| mpsc64(2, n, || crossbeam_channel::bounded::<Msg64>(1024))),
+            ),
+            other: Some((
+                "kanal",
+                (
+                    scaled(2_000_000),
+                    Box::new(|n| mpsc64(2, n, || kanal::bounded::<Msg64>(1024))),
+                ),
+            )),
+        },
         Scenario {
             name: "mpsc cap 1024, 4 producers",
             unit: "M msg/s",
@@ -1180,6 +1204,9 @@ fn main() {
     ];
     let only = std::env::var("VERSUS_ONLY").unwrap_or_default();
     for scenario in scenarios {
+        if scenario.name.contains("(one CPU)") && !one_cpu {
+            continue;
+        }
         if scenario.name.contains(only.as_str()) {
             print_row(&measure(scenario));
         }

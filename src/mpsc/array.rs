@@ -4,7 +4,9 @@
 
 use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
 use crate::close;
-use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use crate::handoff::{Accept, Handoff, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
@@ -1087,22 +1089,13 @@ impl<T> Receiving for Array<T> {
         if self.config.claiming {
             return self.try_recv_claiming();
         }
-        // Only the consumer writes `head`: Relaxed.
-        let head = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
-        if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
-            return Err(self.empty_or_closed(head));
-        }
-        // SAFETY: the stamp says the message of `head` is written; we are the
-        // only consumer.
+        let Some(head) = self.ready_head() else {
+            return Err(self.empty_or_closed(self.own_head()));
+        };
+        // SAFETY: `ready_head` found the message of `head` written; we are
+        // the only consumer.
         let msg = unsafe { self.read(head) };
-        self.slot(head).stamp.store(
-            self.config.laps.stamp(self.config.laps.next_lap(head)),
-            Ordering::Release,
-        );
-        self.head.store(self.next(head).word(), Ordering::Release);
-        if self.config.overflow == Overflow::Block {
-            self.notify_senders();
-        }
+        self.passed(head);
         Ok(msg)
     }
 
@@ -1111,7 +1104,100 @@ impl<T> Receiving for Array<T> {
     }
 }
 
+/// Where `recv`'s slow path found the message (see
+/// `mpsc::Receiver::recv_blocking`).
+#[derive(Clone, Copy)]
+pub(crate) enum Found {
+    /// At this position, our head (not claiming), its message written.
+    Head(Pos),
+    /// In the accept cell, filled by a producer (one CPU).
+    Cell,
+}
+
 impl<T> Array<T> {
+    /// The consumer's own `head` (only the consumer writes it: Relaxed).
+    #[inline(always)]
+    fn own_head(&self) -> Pos {
+        Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps)
+    }
+
+    /// The consumer (not claiming): our head, if its message is written.
+    #[inline(always)]
+    pub(crate) fn ready_head(&self) -> Option<Pos> {
+        let head = self.own_head();
+        (self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)).then_some(head)
+    }
+
+    /// The consumer claims its head with a compare-exchange (the dropping
+    /// policies): `recv` then takes the generic path.
+    #[inline(always)]
+    pub(crate) fn claims_head(&self) -> bool {
+        self.config.claiming
+    }
+
+    /// After reading the message of our head `head` (not claiming): frees
+    /// its slot for the next lap, moves `head` on and, under `Block`,
+    /// tells a waiting producer.
+    #[inline(always)]
+    fn passed(&self, head: Pos) {
+        self.slot(head).stamp.store(
+            self.config.laps.stamp(self.config.laps.next_lap(head)),
+            Ordering::Release,
+        );
+        self.head.store(self.next(head).word(), Ordering::Release);
+        if self.config.overflow == Overflow::Block {
+            self.notify_senders();
+        }
+    }
+
+    /// Reads the message `found` names, once, straight to where the caller
+    /// wants it, then frees its place.
+    ///
+    /// # Safety
+    ///
+    /// `found` came from [`ready_head`](Self::ready_head) or
+    /// [`recv_slow`](Self::recv_slow) (not claiming), and nothing was
+    /// received since.
+    #[inline(always)]
+    pub(crate) unsafe fn take_found(&self, found: Found) -> T {
+        let cell = match found {
+            Found::Head(pos) => &self.slot(pos).msg,
+            Found::Cell => self.accept.cell(),
+        };
+        // SAFETY: `Head(pos)`: the stamp of our head said its message is
+        // written, and only the consumer (us, not claiming) reads it;
+        // `Cell`: `disarm_in_place` found the cell filled, and nobody else
+        // acts on it until we arm it again. Either way the message is
+        // initialized and read once, here.
+        let msg = cell.with(|p| unsafe { p.read().assume_init() });
+        match found {
+            Found::Head(pos) => self.passed(pos),
+            Found::Cell => self.accept.emptied(),
+        }
+        msg
+    }
+
+    /// `recv` when our head's message is not written yet (not claiming):
+    /// waits until there is a message and says where (`Err` once the
+    /// channel is closed and drained).
+    #[inline(never)]
+    pub(crate) fn recv_slow(&self) -> Result<Found, RecvError> {
+        chan::recv_with(self, None, || self.locate()).map_err(|_| RecvError)
+    }
+
+    /// One attempt of `recv_slow`: `try_recv` (with the accept cell, as
+    /// `recv_accepting`'s attempt) without the read.
+    fn locate(&self) -> Result<Found, TryRecvError> {
+        let in_ring = || match self.ready_head() {
+            Some(head) => Ok(Found::Head(head)),
+            None => Err(self.empty_or_closed(self.own_head())),
+        };
+        if !self.config.accept {
+            return in_ring();
+        }
+        self.accept.attempt_with(|| Found::Cell, in_ring)
+    }
+
     /// A `recv` would not wait: the message of `head` is written, or the
     /// channel is closed (a select's readiness; reads what `try_recv`
     /// reads, not the producers' `tail`).

@@ -437,7 +437,38 @@ counted_sender!("mpsc");
 
 impl<T> Receiver<T> {
     receiver_methods!("mpsc", RecvError, TryRecvError, RecvTimeoutError);
-    generic_recv_blocking!();
+
+    /// `recv`: the fast path of `try_recv`, and the wait in one
+    /// out-of-line call that finds *where* the message is (our head slot,
+    /// or the accept cell) without reading it; the message is then read at
+    /// one place, straight to where the caller wants it (as
+    /// `spsc::Receiver::recv_blocking`). Through `try_recv` and a match, a
+    /// 64-byte message was copied four times per `recv`.
+    #[inline(always)]
+    fn recv_blocking(&self) -> Result<T, RecvError> {
+        let c = match &**self.chan {
+            Chan::Array(c) if !c.claims_head() => c,
+            _ => return self.recv_other(),
+        };
+        let found = match c.ready_head() {
+            Some(head) => array::Found::Head(head),
+            None => c.recv_slow()?,
+        };
+        // SAFETY: `found` came from `ready_head` or `recv_slow` just now,
+        // and we are the consumer.
+        Ok(unsafe { c.take_found(found) })
+    }
+
+    /// `recv` of a rendezvous channel, or of a ring whose consumer claims
+    /// its head (the dropping policies).
+    #[inline(never)]
+    fn recv_other(&self) -> Result<T, RecvError> {
+        match self.try_recv_now() {
+            Ok(msg) => Ok(msg),
+            Err(e) if !e.is_empty() => Err(RecvError),
+            Err(_) => self.recv_until(None).map_err(|_| RecvError),
+        }
+    }
 
     #[inline]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
