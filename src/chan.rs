@@ -327,13 +327,18 @@ macro_rules! sender_methods {
 }
 
 /// `recv_blocking`, which `recv` calls, for a kind without a shape of its
-/// own: the non-waiting attempt, then the wait. (SPSC has its own: see
-/// `spsc::Receiver::recv_blocking`.)
+/// own: the non-waiting attempt, then the wait. (SPSC and MPSC have their
+/// own, which read the message in place: see
+/// `spsc::Receiver::recv_blocking`. MPSC keeps this one, out of line, as
+/// `recv_other`, for its rendezvous channels and claiming consumers.)
 macro_rules! generic_recv_blocking {
     () => {
+        generic_recv_blocking!(recv_blocking, inline(always));
+    };
+    ($name:ident, $inline:meta) => {
         /// `recv`: the non-waiting attempt, then the wait.
-        #[inline(always)]
-        fn recv_blocking(&self) -> Result<T, RecvError> {
+        #[$inline]
+        fn $name(&self) -> Result<T, RecvError> {
             use $crate::chan::{TryError, WithoutTimeout};
             match self.try_recv_now() {
                 Ok(msg) => Ok(msg),

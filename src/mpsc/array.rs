@@ -209,7 +209,7 @@ struct Config {
     accept: bool,
     /// Producers prefetch the slot ahead of their claim
     /// ([`Array::prefetch_ahead`]; never under loom).
-    #[cfg_attr(loom, allow(dead_code))]
+    #[cfg_attr(any(loom, miri), allow(dead_code))]
     prefetch: bool,
     /// Slots `0..ready` have their stamps; the rest are written by the
     /// first producer whose claim reaches them (`Array::init_slots`), which

@@ -459,16 +459,9 @@ impl<T> Receiver<T> {
         Ok(unsafe { c.take_found(found) })
     }
 
-    /// `recv` of a rendezvous channel, or of a ring whose consumer claims
-    /// its head (the dropping policies).
-    #[inline(never)]
-    fn recv_other(&self) -> Result<T, RecvError> {
-        match self.try_recv_now() {
-            Ok(msg) => Ok(msg),
-            Err(e) if !e.is_empty() => Err(RecvError),
-            Err(_) => self.recv_until(None).map_err(|_| RecvError),
-        }
-    }
+    // `recv` of a rendezvous channel, or of a ring whose consumer claims
+    // its head (the dropping policies).
+    generic_recv_blocking!(recv_other, inline(never));
 
     #[inline]
     fn try_recv_now(&self) -> Result<T, TryRecvError> {
