@@ -8,7 +8,7 @@ use crate::close;
 use crate::error::{SendError, TrySendError};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue, SLACK_DIVISOR};
-use crate::ring::{Laps, Pos};
+use crate::ring::{self, Laps, Pos};
 use crate::sync::{AtomicU64, AtomicUsize, Backoff, Ordering, UnsafeCell};
 use crate::Overflow;
 use std::cell::Cell;
@@ -35,6 +35,9 @@ const BUSY: u64 = LOCK - 1;
 pub(crate) const MAX_SUBSCRIBERS: u64 = SUBS;
 /// Largest capacity (keeps at least `MIN_LAP_BITS` bits of lap).
 pub(crate) const MAX_CAPACITY: usize = 1 << 32;
+/// How far ahead of its claim a sender prefetches, in bytes of slots (see
+/// [`Chan::new`]): three lines.
+const PREFETCH_BYTES: usize = 192;
 
 pub(crate) struct Slot<T> {
     stamp: AtomicU64,
@@ -57,6 +60,9 @@ pub(crate) struct Chan<T> {
     /// The first position (for `len` before the first lap completes).
     start: Pos,
     overflow: Overflow,
+    /// How many positions past its claim a `Block` sender prefetches (0:
+    /// not at all); see [`Chan::new`].
+    prefetch: u64,
     slots: Box<[Slot<T>]>,
     recv_waiters: WaitQueue,
     send_waiters: WaitQueue,
@@ -75,7 +81,22 @@ unsafe impl<T: Send + Sync> Sync for Chan<T> {}
 impl<T> Chan<T> {
     /// A channel of `cap` slots on `laps` whose positions start at `start`,
     /// with one subscriber.
+    ///
+    /// A `Block` sender that claimed a position asks for the slot about
+    /// [`PREFETCH_BYTES`] on (but less than a quarter of the ring) to be
+    /// brought into its core's cache for writing (`ring::prefetch_for_write`):
+    /// the sender's claims otherwise stalled on that slot's stamp, whose line
+    /// the subscriber that freed it a lap ago still holds. Two CPUs, one
+    /// subscriber, u64, capacity 1024: 42-54 -> 60-70 M msg/s (8 positions
+    /// ahead; 4: 45-55, 12 and 16 like 8); four subscribers unchanged.
+    /// Not on one CPU, where every thread shares the cache.
     pub(crate) fn new(cap: usize, laps: Laps, start: Pos, overflow: Overflow) -> Self {
+        let ahead = (PREFETCH_BYTES / std::mem::size_of::<Slot<T>>()).max(1);
+        let prefetch = if ring::PREFETCH && cap >= 4 * ahead && !park::single_core() {
+            ahead as u64
+        } else {
+            0
+        };
         Chan {
             tail: Spaced::new(AtomicU64::new(start.word() | 1)),
             dropped: Spaced::new(AtomicU64::new(0)),
@@ -91,6 +112,7 @@ impl<T> Chan<T> {
             cap,
             start,
             overflow,
+            prefetch,
             recv_waiters: WaitQueue::new(),
             send_waiters: WaitQueue::new(),
             _end: SpacedEnd::new(),
@@ -163,9 +185,15 @@ impl<T> Chan<T> {
         if want < 2 {
             return;
         }
+        // Polls the stamp of the batch's last slot, not `tail`: the sender
+        // claims through the tail's line, and a subscriber polling it took
+        // that line from the sender once per poll (one subscriber, two
+        // CPUs, u64: 47 -> 51-53 M msg/s). A close is not seen here: it
+        // ends the pause no later than its last round.
+        let last = self.laps.forward(head, want - 1);
+        let slot = self.slot(last);
         park::pause_until(!self.crowded(), || {
-            let tail = self.tail.load(Ordering::Relaxed);
-            tail & CLOSED != 0 || self.behind(tail, head) >= want
+            slot.stamp.load(Ordering::Relaxed) & !(LOCK | BUSY) == last.word() | FULL
         });
     }
 
@@ -199,6 +227,11 @@ impl<T> Chan<T> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
+                        if self.prefetch != 0 {
+                            ring::prefetch_for_write(
+                                self.slot(self.laps.forward(pos, self.prefetch)),
+                            );
+                        }
                         self.publish(slot, pos, msg, tail & SUBS);
                         return Ok(());
                     }

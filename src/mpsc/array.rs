@@ -209,7 +209,6 @@ struct Config {
     accept: bool,
     /// Producers prefetch the slot ahead of their claim
     /// ([`Array::prefetch_ahead`]; never under loom).
-    #[cfg_attr(any(loom, miri), allow(dead_code))]
     prefetch: bool,
     /// Slots `0..ready` have their stamps; the rest are written by the
     /// first producer whose claim reaches them (`Array::init_slots`), which
@@ -295,9 +294,7 @@ impl<T> Array<T> {
         let (slots, ready) = Slots::new(cap);
         let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();
-        let prefetch = cfg!(all(target_arch = "x86_64", not(loom), not(miri)))
-            && cap >= 4 * PREFETCH_AHEAD
-            && !park::single_core();
+        let prefetch = crate::ring::PREFETCH && cap >= 4 * PREFETCH_AHEAD && !park::single_core();
         let word = WaitQueue::initial_word();
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
@@ -525,27 +522,13 @@ impl<T> Array<T> {
     /// four ahead (the 72-byte slots straddle lines); four is kept.
     #[inline(always)]
     fn prefetch_ahead(&self, pos: Pos) {
-        #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
         if self.config.prefetch {
             let mut ahead = pos;
             for _ in 0..PREFETCH_AHEAD {
                 ahead = self.next(ahead);
             }
-            let first = (self.slot(ahead) as *const Slot<T>).cast::<i8>();
-            // SAFETY: `_mm_prefetch` is a hint that reads and writes
-            // nothing, so any address is allowed; these are the first and
-            // the last byte of a slot of our ring (`wrapping_add`: no
-            // pointer arithmetic claim is made either).
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-                _mm_prefetch::<_MM_HINT_ET0>(first);
-                _mm_prefetch::<_MM_HINT_ET0>(
-                    first.wrapping_add(std::mem::size_of::<Slot<T>>() - 1),
-                );
-            }
+            crate::ring::prefetch_for_write(self.slot(ahead));
         }
-        #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
-        let _ = pos;
     }
 
     /// Writes the message of `pos`, claimed on a full ring, evicting the
