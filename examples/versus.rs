@@ -643,6 +643,28 @@ fn mpsc64<S: Put<Msg64> + Clone + Send + 'static, R: Take<Msg64>>(
     mpsc_run(producers, n, msg64, |m| black_box(m).0[7], make)
 }
 
+/// The row of two producers sending 64-byte messages into a channel of
+/// capacity 1024, with `peer` beside rillet and crossbeam-channel.
+fn mpsc64_row(
+    name: &'static str,
+    peer: &'static str,
+    run: Box<dyn Fn(u64) -> Duration>,
+) -> Scenario {
+    Scenario {
+        name,
+        unit: "M msg/s",
+        rillet: (
+            scaled(2_000_000),
+            Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
+        ),
+        crossbeam: (
+            scaled(2_000_000),
+            Box::new(|n| mpsc64(2, n, || crossbeam_channel::bounded::<Msg64>(1024))),
+        ),
+        other: Some((peer, (scaled(2_000_000), run))),
+    }
+}
+
 /// Four producers, each on its own MPSC channel (capacity 1024); this
 /// thread selects over the four receivers until every channel is closed.
 fn rillet_select4(n: u64) -> Duration {
@@ -1132,47 +1154,19 @@ fn main() {
             crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(2, n))),
             other: None,
         },
-        Scenario {
-            name: "mpsc cap 1024, 2 prod., 64-byte",
-            unit: "M msg/s",
-            rillet: (
-                scaled(2_000_000),
-                Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
-            ),
-            crossbeam: (
-                scaled(2_000_000),
-                Box::new(|n| mpsc64(2, n, || crossbeam_channel::bounded::<Msg64>(1024))),
-            ),
-            other: Some((
-                "std",
-                (
-                    scaled(2_000_000),
-                    Box::new(|n| mpsc64(2, n, || std::sync::mpsc::sync_channel::<Msg64>(1024))),
-                ),
-            )),
-        },
+        mpsc64_row(
+            "mpsc cap 1024, 2 prod., 64-byte",
+            "std",
+            Box::new(|n| mpsc64(2, n, || std::sync::mpsc::sync_channel::<Msg64>(1024))),
+        ),
         // On one CPU kanal is the best peer of the 64-byte row (two CPUs:
         // 5-7 M msg/s, far behind std): its own row, so that the ratio to
         // std stays in the row above.
-        Scenario {
-            name: "mpsc 2 prod., 64-byte (one CPU)",
-            unit: "M msg/s",
-            rillet: (
-                scaled(2_000_000),
-                Box::new(|n| mpsc64(2, n, || rillet::mpsc::channel::<Msg64>(1024))),
-            ),
-            crossbeam: (
-                scaled(2_000_000),
-                Box::new(|n| mpsc64(2, n, || crossbeam_channel::bounded::<Msg64>(1024))),
-            ),
-            other: Some((
-                "kanal",
-                (
-                    scaled(2_000_000),
-                    Box::new(|n| mpsc64(2, n, || kanal::bounded::<Msg64>(1024))),
-                ),
-            )),
-        },
+        mpsc64_row(
+            "mpsc 2 prod., 64-byte (one CPU)",
+            "kanal",
+            Box::new(|n| mpsc64(2, n, || kanal::bounded::<Msg64>(1024))),
+        ),
         Scenario {
             name: "mpsc cap 1024, 4 producers",
             unit: "M msg/s",

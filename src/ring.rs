@@ -65,39 +65,36 @@ pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), no
 /// or written. Does nothing where [`PREFETCH`] is false.
 #[inline(always)]
 pub(crate) fn prefetch_for_write<S>(slot: &S) {
+    prefetch_lines::<S, true>(slot);
+}
+
+/// [`prefetch_for_write`], for reading: a receiver far behind its sender
+/// prefetches the message it will read a few hundred bytes on (see
+/// `spsc`'s `Receiver::prefetch_ahead`).
+#[inline(always)]
+pub(crate) fn prefetch_for_read<S>(slot: &S) {
+    prefetch_lines::<S, false>(slot);
+}
+
+#[inline(always)]
+fn prefetch_lines<S, const WRITE: bool>(slot: &S) {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
     {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
         let first = (slot as *const S).cast::<i8>();
+        let last = first.wrapping_add(std::mem::size_of::<S>().max(1) - 1);
         // SAFETY: `_mm_prefetch` is a hint that reads and writes nothing,
         // so any address is allowed; these are the first and the last byte
         // of `slot` (`wrapping_add`: no pointer arithmetic claim is made
         // either).
         unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-            _mm_prefetch::<_MM_HINT_ET0>(first);
-            _mm_prefetch::<_MM_HINT_ET0>(first.wrapping_add(std::mem::size_of::<S>().max(1) - 1));
-        }
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
-    let _ = slot;
-}
-
-/// Asks for the lines of `slot` (its first and last byte) to be brought
-/// into this core's cache for reading: a receiver far behind its sender
-/// prefetches the message it will read a few hundred bytes on (see
-/// `spsc`'s `Receiver::prefetch_ahead`). A hint: nothing is read or
-/// written. Does nothing where [`PREFETCH`] is false.
-#[inline(always)]
-pub(crate) fn prefetch_for_read<S>(slot: &S) {
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-    {
-        let first = (slot as *const S).cast::<i8>();
-        // SAFETY: as in `prefetch_for_write`: a hint, for the first and the
-        // last byte of `slot`.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(first);
-            _mm_prefetch::<_MM_HINT_T0>(first.wrapping_add(std::mem::size_of::<S>().max(1) - 1));
+            if WRITE {
+                _mm_prefetch::<_MM_HINT_ET0>(first);
+                _mm_prefetch::<_MM_HINT_ET0>(last);
+            } else {
+                _mm_prefetch::<_MM_HINT_T0>(first);
+                _mm_prefetch::<_MM_HINT_T0>(last);
+            }
         }
     }
     #[cfg(not(all(target_arch = "x86_64", not(loom), not(miri))))]
