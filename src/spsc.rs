@@ -1960,6 +1960,8 @@ impl<T> Receiver<T> {
         let ahead = (READ_AHEAD_BYTES / size).max(1);
         // Messages a line holds: small ones are prefetched once a line.
         let line = (64 / size).max(1);
+        // The size test repeats the flag's, at compile time: a small
+        // message's `recv` keeps no trace of this.
         if size >= READ_AHEAD_MIN_SIZE
             && self.chan.shared.read_ahead
             && head % line == 0
