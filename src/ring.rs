@@ -56,39 +56,6 @@ pub(crate) fn drop_positions<P: Copy + PartialEq>(
 /// ([`prefetch_for_write`] does something): x86-64, outside loom and Miri.
 pub(crate) const PREFETCH: bool = cfg!(all(target_arch = "x86_64", not(loom), not(miri)));
 
-/// Whether this CPU has `prefetchw` (CPUID leaf 0x8000_0001, ECX bit 8):
-/// 0 not asked yet, 1 no, 2 yes. `core::arch`'s `_MM_HINT_ET0` is an
-/// ordinary read prefetch (`prefetcht0`) unless the crate is built with the
-/// `prfchw` target feature, which the default x86-64 target lacks: the line
-/// then comes in shared and the store still waits for the other copy to
-/// be invalidated.
-#[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-static PREFETCHW: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Asks the CPU, once, whether it has `prefetchw` (see [`PREFETCHW`]); a
-/// channel whose senders prefetch calls this when it is built, so that
-/// [`prefetch_for_write`] only loads the answer.
-pub(crate) fn detect_prefetchw() {
-    #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
-    {
-        use std::sync::atomic::Ordering;
-        if PREFETCHW.load(Ordering::Relaxed) != 0 {
-            return;
-        }
-        // `__cpuid` is an `unsafe fn` in older Rust (the declared
-        // `rust-version`) and safe in newer: the block is needed in one
-        // and unused in the other.
-        #[allow(unused_unsafe)]
-        // SAFETY: CPUID exists on every x86-64 processor; the extended
-        // leaf is read only if the processor reports it.
-        let has = unsafe {
-            use std::arch::x86_64::__cpuid;
-            __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-        };
-        PREFETCHW.store(if has { 2 } else { 1 }, Ordering::Relaxed);
-    }
-}
-
 /// Asks for the lines of `slot` (its first and last byte) to be brought
 /// into this core's cache for writing: a sender that claimed a position
 /// prefetches the slot it will claim a few positions on, so that it finds
@@ -109,6 +76,15 @@ pub(crate) fn prefetch_for_read<S>(slot: &S) {
     prefetch_lines::<S, false>(slot);
 }
 
+/// The write hint is `_MM_HINT_ET0`, which compiles to `prefetcht0` (a
+/// read prefetch) unless the crate is built with the `prfchw` target
+/// feature: the line comes in shared, and the store still invalidates the
+/// other copy. A real `prefetchw` (inline `asm!`, after a CPUID check) was
+/// measured on 2026-12-05 and not kept: MPSC, 2 producers, 64-byte
+/// messages, two CPUs, 40 -> 47-51 M msg/s, but with a consumer that works
+/// on each message, so a full ring, 22-27 -> 17-22: the slot a few
+/// positions past a claim on a full ring is the one the consumer reads
+/// next, and `prefetchw` takes its line from the consumer.
 #[inline(always)]
 fn prefetch_lines<S, const WRITE: bool>(slot: &S) {
     #[cfg(all(target_arch = "x86_64", not(loom), not(miri)))]
@@ -116,26 +92,12 @@ fn prefetch_lines<S, const WRITE: bool>(slot: &S) {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
         let first = (slot as *const S).cast::<i8>();
         let last = first.wrapping_add(std::mem::size_of::<S>().max(1) - 1);
-        // SAFETY: `_mm_prefetch` and `prefetchw` are hints that read and
-        // write nothing (no fault, whatever the address), so any address
-        // is allowed; these are the first and the last byte of `slot`
-        // (`wrapping_add`: no pointer arithmetic claim is made either).
-        // `prefetchw` runs only where CPUID reported it.
+        // SAFETY: `_mm_prefetch` is a hint that reads and writes nothing,
+        // so any address is allowed; these are the first and the last byte
+        // of `slot` (`wrapping_add`: no pointer arithmetic claim is made
+        // either).
         unsafe {
-            if WRITE && PREFETCHW.load(std::sync::atomic::Ordering::Relaxed) == 2 {
-                // `prefetchw` asks for the line in exclusive state. 2
-                // producers, 64-byte messages, two CPUs: 40 -> 50 M msg/s
-                // against `prefetcht0` (`_MM_HINT_ET0` as built, see
-                // `PREFETCHW`); broadcast, one subscriber, 70 -> 71-72.
-                std::arch::asm!(
-                    "prefetchw byte ptr [{first}]",
-                    "prefetchw byte ptr [{last}]",
-                    // Addresses as numbers: a hint reads no memory.
-                    first = in(reg) first as usize,
-                    last = in(reg) last as usize,
-                    options(nostack, preserves_flags, nomem),
-                );
-            } else if WRITE {
+            if WRITE {
                 _mm_prefetch::<_MM_HINT_ET0>(first);
                 _mm_prefetch::<_MM_HINT_ET0>(last);
             } else {

@@ -93,7 +93,6 @@ impl<T> Chan<T> {
     pub(crate) fn new(cap: usize, laps: Laps, start: Pos, overflow: Overflow) -> Self {
         let ahead = (PREFETCH_BYTES / std::mem::size_of::<Slot<T>>()).max(1);
         let prefetch = if ring::PREFETCH && cap >= 4 * ahead && !park::single_core() {
-            ring::detect_prefetchw();
             ahead as u64
         } else {
             0

@@ -295,9 +295,6 @@ impl<T> Array<T> {
         let handoff = overflow == Overflow::Block && (cfg!(loom) || park::single_core());
         let accept = handoff && crate::handoff::accept_enabled();
         let prefetch = crate::ring::PREFETCH && cap >= 4 * PREFETCH_AHEAD && !park::single_core();
-        if prefetch {
-            crate::ring::detect_prefetchw();
-        }
         let word = WaitQueue::initial_word();
         Array {
             tail: Spaced::new(AtomicU64::new(start.word())),
@@ -522,9 +519,7 @@ impl<T> Array<T> {
     /// in turns with the build without it): 19.2-20.2 -> 34.7-35.0 M msg/s
     /// (crossbeam-channel 13.8-17.6, std 17.8-18.5). A probe of message
     /// sizes found 56-byte messages best two slots ahead and 64-byte ones
-    /// four ahead (the 72-byte slots straddle lines); four is kept. (All
-    /// of that with a read prefetch: see `ring::PREFETCHW`. With
-    /// `prefetchw`, the same 64-byte row 40 -> 48-51 M msg/s.)
+    /// four ahead (the 72-byte slots straddle lines); four is kept.
     #[inline(always)]
     fn prefetch_ahead(&self, pos: Pos) {
         if self.config.prefetch {
