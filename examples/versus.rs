@@ -33,14 +33,19 @@
 //! `tokio::sync::broadcast` (subscribers in `blocking_recv`), in messages
 //! sent per second and the ratios of rillet to each.
 //!
-//! On one CPU, the ping-pong row shows a "floor": two
-//! threads handing a turn back and forth through one atomic with
-//! `yield_now`, no channel at all. It is the least a round trip costs on
-//! this machine (two context switches); under `taskset -c 0`
-//! `floor / crossbeam` is the best ratio any channel could reach there.
-//! It is not a floor for the capacity-1 throughput rows: with a direct
-//! hand-off (rillet, kanal) a pair of switches moves more than one
-//! message, and those rows show kanal beside rillet.
+//! The ping-pong row shows a "floor": two threads handing a turn back and
+//! forth through one atomic, no channel at all. On one CPU they yield
+//! until it is their turn: the least a round trip costs there (two context
+//! switches), so under `taskset -c 0` `floor / crossbeam` is the best
+//! ratio any channel could reach. It is not a floor for the capacity-1
+//! throughput rows: with a direct hand-off (rillet, kanal) a pair of
+//! switches moves more than one message, and those rows show kanal beside
+//! rillet. On two CPUs they spin (a thread that yields in a loop is slower
+//! there than one that spins): a round trip is two transfers of the one
+//! line between the CPUs. A round trip through two channels needs at
+//! least four: each message's line goes to its receiver, and comes back
+//! to its sender before the next message (the receiver wrote that the
+//! slot is free), so about half the floor is what a channel can reach.
 //!
 //! Set `VERSUS_RUNS` to change the number of runs per cell (default 5),
 //! `VERSUS_SCALE` to scale the message counts (default 1.0) and
@@ -329,23 +334,48 @@ fn rillet_pingpong(n: u64) -> Duration {
 /// round trip here is the least a capacity-1 message or a ping-pong round
 /// trip can cost; on one CPU (`taskset -c 0`) it is two context switches.
 fn yield_floor(n: u64) -> Duration {
+    turn_floor(n, |_| thread::yield_now())
+}
+
+/// The floor of a round trip on two CPUs: the same turn-taking, each
+/// thread spinning on the counter while the other, on the other CPU,
+/// writes it. A round trip is then two transfers of one cache line
+/// between the CPUs, the least any two-thread exchange costs. (It yields
+/// once every 1024 polls, in case both threads share a CPU for a while.)
+fn spin_floor(n: u64) -> Duration {
+    turn_floor(n, |polls| {
+        if polls % 1024 == 1023 {
+            thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    })
+}
+
+/// Two threads take turns through one counter, calling `wait` (with the
+/// number of polls so far) until it is their turn; the time of `n` round
+/// trips.
+fn turn_floor(n: u64, wait: fn(u32)) -> Duration {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     let turn = Arc::new(AtomicU64::new(0));
     let other = turn.clone();
+    let until = move |turn: &AtomicU64, value: u64| {
+        let mut polls = 0u32;
+        while turn.load(Ordering::Acquire) != value {
+            wait(polls);
+            polls = polls.wrapping_add(1);
+        }
+    };
     let h = thread::spawn(move || {
         for i in 0..n {
-            while other.load(Ordering::Acquire) != 2 * i + 1 {
-                thread::yield_now();
-            }
+            until(&other, 2 * i + 1);
             other.store(2 * i + 2, Ordering::Release);
         }
     });
     let start = Instant::now();
     for i in 0..n {
-        while turn.load(Ordering::Acquire) != 2 * i {
-            thread::yield_now();
-        }
+        until(&turn, 2 * i);
         turn.store(2 * i + 1, Ordering::Release);
     }
     h.join().unwrap();
@@ -1031,8 +1061,8 @@ fn main() {
         "{:<NAME$} {:<CELL$} {:<CELL$} {:>7}  {:<CELL$} {:>7}  which peer",
         "scenario", "rillet", "crossbeam", "ratio", "peer", "ratio"
     );
-    // The hand-off floor is a floor only on one CPU: on several, a thread
-    // that yields in a loop is slower than one that spins.
+    // The yield hand-off is a floor only on one CPU: on several, a thread
+    // that yields in a loop is slower than one that spins (`spin_floor`).
     let one_cpu = one_cpu();
     let scenarios: Vec<Scenario> = vec![
         Scenario {
@@ -1103,8 +1133,11 @@ fn main() {
             unit: "M round trips/s",
             rillet: (scaled(50_000), Box::new(rillet_pingpong)),
             crossbeam: (scaled(50_000), Box::new(crossbeam_pingpong)),
-            other: one_cpu
-                .then(|| -> (&str, Bench) { ("floor", (scaled(50_000), Box::new(yield_floor))) }),
+            other: Some(if one_cpu {
+                ("floor", (scaled(50_000), Box::new(yield_floor)))
+            } else {
+                ("floor", (scaled(50_000), Box::new(spin_floor)))
+            }),
         },
         Scenario {
             name: "one thread: send N then recv N",
