@@ -341,10 +341,11 @@ fn yield_floor(n: u64) -> Duration {
 /// thread spinning on the counter while the other, on the other CPU,
 /// writes it. A round trip is then two transfers of one cache line
 /// between the CPUs, the least any two-thread exchange costs. (It yields
-/// once every 1024 polls, in case both threads share a CPU for a while.)
+/// once every 64 polls, a few microseconds, in case both threads share a
+/// CPU for a while: a turn takes one or two polls otherwise.)
 fn spin_floor(n: u64) -> Duration {
     turn_floor(n, |polls| {
-        if polls % 1024 == 1023 {
+        if polls % 64 == 63 {
             thread::yield_now();
         } else {
             std::hint::spin_loop();
