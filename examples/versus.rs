@@ -647,6 +647,14 @@ put_take! {
     kanal::Sender<M>, kanal::Receiver<M>;
 }
 
+/// Messages of one run of the u64 MPSC rows (2, 4 and 8 producers). A run
+/// of 4,000,000 (60 ms for rillet) was shorter than the time the threads
+/// take to spread over the CPUs: rillet's rate with 4 producers rose with
+/// the run's length (2 M messages 63-64 M msg/s, 20 M 68-71, 60 M 72,
+/// one run each in a probe of this loop) while crossbeam-channel's stayed
+/// at 28-35; `versus`, 4 producers, 4 M: 1.56-1.78x, 12 M: 1.95-2.22x.
+const MPSC_MESSAGES: u64 = 12_000_000;
+
 fn rillet_mpsc(producers: u64, n: u64) -> Duration {
     mpsc_run(producers, n, |i| i, |v| *v, || rillet::mpsc::channel(1024))
 }
@@ -1184,8 +1192,8 @@ fn main() {
         Scenario {
             name: "mpsc cap 1024, 2 producers",
             unit: "M msg/s",
-            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(2, n))),
-            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(2, n))),
+            rillet: (scaled(MPSC_MESSAGES), Box::new(|n| rillet_mpsc(2, n))),
+            crossbeam: (scaled(MPSC_MESSAGES), Box::new(|n| crossbeam_mpsc(2, n))),
             other: None,
         },
         mpsc64_row(
@@ -1204,15 +1212,18 @@ fn main() {
         Scenario {
             name: "mpsc cap 1024, 4 producers",
             unit: "M msg/s",
-            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(4, n))),
-            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(4, n))),
-            other: Some(("kanal", (scaled(4_000_000), Box::new(|n| kanal_mpsc(4, n))))),
+            rillet: (scaled(MPSC_MESSAGES), Box::new(|n| rillet_mpsc(4, n))),
+            crossbeam: (scaled(MPSC_MESSAGES), Box::new(|n| crossbeam_mpsc(4, n))),
+            other: Some((
+                "kanal",
+                (scaled(MPSC_MESSAGES), Box::new(|n| kanal_mpsc(4, n))),
+            )),
         },
         Scenario {
             name: "mpsc cap 1024, 8 producers",
             unit: "M msg/s",
-            rillet: (scaled(4_000_000), Box::new(|n| rillet_mpsc(8, n))),
-            crossbeam: (scaled(4_000_000), Box::new(|n| crossbeam_mpsc(8, n))),
+            rillet: (scaled(MPSC_MESSAGES), Box::new(|n| rillet_mpsc(8, n))),
+            crossbeam: (scaled(MPSC_MESSAGES), Box::new(|n| crossbeam_mpsc(8, n))),
             other: None,
         },
         Scenario {
