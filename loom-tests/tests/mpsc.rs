@@ -495,14 +495,16 @@ fn accept_racing_close_with_keeps_the_final_message_last() {
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
         let tx2 = tx.clone();
-        let a = thread::spawn(move || tx.send(1));
-        let b = thread::spawn(move || tx2.close_with(99).unwrap());
+        // Flagged joins: a send's wake-up may reach the receiver after it
+        // stopped waiting (see `common::Flagged::join`).
+        let a = common::spawn_flagged(move || tx.send(1));
+        let b = common::spawn_flagged(move || tx2.close_with(99).unwrap());
         let mut got = Vec::new();
         while let Ok(v) = rx.recv() {
             got.push(v);
         }
-        let sent = a.join().unwrap();
-        b.join().unwrap();
+        let sent = a.join();
+        b.join();
         match sent {
             Ok(()) => assert_eq!(got, [1, 99]),
             Err(SendError(v)) => {
@@ -519,12 +521,14 @@ fn accept_racing_close_with_keeps_the_final_message_last() {
 fn accept_racing_recv_timeout() {
     model(|| {
         let (tx, rx) = mpsc::channel::<usize>(1);
-        let h = thread::spawn(move || {
+        // A flagged join: the send may wake the receiver after its receive
+        // timed out (see `common::Flagged::join`).
+        let h = common::spawn_flagged(move || {
             tx.send(1).unwrap();
             tx
         });
         let got = rx.recv_timeout(Duration::ZERO);
-        let _tx = h.join().unwrap();
+        let _tx = h.join();
         match got {
             Ok(v) => {
                 assert_eq!(v, 1);
