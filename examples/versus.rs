@@ -652,7 +652,7 @@ put_take! {
 /// take to spread over the CPUs: rillet's rate with 4 producers rose with
 /// the run's length (2 M messages 63-64 M msg/s, 20 M 68-71, 60 M 72,
 /// one run each in a probe of this loop) while crossbeam-channel's stayed
-/// at 28-35; `versus`, 4 producers, 4 M: 1.56-1.78x, 12 M: 1.95-2.22x.
+/// at 28-35; `versus`, 4 producers, 4 M: 1.56-1.78x, 12 M: 1.95-2.53x.
 const MPSC_MESSAGES: u64 = 12_000_000;
 
 fn rillet_mpsc(producers: u64, n: u64) -> Duration {
