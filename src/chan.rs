@@ -110,6 +110,248 @@ fn send_slow<T, S: Sending<T>>(
     }
 }
 
+// ---- send_many's batch (MPSC and broadcast)
+
+/// Messages `send_many` has taken from the caller's iterator and not yet
+/// enqueued (MPSC and broadcast, which claim room for a batch with one
+/// compare-exchange; SPSC writes each message into its slot at once and
+/// keeps its own account, `spsc::Run`).
+///
+/// The iterator is user code, and it runs while the batch waits here. So
+/// that `send_many` stays a loop of `send`, the batch is registered on its
+/// thread while it exists (a list through `sync::batch_top`), and:
+/// - a call into the same channel made from inside the iterator (a send,
+///   `close_with`, a select's send, a close from either side, an MPSC
+///   receiver's drop, a broadcast `subscribe`) first sends the batch
+///   ([`flush_batches`]): the messages land where the loop had put them,
+///   before that call;
+/// - if the iterator panics, dropping the registration sends the batch
+///   (the loop had sent those messages before the panic);
+/// - [`Batch::collect`] asks the iterator for more than one message only
+///   while it promises them (`size_hint`'s lower bound): an iterator that
+///   may wait for its next item (a channel's `iter()`) is asked for it only
+///   once what it gave is sent, so forwarding through `send_many` holds
+///   nothing back.
+///
+/// What the iterator cannot see: a receive or `len()` it makes on the same
+/// channel does not count the batch (as in SPSC: a run is visible when it
+/// is published).
+#[repr(C)]
+pub(crate) struct Batch<'a, T, S: Sending<T>> {
+    /// First (`repr(C)`): the list links batches through their heads.
+    head: BatchHead,
+    sender: &'a S,
+    /// Touched only through [`Batch::items`].
+    items: std::cell::UnsafeCell<Vec<T>>,
+    /// A re-entrant call flushed the batch since `collect` began.
+    flushed: std::cell::Cell<bool>,
+}
+
+/// The type-erased part of a [`Batch`] that the thread's list holds.
+struct BatchHead {
+    /// The channel (the address of the `Sending` it sends through).
+    chan: *const (),
+    /// `Batch::<T, S>::flush_erased`.
+    flush: unsafe fn(*const BatchHead, bool),
+    /// The next older batch of this thread (null: none).
+    prev: std::cell::Cell<*const BatchHead>,
+}
+
+impl<'a, T, S: Sending<T>> Batch<'a, T, S> {
+    pub(crate) fn new(sender: &'a S) -> Self {
+        Batch {
+            head: BatchHead {
+                chan: sender as *const S as *const (),
+                flush: Self::flush_erased,
+                prev: std::cell::Cell::new(std::ptr::null()),
+            },
+            sender,
+            items: std::cell::UnsafeCell::new(Vec::new()),
+            flushed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Registers the batch on this thread until the returned guard drops.
+    /// A batch of the same channel registered earlier (an outer
+    /// `send_many`, whose iterator called us) is sent first.
+    pub(crate) fn register(&self) -> Registered<'_, 'a, T, S> {
+        flush_batches(self.head.chan, true);
+        self.head
+            .prev
+            .set(crate::sync::batch_top() as *const BatchHead);
+        // From the whole batch, not its head: `flush_erased` reads all of it.
+        crate::sync::set_batch_top(self as *const Self as *const ());
+        Registered(self)
+    }
+
+    /// Takes up to `want` messages from `iter` into the batch: the first
+    /// always, the others only while `iter` promises them (see the type's
+    /// docs), the channel was open when the first came (`closed()`: a loop
+    /// of `send` asks for nothing after its first failure) and no call the
+    /// iterator made into the channel flushed the batch (a close made from
+    /// the iterator is one; the caller then finds the channel closed).
+    /// Returns how many it took, and whether `iter` ended.
+    pub(crate) fn collect(
+        &self,
+        iter: &mut impl Iterator<Item = T>,
+        want: usize,
+        closed: impl FnOnce() -> bool,
+    ) -> (usize, bool) {
+        self.flushed.set(false);
+        self.items(|items| items.reserve(want));
+        let Some(first) = iter.next() else {
+            return (0, true);
+        };
+        self.items(|items| items.push(first));
+        let mut n = 1;
+        if closed() {
+            return (n, false);
+        }
+        let mut promised = 0;
+        while n < want {
+            if self.flushed.get() || promised == 0 {
+                promised = iter.size_hint().0;
+                if self.flushed.get() || promised == 0 {
+                    break;
+                }
+            }
+            // Pushed before the iterator runs again: a re-entrant call
+            // flushes it.
+            let Some(msg) = iter.next() else {
+                return (n, true);
+            };
+            self.items(|items| items.push(msg));
+            n += 1;
+            promised -= 1;
+        }
+        (n, false)
+    }
+
+    /// Runs `f` on the waiting messages. `f` never runs user code (it
+    /// moves messages, and drops none), so no other access to them can
+    /// happen while it runs.
+    #[inline(always)]
+    fn items<R>(&self, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+        // SAFETY: the batch is `!Sync` (the cell), so only its thread
+        // reaches it: `send_many`, and re-entrant calls made from inside
+        // the iterator, which run while `send_many` is in the iterator and
+        // not in here; and no `f` re-enters (above).
+        f(unsafe { &mut *self.items.get() })
+    }
+
+    /// Moves the messages waiting here into `out` (empty), for the caller
+    /// to enqueue: from then on they are its own, and no re-entrant call
+    /// sees them (none runs user code before the next message: a message
+    /// is sent by the time a dropping policy runs the `Drop` of the one
+    /// after it). The two vectors trade places, so that both keep their
+    /// room from batch to batch.
+    pub(crate) fn take_into(&self, out: &mut Vec<T>) {
+        debug_assert!(out.is_empty());
+        self.items(|items| std::mem::swap(items, out));
+    }
+
+    fn take(&self) -> Vec<T> {
+        self.items(std::mem::take)
+    }
+
+    /// Sends the waiting messages like `send` (`wait`) or `try_send`. The
+    /// first that fails (the channel is closed, or full without `wait`)
+    /// and the rest stay in the batch, for `send_many`.
+    fn flush(&self, wait: bool) {
+        self.flushed.set(true);
+        let mut rest = self.take().into_iter();
+        while let Some(msg) = rest.next() {
+            let failed = if wait {
+                send(self.sender, msg, None, SendMode::Wait).map_err(SendTimeoutError::into_inner)
+            } else {
+                self.sender
+                    .try_send_as(msg, SendMode::Try)
+                    .map_err(TrySendError::into_inner)
+            };
+            if let Err(msg) = failed {
+                let mut back = vec![msg];
+                back.extend(rest);
+                self.items(|items| {
+                    back.append(items);
+                    *items = back;
+                });
+                return;
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `head` is the head of a live `Batch<T, S>` (registered, so not
+    /// moved and not dropped).
+    unsafe fn flush_erased(head: *const BatchHead, wait: bool) {
+        // SAFETY: `head` is the first field of a `repr(C)` `Batch<T, S>`
+        // that is alive (the caller's contract).
+        let batch = unsafe { &*(head as *const Self) };
+        batch.flush(wait);
+    }
+}
+
+/// A registered [`Batch`]; dropping it sends what is left in the batch
+/// (only a panic leaves anything) and unregisters it.
+pub(crate) struct Registered<'b, 'a, T, S: Sending<T>>(&'b Batch<'a, T, S>);
+
+impl<T, S: Sending<T>> Drop for Registered<'_, '_, T, S> {
+    fn drop(&mut self) {
+        let batch = self.0;
+        if !batch.items(|items| items.is_empty()) {
+            if std::thread::panicking() {
+                // A panic in a message's drop (a dropping policy) would
+                // abort the process here: keep unwinding the first one.
+                let _ =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.flush(true)));
+            } else {
+                batch.flush(true);
+            }
+        }
+        // Batches register and unregister in nested order: this one is
+        // the innermost.
+        debug_assert_eq!(
+            crate::sync::batch_top(),
+            &batch.head as *const BatchHead as *const ()
+        );
+        crate::sync::set_batch_top(batch.head.prev.get() as *const ());
+    }
+}
+
+/// Sends every batch this thread has pending on the channel at `chan`
+/// (called on entry by every operation that a batch must precede; see
+/// [`Batch`]), waiting for room like `send` if `wait`. A close does not
+/// wait: what finds no room stays in the batch, and `send_many` hands it
+/// back (a loop of `send` would have been waiting for that room, and the
+/// closing thread may be the only one that could make it). One
+/// thread-local load when there is none.
+#[inline(always)]
+pub(crate) fn flush_batches(chan: *const (), wait: bool) {
+    let top = crate::sync::batch_top();
+    if !top.is_null() {
+        flush_batches_slow(top as *const BatchHead, chan, wait);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn flush_batches_slow(mut head: *const BatchHead, chan: *const (), wait: bool) {
+    // At most one batch per channel holds messages: a newer one registers
+    // only after sending the older ones of its channel (`register`).
+    while !head.is_null() {
+        // SAFETY: every head on this thread's list belongs to a live,
+        // registered batch (a batch unregisters before it is dropped, and
+        // only this thread reads its list).
+        let (this_chan, flush, prev) = unsafe { ((*head).chan, (*head).flush, (*head).prev.get()) };
+        if this_chan == chan {
+            // SAFETY: as above.
+            unsafe { flush(head, wait) };
+        }
+        head = prev;
+    }
+}
+
 /// A kind's `try_recv` error: it can say "empty now" (the one outcome a
 /// wait can change) and becomes the kind's timed-receive error, `Empty`
 /// turning into `Timeout`. (Kept as the kind's own small enum rather than a

@@ -239,10 +239,14 @@
 //!   slots. Messages it has written are published before it runs the
 //!   iterator on a full ring, when it finishes, and when the iterator calls
 //!   into the channel itself (through `written`, a receiver-side close made
-//!   from the iterator counts them): the result is the loop's. A panicking
-//!   iterator leaves what it yielded sent. A message becomes visible to the
-//!   receiver when its batch is published, so an iterator that waits for
-//!   the receiver to act on an earlier item of the same call waits forever.
+//!   from the iterator counts them), and before it asks an iterator whose
+//!   `size_hint` promises no more items for the next one (a channel's
+//!   `iter()` may wait for it: `tx.send_many(upstream.iter())` forwards each
+//!   message at once): the result is the loop's. A panicking iterator
+//!   leaves what it yielded sent. A message becomes visible to the receiver
+//!   when its batch is published, so an iterator that promises items and
+//!   then waits for the receiver to act on an earlier item of the same
+//!   call waits forever.
 //! - `send_many` stops at the first message it cannot enqueue; the error
 //!   carries every message taken from the iterator but not enqueued (more
 //!   than one only when a batch raced a receiver-side close). Items the
@@ -1517,7 +1521,9 @@ impl<T> Sender<T> {
     /// into this channel: a message it sends while producing item `k` lands
     /// after item `k - 1` and before item `k`; a close it makes keeps the
     /// items yielded before it. If the iterator panics, what it yielded
-    /// before the panic has been sent.
+    /// before the panic has been sent. An iterator whose `size_hint`
+    /// promises no more items (a channel's `iter()`) is asked for the next
+    /// one only once the ones it gave are published.
     ///
     /// On close it stops and returns the messages taken but not enqueued;
     /// items the iterator has not yielded yet stay in it.
@@ -1555,6 +1561,10 @@ impl<T> Sender<T> {
         // Kept in locals: the loop's stores (the tail, `written`) could
         // otherwise alias them and force a reload per message.
         let (slots, mask) = (self.at.ring(&self.chan), chan.shared.mask);
+        // Items the iterator still promises (`size_hint`'s lower bound):
+        // asked for before the run is published. An iterator that promises
+        // none is asked for its next item only once the run is out.
+        let mut promised = 0usize;
         let end = 'batch: loop {
             let mut end = self.tail.get();
             // The run may grow up to `limit` (exclusive) without a look at
@@ -1572,6 +1582,16 @@ impl<T> Sender<T> {
                 }
             }
             loop {
+                if promised == 0 && end != run.first {
+                    promised = iter.size_hint().0;
+                    if promised == 0 {
+                        // The iterator promises no more items: it may wait
+                        // for the next one (a channel's `iter()`). Publish
+                        // what it gave first, as the loop had sent it.
+                        run.settle(end).map_err(SendError)?;
+                        continue 'batch;
+                    }
+                }
                 // A close that the iterator makes through the receiver
                 // counts the run as sent before it.
                 chan.written.store(end, Ordering::Relaxed);
@@ -1579,6 +1599,7 @@ impl<T> Sender<T> {
                     break 'batch end;
                 };
                 taken += 1;
+                promised = promised.saturating_sub(1);
                 if self.tail.get() == end && end != limit && chan.shared.close.is_open_relaxed() {
                     // SAFETY: `end` is below `limit`, the cached head (never
                     // ahead of the real one) plus the capacity: index `end`

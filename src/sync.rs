@@ -47,6 +47,31 @@ macro_rules! loom_switch {
     };
 }
 
+// This thread's innermost pending `send_many` batch (`chan::Batch`), or
+// null: a thread-local, under loom one per model thread (loom runs a
+// model's threads on the test's own thread, so std's would be shared).
+// The pointer is only ever read on the thread that stored it.
+#[cfg(not(loom))]
+std::thread_local! {
+    static BATCH_TOP: std::cell::Cell<*const ()> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static BATCH_TOP: std::cell::Cell<*const ()> = std::cell::Cell::new(std::ptr::null());
+}
+
+/// This thread's innermost pending `send_many` batch (see `BATCH_TOP`).
+#[inline(always)]
+pub(crate) fn batch_top() -> *const () {
+    BATCH_TOP.with(|top| top.get())
+}
+
+/// This thread's innermost pending `send_many` batch (see `BATCH_TOP`).
+#[inline(always)]
+pub(crate) fn set_batch_top(top: *const ()) {
+    BATCH_TOP.with(|t| t.set(top));
+}
+
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use crossbeam_utils::Backoff;

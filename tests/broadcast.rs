@@ -460,7 +460,10 @@ fn close_drains_then_closed_forever_and_subscribe_after_close_is_closed() {
         tx.send_timeout(5, ms(1)),
         Err(SendTimeoutError::Closed(5))
     ));
-    assert_eq!(tx.send_many([6, 7]), Err(SendError(vec![6, 7])));
+    // A loop of `send`: the first failure ends it, 7 is never taken.
+    let mut rest = [6, 7].into_iter();
+    assert_eq!(tx.send_many(rest.by_ref()), Err(SendError(vec![6])));
+    assert_eq!(rest.next(), Some(7));
     let late = tx.subscribe();
     assert_eq!(late.try_recv(), Err(TryRecvError::Closed));
     assert_eq!(late.recv(), Err(RecvError::Closed));
@@ -924,10 +927,12 @@ fn send_many_whose_evicted_message_panics_on_drop_wedges_nothing() {
     assert_eq!(tx.dropped(), 4);
 }
 
-/// A message the iterator sends itself lands ahead of the batch being
-/// collected; nothing is lost or repeated.
+/// A re-entrant iterator: `send_many` behaves like a loop of `send`, so a
+/// message the iterator sends while it produces item `i` lands after item
+/// `i - 1` and before `i`. (Before the fix the batch being collected went
+/// in after the iterator's sends.)
 #[test]
-fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
+fn send_many_with_a_reentrant_iterator_is_a_loop_of_send() {
     for overflow in [Overflow::Block, Overflow::DropOldest] {
         let (tx, rx) = broadcast::Builder::new(256).overflow(overflow).build();
         let items = (0..100).inspect(|&i| {
@@ -936,11 +941,120 @@ fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
         assert_eq!(tx.send_many(items), Ok(100));
         drop(tx);
         let got: Vec<usize> = rx.iter().collect();
-        let outer: Vec<usize> = got.iter().copied().filter(|&v| v < 1000).collect();
-        let inner: Vec<usize> = got.iter().copied().filter(|&v| v >= 1000).collect();
-        assert_eq!(outer, (0..100).collect::<Vec<_>>(), "{overflow:?}");
-        assert_eq!(inner, (1000..1100).collect::<Vec<_>>(), "{overflow:?}");
+        let expected: Vec<usize> = (0..100).flat_map(|i| [1000 + i, i]).collect();
+        assert_eq!(got, expected, "{overflow:?}");
     }
+}
+
+/// The same across threads on small rings, with two subscribers.
+#[test]
+fn reentrant_send_many_on_a_small_ring_keeps_loop_order() {
+    let total = n(5_000);
+    let mut expected = Vec::new();
+    for i in 0..total {
+        if i % 3 == 0 {
+            expected.push(usize::MAX - i);
+        }
+        expected.push(i);
+    }
+    for cap in [1, 2, 3, 8] {
+        let (tx, rx) = broadcast::channel(cap);
+        let rx2 = rx.clone();
+        let h = thread::spawn(move || {
+            let inner = tx.clone();
+            let tx = &tx;
+            let items = (0..total).inspect(|&i| {
+                if i % 3 == 0 {
+                    inner.send(usize::MAX - i).unwrap();
+                }
+            });
+            tx.send_many(items).map_err(|_| ())
+        });
+        let other = thread::spawn(move || rx2.iter().collect::<Vec<usize>>());
+        let got: Vec<usize> = rx.iter().collect();
+        assert_eq!(h.join().unwrap(), Ok(total));
+        assert!(
+            got == expected,
+            "cap {cap}: order differs from a loop of send"
+        );
+        assert!(
+            other.join().unwrap() == expected,
+            "cap {cap}: second subscriber"
+        );
+    }
+}
+
+/// The iterator closes the channel while producing item 3: items 0..3
+/// were sent before the close, item 3 comes back, and the iterator is asked
+/// for nothing more.
+#[test]
+fn send_many_whose_iterator_closes_the_channel() {
+    let (tx, rx) = broadcast::channel(8);
+    let mut items = (0..5).inspect(|&i| {
+        if i == 3 {
+            assert!(rx.close());
+        }
+    });
+    assert_eq!(tx.send_many(items.by_ref()), Err(SendError(vec![3])));
+    assert_eq!(items.next(), Some(4), "unpulled items stay in the iterator");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+/// A subscriber made while the iterator produces item 2 sees what a loop
+/// of `send` would have sent after it: from item 2 on.
+#[test]
+fn send_many_whose_iterator_subscribes_sees_only_later_items() {
+    let (tx, rx) = broadcast::channel(16);
+    let late = std::cell::RefCell::new(None);
+    let items = (0..5).inspect(|&i| {
+        if i == 2 {
+            *late.borrow_mut() = Some(tx.subscribe());
+        }
+    });
+    assert_eq!(tx.send_many(items), Ok(5));
+    let late = late.into_inner().unwrap();
+    assert_eq!(late.try_iter().collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+}
+
+/// A panicking iterator: what it yielded before the panic was sent, as by
+/// a loop of `send`. (Before the fix the batch being collected was dropped.)
+#[test]
+fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
+    for overflow in [Overflow::Block, Overflow::DropOldest] {
+        let (tx, rx) = broadcast::Builder::new(8).overflow(overflow).build();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            tx.send_many((0..5).inspect(|&i| {
+                if i == 3 {
+                    panic!("the iterator panics");
+                }
+            }))
+        }));
+        assert!(result.is_err());
+        tx.send(9).unwrap();
+        assert_eq!(
+            rx.try_iter().collect::<Vec<_>>(),
+            [0, 1, 2, 9],
+            "{overflow:?}"
+        );
+    }
+}
+
+/// Forwarding with `send_many(upstream.iter())`: each item goes on before
+/// the iterator waits for the next one.
+#[test]
+fn send_many_forwards_each_item_of_a_waiting_iterator() {
+    let (up_tx, up_rx) = rillet::mpsc::channel::<u32>(8);
+    let (tx, rx) = broadcast::channel(8);
+    let h = thread::spawn(move || tx.send_many(up_rx.iter()));
+    for i in 0..100 {
+        up_tx.send(i).unwrap();
+        // A batch that held it back would hang here (the timeout only
+        // turns a hang into a failure).
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(i));
+    }
+    drop(up_tx);
+    assert_eq!(h.join().unwrap(), Ok(100));
 }
 
 /// A message whose `Clone` sends on the same channel (with room): the send

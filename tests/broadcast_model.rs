@@ -313,11 +313,11 @@ fn run(cap: usize, policy: Overflow, ops: Vec<Op>, drain: bool) -> Result<(), Te
                 let msgs: Vec<Msg> = (0..k).map(|_| new_msg()).collect();
                 let sent: Vec<u32> = msgs.iter().map(|m| m.id).collect();
                 let want = if m.closed {
-                    // Every message taken but not enqueued comes back.
-                    if k == 0 {
-                        Ok(0)
-                    } else {
-                        Err(SendError(sent))
+                    // A loop of `send`: the first message fails and comes
+                    // back; the rest are never taken from the iterator.
+                    match sent.first() {
+                        Some(&id) => Err(SendError(vec![id])),
+                        None => Ok(0),
                     }
                 } else {
                     for &id in &sent {

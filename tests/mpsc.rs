@@ -631,72 +631,139 @@ fn rendezvous_timed_sends_racing_receives_lose_nothing() {
 
 // ------------------------------------------------- re-entrancy and panics
 
-/// `send_many` takes a batch from the iterator before it claims slots, so
-/// it never runs the iterator while it holds a claim. A message the
-/// iterator itself sends on the channel lands ahead of the batch being
-/// collected: each stream keeps its order, nothing is lost or repeated.
+/// A re-entrant iterator: `send_many` behaves like a loop of `send`, so a
+/// message the iterator sends (through the handle itself or a clone) while
+/// it produces item `i` lands after item `i - 1` and before `i`. (Before
+/// the fix the batch being collected went in after the iterator's sends:
+/// `[100, 101, 102, 103, 0, 1, 2, 3]`.)
 #[test]
-fn send_many_with_a_reentrant_iterator_loses_and_repeats_nothing() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    for cap in [1, 3, 16, 200] {
+fn send_many_with_a_reentrant_iterator_is_a_loop_of_send() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(16).overflow(overflow).build();
+        let inner = tx.clone();
+        let items = (0..4).map(|i| {
+            if i % 2 == 0 {
+                tx.send(Counted::new(100 + i, &drops)).unwrap();
+            } else {
+                inner.send(Counted::new(100 + i, &drops)).unwrap();
+            }
+            Counted::new(i, &drops)
+        });
+        assert_eq!(tx.send_many(items).map_err(|_| ()), Ok(4), "{overflow:?}");
+        let got: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
+        assert_eq!(got, [100, 0, 101, 1, 102, 2, 103, 3], "{overflow:?}");
+        drop((tx, inner, rx));
+        assert_eq!(drops.load(Ordering::SeqCst), 8, "{overflow:?}");
+    }
+}
+
+/// The same across threads on small rings, so that the inner sends use up
+/// the room the outer loop counted on and both wait for the receiver.
+#[test]
+fn reentrant_send_many_on_a_small_ring_keeps_loop_order() {
+    let total = n(20_000);
+    for cap in [1, 2, 3, 8, 200] {
         let (tx, rx) = mpsc::channel(cap);
-        let total = n(100);
         let h = thread::spawn(move || {
             let inner = tx.clone();
-            // The iterator sends through the handle itself and a clone.
             let tx = &tx;
             let items = (0..total).inspect(|&i| {
-                if i % 2 == 0 {
-                    tx.send(1000 + i).unwrap();
-                } else {
-                    inner.send(1000 + i).unwrap();
+                if i % 3 == 0 {
+                    inner.send(usize::MAX - i).unwrap();
                 }
             });
             tx.send_many(items).map_err(|_| ())
         });
+        let mut expected = Vec::new();
+        for i in 0..total {
+            if i % 3 == 0 {
+                expected.push(usize::MAX - i);
+            }
+            expected.push(i);
+        }
         let got: Vec<usize> = rx.iter().collect();
         assert_eq!(h.join().unwrap(), Ok(total));
-        let outer: Vec<usize> = got.iter().copied().filter(|&v| v < 1000).collect();
-        let inner: Vec<usize> = got.iter().copied().filter(|&v| v >= 1000).collect();
-        assert_eq!(outer, (0..total).collect::<Vec<_>>(), "cap {cap}");
-        assert_eq!(inner, (1000..1000 + total).collect::<Vec<_>>(), "cap {cap}");
-        for i in 0..total {
-            let at = |v| got.iter().position(|&x| x == v).unwrap();
-            assert!(
-                at(1000 + i) < at(i),
-                "cap {cap}: the iterator's send of {i} came later"
-            );
-        }
+        assert!(
+            got == expected,
+            "cap {cap}: order differs from a loop of send"
+        );
     }
-    assert_eq!(drops.load(Ordering::SeqCst), 0);
 }
 
-/// A panicking iterator: the batch being collected is dropped (none of it
-/// enqueued), everything before it was sent, and the sender stays usable.
+/// An iterator that calls `send_many` on the same channel: the inner call
+/// is one more loop of `send`, made while the outer one produces item 2.
 #[test]
-fn send_many_whose_iterator_panics_wedges_nothing() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = mpsc::channel(16);
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        tx.send_many((0..10).map(|i| {
-            if i == 6 {
-                panic!("the iterator panics");
-            }
-            Counted::new(i, &drops)
-        }))
-    }));
-    assert!(result.is_err());
-    let before: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
-    assert!(before.len() <= 6);
-    assert_eq!(before, (0..before.len()).collect::<Vec<_>>());
-    tx.send(Counted::new(9, &drops)).unwrap();
-    assert_eq!(rx.recv().unwrap().id, 9);
-    drop((tx, rx));
-    assert_eq!(
-        drops.load(Ordering::SeqCst),
-        7,
-        "every message dropped once"
-    );
+fn nested_send_many_on_the_same_channel_is_a_loop_of_send() {
+    let (tx, rx) = mpsc::channel(64);
+    let items = (0..4).inspect(|&i| {
+        if i == 2 {
+            assert_eq!(tx.send_many(10..13), Ok(3));
+        }
+    });
+    assert_eq!(tx.send_many(items), Ok(4));
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0, 1, 10, 11, 12, 2, 3]);
+}
+
+/// The iterator closes the channel (through the receiver) while producing
+/// item 3: items 0..3 were sent before the close, item 3 comes back, and
+/// the iterator is asked for nothing more. (Before the fix: nothing was
+/// sent, and the error held `0..5`.)
+#[test]
+fn send_many_whose_iterator_closes_the_channel() {
+    let (tx, rx) = mpsc::channel(8);
+    let mut items = (0..5).inspect(|&i| {
+        if i == 3 {
+            assert!(rx.close());
+        }
+    });
+    assert_eq!(tx.send_many(items.by_ref()), Err(SendError(vec![3])));
+    assert_eq!(items.next(), Some(4), "unpulled items stay in the iterator");
+    assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+}
+
+/// A panicking iterator: what it yielded before the panic was sent, as by
+/// a loop of `send`, and the sender stays usable. (Before the fix the batch
+/// being collected was dropped: 0, 1 and 2 lost, and not counted.)
+#[test]
+fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::Builder::new(8).overflow(overflow).build();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            tx.send_many((0..5).map(|i| {
+                if i == 3 {
+                    panic!("the iterator panics");
+                }
+                Counted::new(i, &drops)
+            }))
+        }));
+        assert!(result.is_err());
+        tx.send(Counted::new(9, &drops)).unwrap();
+        let got: Vec<usize> = rx.try_iter().map(|m| m.id).collect();
+        assert_eq!(got, [0, 1, 2, 9], "{overflow:?}");
+        drop((tx, rx));
+        assert_eq!(drops.load(Ordering::SeqCst), 4, "{overflow:?}");
+    }
+}
+
+/// Forwarding with `send_many(upstream.iter())`: each item goes on before
+/// the iterator waits for the next one, as a loop of `send` would send it.
+/// (Before the fix the first item waited in the batch for the second.)
+#[test]
+fn send_many_forwards_each_item_of_a_waiting_iterator() {
+    let (up_tx, up_rx) = mpsc::channel::<u32>(8);
+    let (tx, rx) = mpsc::channel(8);
+    let h = thread::spawn(move || tx.send_many(up_rx.iter()));
+    for i in 0..100 {
+        up_tx.send(i).unwrap();
+        // Nothing else is sent until this one arrives: a batch that held
+        // it back would hang here (the timeout only turns a hang into a
+        // failure).
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(i));
+    }
+    drop(up_tx);
+    assert_eq!(h.join().unwrap(), Ok(100));
 }
 
 #[test]

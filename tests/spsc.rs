@@ -1011,6 +1011,25 @@ fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
     assert_eq!(drops.load(Ordering::SeqCst), 4);
 }
 
+/// Forwarding with `send_many(upstream.iter())`: an iterator that promises
+/// no more items (`size_hint`) gets the run published before it is asked
+/// for the next one, which it may wait for. (Before the fix the run waited
+/// for the ring to fill or the iterator to end.)
+#[test]
+fn send_many_forwards_each_item_of_a_waiting_iterator() {
+    let (up_tx, up_rx) = spsc::channel::<u32>(8);
+    let (tx, rx) = spsc::channel(8);
+    let h = thread::spawn(move || tx.send_many(up_rx.iter()));
+    for i in 0..100 {
+        up_tx.send(i).unwrap();
+        // A run that held it back would hang here (the timeout only turns
+        // a hang into a failure).
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(i));
+    }
+    drop(up_tx);
+    assert_eq!(h.join().unwrap(), Ok(100));
+}
+
 /// A message whose drop sends on the same channel: a discarded message's
 /// drop (evicted under `DropOldest`, the new one under `DropNewest`) runs
 /// after the send that discarded it has completed, whichever call sent it.

@@ -407,72 +407,79 @@ impl<T> Chan<T> {
         }
     }
 
-    /// `send_many`: takes up to [`MAX_BATCH`] messages at a time from `iter`
-    /// (while holding no claim) and enqueues them with one claim.
+    /// `send_many`: a loop of `send` that takes up to [`MAX_BATCH`]
+    /// positions with one claim. The iterator runs only while we hold no
+    /// claim, and its messages wait in a [`crate::chan::Batch`] until they
+    /// are enqueued (see there for an iterator that calls into this
+    /// channel, panics or waits for its next item).
     pub(crate) fn send_many(
         &self,
         iter: &mut impl Iterator<Item = T>,
     ) -> Result<usize, SendError<Vec<T>>> {
-        let mut batch: Vec<T> = Vec::new();
-        let mut sent = 0;
+        let pending = crate::chan::Batch::new(self);
+        let _registered = pending.register();
+        let mut taken = 0;
+        let mut batch = Vec::new();
         loop {
-            if batch.is_empty() {
-                batch.extend(iter.by_ref().take(MAX_BATCH));
-                if batch.is_empty() {
-                    return Ok(sent);
+            let (n, ended) = pending.collect(iter, MAX_BATCH, || {
+                self.tail.load(Ordering::Relaxed) & CLOSED != 0
+            });
+            taken += n;
+            pending.take_into(&mut batch);
+            // Send in order: pop from the back of a reversed batch.
+            batch.reverse();
+            while !batch.is_empty() {
+                if self.evicting() {
+                    let n = batch.len();
+                    let Some((mut pos, subs)) = self.claim_evicting(n, false) else {
+                        batch.reverse();
+                        return Err(SendError(batch));
+                    };
+                    let mut evicted = Vec::new();
+                    while let Some(msg) = batch.pop() {
+                        evicted.extend(self.write_evicting(pos, msg, subs));
+                        pos = self.next(pos);
+                    }
+                    // Every claimed position is written: drop what was
+                    // evicted (a panicking drop still drops the rest, and
+                    // wedges nothing).
+                    drop(evicted);
+                    continue;
                 }
-                // Send in order: pop from the back of a reversed batch.
-                batch.reverse();
-            }
-            if self.evicting() {
-                let n = batch.len();
-                let Some((mut pos, subs)) = self.claim_evicting(n, false) else {
-                    batch.reverse();
-                    return Err(SendError(batch));
+                let claim = match self.claim_free(batch.len()) {
+                    Ok(claim) => claim,
+                    Err(()) => {
+                        batch.reverse();
+                        return Err(SendError(batch));
+                    }
                 };
-                let mut evicted = Vec::new();
-                while let Some(msg) = batch.pop() {
-                    evicted.extend(self.write_evicting(pos, msg, subs));
+                let Some((mut pos, n, subs)) = claim else {
+                    // Full: wait for room for one, like `send`.
+                    let msg = batch.pop().expect("batch is not empty");
+                    if let Err(e) = crate::chan::send(self, msg, None, SendMode::Wait) {
+                        batch.push(e.into_inner());
+                        batch.reverse();
+                        return Err(SendError(batch));
+                    }
+                    continue;
+                };
+                for _ in 0..n {
+                    let msg = batch.pop().expect("claimed no more than the batch");
+                    let slot = self.slot(pos);
+                    slot.msg.with_mut(|p| {
+                        // SAFETY: `pos` is claimed by this thread and its
+                        // slot was free for it (Acquire in `claim_free`).
+                        unsafe { p.write(MaybeUninit::new(msg)) }
+                    });
+                    slot.refs.store(subs as usize, Ordering::Relaxed);
+                    slot.stamp.store(pos.word() | FULL, Ordering::Release);
                     pos = self.next(pos);
                 }
-                sent += n;
-                // Every claimed position is written: drop what was evicted
-                // (a panicking drop still drops the rest, and wedges nothing).
-                drop(evicted);
-                continue;
+                self.recv_waiters.notify_all();
             }
-            let claim = match self.claim_free(batch.len()) {
-                Ok(claim) => claim,
-                Err(()) => {
-                    batch.reverse();
-                    return Err(SendError(batch));
-                }
-            };
-            let Some((mut pos, n, subs)) = claim else {
-                // Full: wait for room for one, like `send`.
-                let msg = batch.pop().expect("batch is not empty");
-                if let Err(e) = crate::chan::send(self, msg, None, SendMode::Wait) {
-                    batch.push(e.into_inner());
-                    batch.reverse();
-                    return Err(SendError(batch));
-                }
-                sent += 1;
-                continue;
-            };
-            for _ in 0..n {
-                let msg = batch.pop().expect("claimed no more than the batch");
-                let slot = self.slot(pos);
-                slot.msg.with_mut(|p| {
-                    // SAFETY: `pos` is claimed by this thread and its slot
-                    // was free for it (Acquire in `claim_free`).
-                    unsafe { p.write(MaybeUninit::new(msg)) }
-                });
-                slot.refs.store(subs as usize, Ordering::Relaxed);
-                slot.stamp.store(pos.word() | FULL, Ordering::Release);
-                pos = self.next(pos);
+            if ended {
+                return Ok(taken);
             }
-            sent += n;
-            self.recv_waiters.notify_all();
         }
     }
 
@@ -529,6 +536,14 @@ impl<T> Chan<T> {
     /// A new subscriber at `head` (a clone of a subscriber there, which holds
     /// its positions meanwhile): joins and retains every position it counts
     /// in without having been counted.
+    /// A new subscriber's head: messages sent after this call.
+    pub(crate) fn subscribe(&self) -> Pos {
+        // A `send_many` of ours whose iterator subscribes: its messages
+        // were sent before, and the new subscriber must not see them.
+        crate::chan::flush_batches(self as *const Self as *const (), true);
+        self.join()
+    }
+
     pub(crate) fn join_at(&self, head: Pos) {
         let tp = self.join();
         let mut pos = self.first_held(head, tp);
@@ -766,6 +781,8 @@ impl<T> Sending<T> for Chan<T> {
     /// claims its position and closes in one compare-exchange.
     #[inline]
     fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        // A `send_many` of ours whose iterator called us goes first.
+        crate::chan::flush_batches(self as *const Self as *const (), true);
         let last = mode == SendMode::Last;
         if self.evicting() {
             let Some((pos, subs)) = self.claim_evicting(1, last) else {
@@ -822,6 +839,9 @@ impl<T> Core for Chan<T> {
     }
 
     fn close(&self) -> bool {
+        // A `send_many` of ours whose iterator closes: its messages were
+        // sent before the close (if they find room).
+        crate::chan::flush_batches(self as *const Self as *const (), false);
         let closed = close::set_mark(&*self.tail, CLOSED);
         if closed {
             self.wake_all();

@@ -123,11 +123,18 @@
 //!   `subscribe` and `Receiver::clone` panic beyond that.
 //! - `close_with(msg)`: the final message always goes in; under `Block` it
 //!   waits for room, under `DropOldest` it evicts.
-//! - `send_many` takes up to 64 messages from the iterator, then claims
-//!   their positions with one compare-exchange: it never runs the iterator
-//!   while it holds a claim. A message the iterator sends on this channel
-//!   itself lands ahead of the batch being collected. Under `DropOldest` the
-//!   messages a batch evicts are dropped once all of it is written.
+//! - `send_many` is a loop of `send` that takes up to 64 messages from the
+//!   iterator (more than one only while its `size_hint` promises them),
+//!   then claims their positions with one compare-exchange: it never runs
+//!   the iterator while it holds a claim. While the iterator runs, the
+//!   batch is registered on the thread (`chan::Batch`): a send, close or
+//!   `subscribe` that the iterator makes on this channel first sends the
+//!   batch, so the result is the loop's (a subscriber made while item `k`
+//!   is produced sees item `k` on). If the iterator panics, the batch is
+//!   sent. A receive or `len()` the iterator makes does not see the batch
+//!   yet, and a subscriber's drop does not send it (the last one closes the
+//!   channel, and the batch comes back in the error). Under `DropOldest`
+//!   the messages a batch evicts are dropped once all of it is written.
 //! - `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
 //!   sender cannot tell which subscriber a dropped message would be missing
 //!   for; use `DropOldest` (subscribers learn their loss as `Lagged`) or
@@ -520,6 +527,12 @@ impl<T> Sender<T> {
     /// but not enqueued come back in the error and items not yet yielded stay
     /// in the iterator.
     ///
+    /// The result is that of the loop, also when the iterator itself calls
+    /// into this channel (a send, a close, a `subscribe`: see the module
+    /// docs), or panics (what it yielded before has been sent). An iterator
+    /// whose `size_hint` promises no more items (a channel's `iter()`) is
+    /// asked for the next one only once the ones it gave are sent.
+    ///
     /// ```
     /// let (tx, rx) = rillet::broadcast::channel(8);
     /// assert_eq!(tx.send_many(0..3), Ok(3));
@@ -548,7 +561,7 @@ impl<T> Sender<T> {
     /// assert_eq!(late.try_iter().collect::<Vec<_>>(), [2]);
     /// ```
     pub fn subscribe(&self) -> Receiver<T> {
-        let head = self.chan.join();
+        let head = self.chan.subscribe();
         Receiver {
             chan: self.chan.shared(),
             head: Cell::new(head),

@@ -631,67 +631,64 @@ impl<T> Array<T> {
         }
     }
 
+    /// `send_many`: a loop of `send` that takes room for up to
+    /// [`MAX_BATCH`] messages with one compare-exchange. The iterator runs
+    /// only while we hold no claim, and its messages wait in a
+    /// [`chan::Batch`] until they are enqueued (see there for an iterator
+    /// that calls into this channel, panics or waits for its next item).
     pub(crate) fn send_many<I: Iterator<Item = T>>(
         &self,
         iter: &mut I,
     ) -> Result<usize, SendError<Vec<T>>> {
         let mut taken = 0;
-        let mut batch: Vec<T> = Vec::new();
+        if self.config.overflow == Overflow::DropOldest {
+            // Evicting: one message at a time.
+            for msg in iter {
+                taken += 1;
+                if let Err(e) = chan::send(self, msg, None, SendMode::Wait) {
+                    return Err(SendError(vec![e.into_inner()]));
+                }
+            }
+            return Ok(taken);
+        }
+        let batch = chan::Batch::new(self);
+        let _registered = batch.register();
+        let mut msgs = Vec::new();
         loop {
-            if batch.is_empty() {
-                match iter.next() {
-                    Some(first) => batch.push(first),
-                    None => return Ok(taken),
-                }
-                taken += 1;
-            }
-            if self.is_closed() {
-                return Err(SendError(batch));
-            }
-            if self.config.overflow == Overflow::DropOldest {
-                // Evicting: one message at a time.
-                let msg = batch.pop().expect("batch holds one message");
-                if let Err(SendTimeoutError::Closed(m)) =
-                    chan::send(self, msg, None, SendMode::Wait)
-                {
-                    return Err(SendError(vec![m]));
-                }
-                continue;
-            }
-            // Fill the batch up to what looks free, then claim it at once.
-            // The iterator runs only here, while we hold no claim.
-            let free = (self.config.cap - self.len()).min(MAX_BATCH);
-            while batch.len() < free {
-                match iter.next() {
-                    Some(m) => batch.push(m),
-                    None => break,
-                }
-                taken += 1;
-            }
-            match self.claim_batch(batch.len()) {
-                Ok((mut pos, k)) => {
-                    for msg in batch.drain(..k) {
-                        // SAFETY: we claimed `k` free positions from `pos`.
-                        unsafe { self.write(pos, msg) };
-                        self.slot(pos)
-                            .stamp
-                            .store(self.config.laps.stamp(pos) | FULL, Ordering::Release);
-                        pos = self.next(pos);
+            // Up to what looks free (at least one: a full ring waits below).
+            let free = (self.config.cap - self.len()).clamp(1, MAX_BATCH);
+            let (n, ended) =
+                batch.collect(iter, free, || self.config.closed.load(Ordering::Relaxed));
+            taken += n;
+            batch.take_into(&mut msgs);
+            while !msgs.is_empty() {
+                match self.claim_batch(msgs.len()) {
+                    Ok((mut pos, k)) => {
+                        for msg in msgs.drain(..k) {
+                            // SAFETY: we claimed `k` free positions from `pos`.
+                            unsafe { self.write(pos, msg) };
+                            self.slot(pos)
+                                .stamp
+                                .store(self.config.laps.stamp(pos) | FULL, Ordering::Release);
+                            pos = self.next(pos);
+                        }
+                        self.recv_waiters.notify_one();
                     }
-                    self.recv_waiters.notify_one();
-                }
-                Err(Claim::Closed) => return Err(SendError(batch)),
-                Err(_) => {
-                    // Full: send the first one the slow way (waits under
-                    // Block, applies DropNewest), keep the rest.
-                    let first = batch.remove(0);
-                    if let Err(SendTimeoutError::Closed(m)) =
-                        chan::send(self, first, None, SendMode::Wait)
-                    {
-                        batch.insert(0, m);
-                        return Err(SendError(batch));
+                    Err(Claim::Closed) => return Err(SendError(msgs)),
+                    Err(_) => {
+                        // Full: send the first one the slow way (waits under
+                        // Block, applies DropNewest), keep the rest. (Rare:
+                        // the batch is no larger than the room it saw.)
+                        let first = msgs.remove(0);
+                        if let Err(e) = chan::send(self, first, None, SendMode::Wait) {
+                            msgs.insert(0, e.into_inner());
+                            return Err(SendError(msgs));
+                        }
                     }
                 }
+            }
+            if ended {
+                return Ok(taken);
             }
         }
     }
@@ -986,6 +983,8 @@ impl<T> Sending<T> for Array<T> {
     /// also closes the channel.
     #[inline(always)]
     fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        // A `send_many` of ours whose iterator called us goes first.
+        chan::flush_batches(self as *const Self as *const (), true);
         let last = mode == SendMode::Last;
         // One CPU: the consumer may be waiting on an empty ring.
         if self.config.accept && !last && self.accept.is_armed() {
@@ -1237,6 +1236,9 @@ impl<T> Core for Array<T> {
     }
 
     fn close(&self) -> bool {
+        // A `send_many` of ours whose iterator closes: its messages were
+        // sent before the close (if they find room).
+        chan::flush_batches(self as *const Self as *const (), false);
         if close::set_mark(&*self.tail, CLOSED) {
             self.closed_by_us();
             true

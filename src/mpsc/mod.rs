@@ -168,13 +168,20 @@
 //!   waits for room; on a full `DropNewest` or `DropOldest` ring it evicts
 //!   the oldest message (counted). On a rendezvous channel it waits for the
 //!   receiver like `send`, and closes once the receiver has it.
-//! - `send_many` takes a batch from the iterator (up to 64 messages, no more
-//!   than look free), then claims slots for it with one compare-exchange: it
-//!   never runs the iterator while it holds a claim. A message the iterator
-//!   sends on this channel itself lands ahead of the batch being collected;
-//!   if the iterator panics, that batch is dropped, unsent. On close it
-//!   returns the messages taken but not enqueued; items the iterator has not
-//!   yielded stay in it.
+//! - `send_many` is a loop of `send` that takes a batch from the iterator
+//!   (up to 64 messages, no more than look free, and more than one only
+//!   while the iterator's `size_hint` promises them), then claims slots for
+//!   it with one compare-exchange: it never runs the iterator while it
+//!   holds a claim. While the iterator runs, the batch is registered on the
+//!   thread (`chan::Batch`): a send, `close_with`, select send or close
+//!   that the iterator makes on this channel first sends the batch, so the
+//!   result is the loop's (a close sends what finds room without waiting,
+//!   and the rest comes back in `send_many`'s error); if the iterator
+//!   panics, the batch is sent. A receive or `len()` the iterator makes on
+//!   the channel does not see the batch yet. On close it returns the
+//!   messages taken but not enqueued (the one that failed, unless a
+//!   concurrent close raced a batch); items the iterator has not yielded
+//!   stay in it.
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
@@ -374,8 +381,15 @@ impl<T> Sender<T> {
     /// claiming up to 64 free slots per compare-exchange. Returns how many
     /// messages were taken from the iterator; on close, the messages taken
     /// but not enqueued come back in the error and items not yet yielded stay
-    /// in the iterator. See the module docs for an iterator that calls into
-    /// the channel itself.
+    /// in the iterator.
+    ///
+    /// The result is that of the loop, also when the iterator itself calls
+    /// into this channel: a message it sends while producing item `k` lands
+    /// after item `k - 1` and before item `k`; a close it makes keeps the
+    /// items yielded before it. If the iterator panics, what it yielded
+    /// before the panic has been sent. An iterator whose `size_hint`
+    /// promises no more items (a channel's `iter()`) is asked for the next
+    /// one only once the ones it gave are sent.
     ///
     /// ```
     /// let (tx, rx) = rillet::mpsc::channel(8);
