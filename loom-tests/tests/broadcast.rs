@@ -244,3 +244,25 @@ fn leave_racing_eviction_and_recv() {
         assert_eq!(rx.try_recv().map(|v| *v), Err(TryRecvError::Closed));
     });
 }
+
+/// `send_many` whose iterator sends through a clone while producing item
+/// 1, racing a subscriber on a ring of 2 (see the MPSC model of the same
+/// name): the subscriber sees 0, 10, 1 in that order.
+#[test]
+fn send_many_with_a_reentrant_iterator_racing_the_subscriber() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<usize>(2);
+        let inner = tx.clone();
+        let a = thread::spawn(move || {
+            let items = (0..2).inspect(|&i| {
+                if i == 1 {
+                    inner.send(10).unwrap();
+                }
+            });
+            assert_eq!(tx.send_many(items), Ok(2));
+        });
+        let got: Vec<usize> = (0..3).map(|_| rx.recv().unwrap()).collect();
+        assert_eq!(got, [0, 10, 1]);
+        a.join().unwrap();
+    });
+}

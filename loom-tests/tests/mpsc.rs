@@ -560,3 +560,58 @@ fn accept_wakes_a_parked_receiver() {
         let _tx = h.join();
     });
 }
+
+/// `send_many` whose iterator sends through a clone while producing item
+/// 1, racing the consumer on a ring of 2: the batch is registered on its
+/// thread (a loom thread-local), the iterator's send sends it first, and
+/// the batch's claims race the consumer's frees. The iterator's message
+/// lands where a loop of `send` puts it (0, 10, 1), nothing is lost or
+/// repeated.
+#[test]
+fn send_many_with_a_reentrant_iterator_racing_the_consumer() {
+    rillet::loom_accept(false);
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        let inner = tx.clone();
+        let a = thread::spawn(move || {
+            let items = (0..2).inspect(|&i| {
+                if i == 1 {
+                    inner.send(10).unwrap();
+                }
+            });
+            assert_eq!(tx.send_many(items), Ok(2));
+        });
+        let got: Vec<usize> = rx.iter().collect();
+        assert_eq!(got, [0, 10, 1]);
+        a.join().unwrap();
+    });
+}
+
+/// `send_many` of a batch racing a receiver-side close: as a loop of
+/// `send`, every message taken from the iterator is either received
+/// (enqueued before the close) or handed back in the error, once, in
+/// order, and the items after the first failure stay in the iterator.
+#[test]
+fn send_many_racing_receiver_close_loses_nothing() {
+    rillet::loom_accept(false);
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(4);
+        let a = thread::spawn(move || {
+            let mut items = 0..3;
+            let back = match tx.send_many(items.by_ref()) {
+                Ok(n) => {
+                    assert_eq!(n, 3);
+                    Vec::new()
+                }
+                Err(SendError(back)) => back,
+            };
+            (back, items.collect::<Vec<_>>())
+        });
+        rx.close();
+        let mut got: Vec<usize> = rx.iter().collect();
+        let (back, rest) = a.join().unwrap();
+        got.extend(back);
+        got.extend(rest);
+        assert_eq!(got, [0, 1, 2]);
+    });
+}
