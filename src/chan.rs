@@ -292,6 +292,56 @@ impl<'a, T, S: Sending<T>> Batch<'a, T, S> {
     }
 }
 
+/// Messages taken out of a [`Batch`] to be enqueued (`Batch::take_into`).
+/// If a panic unwinds past them (a message's `Drop` run by a dropping
+/// policy, the only user code that can run while they are out), they go
+/// back to the batch, whose registration then sends them: dropped here
+/// during the unwinding, a panicking `Drop` among them would abort the
+/// process, and every other message would be lost without a count.
+pub(crate) struct Taken<'b, 'a, T, S: Sending<T>> {
+    batch: &'b Batch<'a, T, S>,
+    msgs: Vec<T>,
+}
+
+impl<'b, 'a, T, S: Sending<T>> Taken<'b, 'a, T, S> {
+    pub(crate) fn new(batch: &'b Batch<'a, T, S>) -> Self {
+        Taken {
+            batch,
+            msgs: Vec::new(),
+        }
+    }
+
+    /// Takes the batch's waiting messages (see [`Batch::take_into`]).
+    pub(crate) fn refill(&mut self) {
+        self.batch.take_into(&mut self.msgs);
+    }
+}
+
+impl<T, S: Sending<T>> std::ops::Deref for Taken<'_, '_, T, S> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.msgs
+    }
+}
+
+impl<T, S: Sending<T>> std::ops::DerefMut for Taken<'_, '_, T, S> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        &mut self.msgs
+    }
+}
+
+impl<T, S: Sending<T>> Drop for Taken<'_, '_, T, S> {
+    fn drop(&mut self) {
+        if !self.msgs.is_empty() {
+            let mut back = std::mem::take(&mut self.msgs);
+            self.batch.items(|items| {
+                back.append(items);
+                *items = back;
+            });
+        }
+    }
+}
+
 /// A registered [`Batch`]; dropping it sends what is left in the batch
 /// (only a panic leaves anything) and unregisters it.
 pub(crate) struct Registered<'b, 'a, T, S: Sending<T>>(&'b Batch<'a, T, S>);

@@ -408,7 +408,8 @@ impl<T> Chan<T> {
     }
 
     /// `send_many`: a loop of `send` that takes up to [`MAX_BATCH`]
-    /// positions with one claim. The iterator runs only while we hold no
+    /// positions with one claim (`Block`; `DropOldest` sends one at a
+    /// time). The iterator runs only while we hold no
     /// claim, and its messages wait in a [`crate::chan::Batch`] until they
     /// are enqueued (see there for an iterator that calls into this
     /// channel, panics or waits for its next item).
@@ -416,12 +417,26 @@ impl<T> Chan<T> {
         &self,
         iter: &mut impl Iterator<Item = T>,
     ) -> Result<usize, SendError<Vec<T>>> {
+        let mut taken = 0;
+        if self.evicting() {
+            // Evicting: one message at a time, as a loop of `send` (each
+            // evicted message is dropped before the next is taken).
+            for msg in iter {
+                taken += 1;
+                if let Err(e) = crate::chan::send(self, msg, None, SendMode::Wait) {
+                    return Err(SendError(vec![e.into_inner()]));
+                }
+            }
+            return Ok(taken);
+        }
         let pending = crate::chan::Batch::new(self);
         let _registered = pending.register();
-        let mut taken = 0;
         let mut batch = Vec::new();
         loop {
-            let (n, ended) = pending.collect(iter, MAX_BATCH, || {
+            // Up to what looks free (at least one: a full ring waits below),
+            // so that the iterator runs no further ahead than a loop would.
+            let free = (self.cap - self.held().min(self.cap)).clamp(1, MAX_BATCH);
+            let (n, ended) = pending.collect(iter, free, || {
                 self.tail.load(Ordering::Relaxed) & CLOSED != 0
             });
             taken += n;
@@ -429,23 +444,6 @@ impl<T> Chan<T> {
             // Send in order: pop from the back of a reversed batch.
             batch.reverse();
             while !batch.is_empty() {
-                if self.evicting() {
-                    let n = batch.len();
-                    let Some((mut pos, subs)) = self.claim_evicting(n, false) else {
-                        batch.reverse();
-                        return Err(SendError(batch));
-                    };
-                    let mut evicted = Vec::new();
-                    while let Some(msg) = batch.pop() {
-                        evicted.extend(self.write_evicting(pos, msg, subs));
-                        pos = self.next(pos);
-                    }
-                    // Every claimed position is written: drop what was
-                    // evicted (a panicking drop still drops the rest, and
-                    // wedges nothing).
-                    drop(evicted);
-                    continue;
-                }
                 let claim = match self.claim_free(batch.len()) {
                     Ok(claim) => claim,
                     Err(()) => {

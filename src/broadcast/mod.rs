@@ -123,9 +123,10 @@
 //!   `subscribe` and `Receiver::clone` panic beyond that.
 //! - `close_with(msg)`: the final message always goes in; under `Block` it
 //!   waits for room, under `DropOldest` it evicts.
-//! - `send_many` is a loop of `send` that takes up to 64 messages from the
-//!   iterator (more than one only while its `size_hint` promises them),
-//!   then claims their positions with one compare-exchange: it never runs
+//! - `send_many` is a loop of `send`. Under `Block` it takes up to 64
+//!   messages from the iterator (no more than look free, and more than one
+//!   only while its `size_hint` promises them), then claims their
+//!   positions with one compare-exchange: it never runs
 //!   the iterator while it holds a claim. While the iterator runs, the
 //!   batch is registered on the thread (`chan::Batch`): a send, close or
 //!   `subscribe` that the iterator makes on this channel first sends the
@@ -133,8 +134,9 @@
 //!   is produced sees item `k` on). If the iterator panics, the batch is
 //!   sent. A receive or `len()` the iterator makes does not see the batch
 //!   yet, and a subscriber's drop does not send it (the last one closes the
-//!   channel, and the batch comes back in the error). Under `DropOldest`
-//!   the messages a batch evicts are dropped once all of it is written.
+//!   channel, and the batch comes back in the error). Under `DropOldest` it
+//!   sends one message at a time, each eviction's drop before the next is
+//!   taken.
 //! - `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
 //!   sender cannot tell which subscriber a dropped message would be missing
 //!   for; use `DropOldest` (subscribers learn their loss as `Lagged`) or

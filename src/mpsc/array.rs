@@ -653,14 +653,16 @@ impl<T> Array<T> {
         }
         let batch = chan::Batch::new(self);
         let _registered = batch.register();
-        let mut msgs = Vec::new();
+        // Dropped before the registration: on a panic, its messages go back
+        // to the batch, which the registration then sends.
+        let mut msgs = chan::Taken::new(&batch);
         loop {
             // Up to what looks free (at least one: a full ring waits below).
             let free = (self.config.cap - self.len()).clamp(1, MAX_BATCH);
             let (n, ended) =
                 batch.collect(iter, free, || self.config.closed.load(Ordering::Relaxed));
             taken += n;
-            batch.take_into(&mut msgs);
+            msgs.refill();
             while !msgs.is_empty() {
                 match self.claim_batch(msgs.len()) {
                     Ok((mut pos, k)) => {
@@ -674,15 +676,17 @@ impl<T> Array<T> {
                         }
                         self.recv_waiters.notify_one();
                     }
-                    Err(Claim::Closed) => return Err(SendError(msgs)),
+                    Err(Claim::Closed) => return Err(SendError(std::mem::take(&mut *msgs))),
                     Err(_) => {
                         // Full: send the first one the slow way (waits under
-                        // Block, applies DropNewest), keep the rest. (Rare:
-                        // the batch is no larger than the room it saw.)
+                        // Block; DropNewest discards it, and its `Drop` is
+                        // the one user code that runs while the rest are
+                        // out of the batch), keep the rest. (Rare: the batch
+                        // is no larger than the room it saw.)
                         let first = msgs.remove(0);
                         if let Err(e) = chan::send(self, first, None, SendMode::Wait) {
                             msgs.insert(0, e.into_inner());
-                            return Err(SendError(msgs));
+                            return Err(SendError(std::mem::take(&mut *msgs)));
                         }
                     }
                 }
