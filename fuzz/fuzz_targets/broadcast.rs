@@ -264,9 +264,10 @@ fuzz_target!(|input: Input| {
                         }
                     }
                     Err(SendError(back)) => {
-                        // Every message taken but not enqueued comes back.
+                        // A loop of `send`: the first message fails and
+                        // comes back; the rest are never taken.
                         assert!(m.closed);
-                        assert_eq!(back.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
+                        assert_eq!(back.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..1]);
                     }
                 }
             }

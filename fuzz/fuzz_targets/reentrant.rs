@@ -8,44 +8,65 @@
 //! items, where each item carries actions that the iterator performs *while
 //! producing that item*: send another message on the same channel (through
 //! the same handle or another sender), close the channel (through a sender
-//! or a receiver), or panic. Some messages panic in `Drop` when the channel
-//! drops them (evicted, discarded, released); every operation runs inside
-//! `catch_unwind`, and the panic hook stays silent only for these two
-//! intentional panics (any other panic aborts, as libfuzzer-sys wants).
+//! or a receiver), or panic. The iterator's `size_hint` promises a
+//! fuzzer-chosen number of its remaining items (from none to all), so the
+//! kinds take several items before they enqueue them (an SPSC run, an MPSC
+//! or broadcast batch) and a re-entrant call finds them pending. Some
+//! messages panic in `Drop` when the channel drops them (evicted,
+//! discarded, released); every operation runs inside `catch_unwind`, and
+//! the panic hook stays silent only for these two intentional panics (any
+//! other panic aborts, as libfuzzer-sys wants).
 //!
-//! What is checked, after every operation:
-//! - spsc: an exact `VecDeque` model of loop-of-`send` semantics: a message
-//!   the iterator sends while producing item `k` lands after item `k - 1`
-//!   and before item `k`; a close it makes keeps the items yielded before
-//!   it; every result, every received message, every message the channel
-//!   drops, `len()` and `dropped()` must match the model.
-//! - mpsc and broadcast: the iterator's own sends may land ahead of the
-//!   batch being collected, so the model holds, per receiver, the *set* of
-//!   messages it has still to receive, and checks: every received message
-//!   is one of them (never received twice, never made up); per-sender FIFO
-//!   (a message is never received, or evicted, while one that had to come
-//!   before it is still held); every message the channel drops is one it
-//!   held (evicted or discarded by the policy: counted in `dropped()`, and
-//!   under DropOldest a lag for each broadcast subscriber that held it), one
-//!   released with a receiver, or one of an unfinished batch of a panicking
-//!   `send_many`; after a send, each receiver holds `min(cap, before + sent)`
-//!   messages (exactly `before + sent` under Block); `len()`, `dropped()`,
-//!   `is_closed()` and every `Lagged(n)` match. (Under broadcast
-//!   DropOldest a subscriber always clones, and the last one to pass a
-//!   message drops the original inside its receive: a panicking drop comes
-//!   out of that receive, with the clone it made, and the model counts the
-//!   message as passed by that subscriber, not received.)
-//! - All kinds: the results of the iterator's own sends and closes; a
-//!   message handed back in an error is the one sent (for `send_many`, a
-//!   suffix of the items taken); no message is dropped twice (checked in
-//!   `Drop`); an operation panics exactly when a message's `Drop` panicked
-//!   or the iterator panicked; and at the end, with every handle dropped,
-//!   every message made (clones included) has been dropped exactly once.
+//! Every kind is checked, after every operation, against the same exact
+//! model of loop-of-`send` semantics: a `VecDeque` per receiver (per
+//! broadcast subscriber) of the messages it has still to receive, in
+//! order. `send_many` is modelled as a loop of `send` over the iterator:
+//! - a message the iterator sends on the channel while producing item `k`
+//!   lands after item `k - 1` and before item `k`;
+//! - a close it makes (through a sender or a receiver) keeps the items
+//!   yielded before it; the item being produced comes back in
+//!   `Err(SendError(vec![item]))`, and the iterator is not asked for
+//!   another item (also on a channel closed before the call: one item is
+//!   taken and comes back);
+//! - if it panics, the items it yielded before have been sent;
+//! - a message the policy drops (evicted under DropOldest, discarded under
+//!   DropNewest) is dropped before the iterator is asked for the next item
+//!   (checked on every entry into the iterator and after each of its
+//!   actions).
+//!
+//! Checked exactly: the order of every received message on every
+//! receiver; the result of every call (`send`/`try_send`, the iterator's
+//! own sends and closes, `send_many`'s `Ok` count and the contents of its
+//! `Err`, receives, `Lagged(n)`, `close`, `close_with`); which messages the
+//! channel drops, in every operation; `len()` of every handle (a broadcast
+//! sender: the messages some subscriber still holds), `dropped()` and
+//! `is_closed()`; a message handed back in an error is the one sent; no
+//! message is dropped twice (checked in `Drop`); an operation panics
+//! exactly when a message's `Drop` panicked or the iterator panicked; and
+//! at the end, with every handle dropped, every message made (clones
+//! included) has been dropped exactly once.
+//!
+//! Kind-specific: broadcast has no DropNewest (Block instead); it is full
+//! when some subscriber holds `capacity` messages, a DropOldest eviction
+//! takes the oldest held message from every subscriber that holds it (a
+//! lag for each, reported as `Lagged(n)` by its next receive), and a
+//! dropped subscriber releases the messages no other one holds. A
+//! broadcast subscriber receives a clone while another subscriber still
+//! holds the message, and the last one to pass it gets the original or
+//! (as a concurrent pass may) a clone, the channel then dropping the
+//! original inside that receive: a panicking drop comes out of that
+//! receive, with the clone it made, and the model counts the message as
+//! passed by that subscriber, not received. `close_with` always enqueues
+//! its message, evicting the oldest on a full channel under the dropping
+//! policies.
 //!
 //! A send under `Overflow::Block` on a full channel would wait forever on
 //! one thread, so blocking sends (plain, re-entrant, and the items of a
 //! `send_many`) are only issued when the model says they fit; a plan that
-//! could wait is trimmed before the call (see `sanitize`).
+//! could wait is trimmed before the call (see `sanitize`). So the iterator
+//! never meets the documented limits of the loop-of-`send` equivalence:
+//! it makes no receive and no `len()` on the channel, drops no subscriber,
+//! and a close it makes finds room for every pending item.
 //!
 //! Run: `cargo +nightly fuzz run reentrant -- -max_total_time=120`
 
@@ -106,6 +127,9 @@ enum Op {
     },
     SendMany {
         tx: u8,
+        /// The iterator's `size_hint` promises `min(hint, remaining)`
+        /// items.
+        hint: u8,
         items: Vec<Item>,
     },
     TryRecv(u8),
@@ -160,28 +184,25 @@ enum Boom {
     Drop,
 }
 
-/// What happened to messages, in order; read back after each operation.
+/// A message instance was dropped; the log is read back after each
+/// operation (and, during a `send_many`, inside its iterator).
 #[derive(Debug, Clone, Copy)]
-enum Ev {
-    Drop {
-        id: u32,
-        inst: u32,
-        /// Dropped by this target (received, handed back, never sent),
-        /// not by the channel.
-        ours: bool,
-        panicked: bool,
-    },
-    /// The iterator's `next` unwound.
-    IterUnwind,
+struct Dropped {
+    id: u32,
+    inst: u32,
+    /// Dropped by this target (received, handed back, never sent), not by
+    /// the channel.
+    ours: bool,
+    panicked: bool,
 }
 
 thread_local! {
-    static LOG: RefCell<Vec<Ev>> = const { RefCell::new(Vec::new()) };
+    static LOG: RefCell<Vec<Dropped>> = const { RefCell::new(Vec::new()) };
     /// One flag per instance made (originals and clones): dropped yet?
     static DROPPED: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
 }
 
-fn log(ev: Ev) {
+fn log(ev: Dropped) {
     LOG.with(|l| l.borrow_mut().push(ev));
 }
 
@@ -189,7 +210,7 @@ fn log_mark() -> usize {
     LOG.with(|l| l.borrow().len())
 }
 
-fn log_since(mark: usize) -> Vec<Ev> {
+fn log_since(mark: usize) -> Vec<Dropped> {
     LOG.with(|l| l.borrow()[mark..].to_vec())
 }
 
@@ -241,7 +262,7 @@ impl Drop for Msg {
         );
         self.drops.fetch_add(1, Ordering::Relaxed);
         let panics = self.bomb && !self.ours && !std::thread::panicking();
-        log(Ev::Drop {
+        log(Dropped {
             id: self.id,
             inst: self.inst,
             ours: self.ours,
@@ -267,17 +288,6 @@ fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Boom> {
     })
 }
 
-/// Logs `IterUnwind` if dropped while the iterator's `next` unwinds.
-struct UnwindMarker;
-
-impl Drop for UnwindMarker {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            log(Ev::IterUnwind);
-        }
-    }
-}
-
 // ---- handles of any kind ----
 
 enum AnyTx {
@@ -297,9 +307,6 @@ enum Exp {
     Ok,
     Full,
     Closed,
-    /// A forced `try_send` under Block whose room the model cannot know
-    /// (mpsc/broadcast, while a batch is being collected).
-    OkOrFull,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -460,41 +467,8 @@ impl AnyRx {
 
 // ---- the model ----
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MKind {
-    /// Not sent yet (an item of a plan).
-    Unsent,
-    Plain,
-    /// An item of a `send_many`.
-    Item,
-    /// Sent by the iterator through the `send_many` handle itself.
-    Reentrant,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Info {
-    /// The sending handle.
-    stream: u32,
-    /// Position in that handle's sends, in program order.
-    seq: u64,
-    /// The operation that sent it.
-    call: u64,
-    kind: MKind,
-    /// The original instance (not a clone).
-    inst0: u32,
-}
-
-/// `a` must be received before `b`: same sender, sent earlier, except an
-/// item of a `send_many` and a message the iterator sent later through the
-/// same handle during the same call (that one may overtake the batch).
-fn must_precede(a: &Info, b: &Info) -> bool {
-    a.stream == b.stream
-        && a.seq < b.seq
-        && !(a.call == b.call && a.kind == MKind::Item && b.kind == MKind::Reentrant)
-}
-
-/// One receiver: what it has still to receive (for spsc in order; for mpsc
-/// and broadcast a set), and its pending lag (broadcast DropOldest).
+/// One receiver: what it has still to receive, in order, and its pending
+/// lag (broadcast DropOldest).
 #[derive(Debug, Clone, Default)]
 struct Sub {
     q: VecDeque<u32>,
@@ -504,34 +478,14 @@ struct Sub {
 /// The `send_many` in progress.
 #[derive(Debug, Default)]
 struct CallRec {
-    call: u64,
-    stream: u32,
-    /// The `send_many` handle's index.
-    tx: usize,
+    /// The log's length when the call began.
+    mark: usize,
+    /// The items the iterator handed out, in order.
     yielded: Vec<u32>,
-    /// Messages the iterator sent, and whether the channel took them
-    /// (`None`: the send panicked, so it took it).
-    reentrant: Vec<(u32, Option<bool>)>,
-    closed_during: bool,
     iter_panicked: bool,
-    /// spsc: the item taken after a close, to come back in the error.
+    /// The item that found the channel closed: it comes back in the error,
+    /// and the iterator is asked for nothing more.
     back: Option<u32>,
-}
-
-/// What a single operation may do with the messages the channel drops.
-#[derive(Default)]
-struct Ctx {
-    /// Taken from the iterator but never enqueued (a panicking batch).
-    unsent: Vec<u32>,
-    /// Released with a receiver: must all be dropped now.
-    released: Vec<u32>,
-    /// An eviction takes the oldest message (per-sender FIFO applies).
-    consuming: bool,
-    /// Passed by a broadcast subscriber: the original may go now if no
-    /// subscriber holds it any more.
-    passed: Vec<u32>,
-    /// A clone a panicking broadcast receive made and dropped.
-    lost_clone: Vec<u32>,
 }
 
 struct Model {
@@ -541,57 +495,32 @@ struct Model {
     closed: bool,
     subs: Vec<Sub>,
     dropped: u64,
-    /// By id; `infos[0]` is unused.
-    infos: Vec<Info>,
-    /// Next `seq` by stream.
-    seqs: Vec<u64>,
-    calls: u64,
-    /// spsc: the channel's drops this operation must make.
+    /// The original instance of every message, by id (`inst0[0]` unused).
+    inst0: Vec<u32>,
+    /// The originals the channel must drop in the current operation (so
+    /// far, inside a `send_many`'s iterator).
     expect: Vec<u32>,
     call: Option<CallRec>,
     drops: Arc<AtomicUsize>,
 }
 
 impl Model {
-    fn new_stream(&mut self) -> u32 {
-        self.seqs.push(0);
-        u32::try_from(self.seqs.len() - 1).unwrap()
-    }
-
-    fn new_call(&mut self) -> u64 {
-        self.calls += 1;
-        self.calls
-    }
-
     fn new_msg(&mut self, bomb: bool) -> Msg {
-        let id = u32::try_from(self.infos.len()).unwrap();
+        let id = u32::try_from(self.inst0.len()).unwrap();
         let m = Msg::new(id, bomb, &self.drops);
-        self.infos.push(Info {
-            stream: u32::MAX,
-            seq: 0,
-            call: 0,
-            kind: MKind::Unsent,
-            inst0: m.inst,
-        });
+        self.inst0.push(m.inst);
         m
     }
 
-    /// Gives `id` its place in `stream`'s program order.
-    fn stamp(&mut self, id: u32, stream: u32, call: u64, kind: MKind) {
-        let s = &mut self.seqs[stream as usize];
-        *s += 1;
-        let info = &mut self.infos[id as usize];
-        info.stream = stream;
-        info.seq = *s;
-        info.call = call;
-        info.kind = kind;
-    }
-
+    /// Messages the channel holds: for a broadcast channel, those some
+    /// subscriber has still to receive (each one's queue is a suffix of
+    /// the longest).
     fn held(&self) -> usize {
         self.subs.iter().map(|s| s.q.len()).max().unwrap_or(0)
     }
 
-    /// Messages the channel holds: the union of what receivers still hold.
+    /// The union of what receivers still hold (a broadcast sender's
+    /// `len()`).
     fn union_len(&self) -> usize {
         let mut all: Vec<u32> = self.subs.iter().flat_map(|s| s.q.iter().copied()).collect();
         all.sort_unstable();
@@ -603,119 +532,117 @@ impl Model {
         !self.closed && self.policy == Overflow::Block && self.held() >= self.cap
     }
 
-    /// spsc: one `send` of `id`, applied to the model.
-    fn spsc_offer(&mut self, id: u32) -> Exp {
+    /// Evicts the oldest message held (from every receiver that holds it:
+    /// a lag for each broadcast subscriber), counted in `dropped()`.
+    fn evict_oldest(&mut self) {
+        let old = self
+            .subs
+            .iter()
+            .max_by_key(|s| s.q.len())
+            .and_then(|s| s.q.front().copied())
+            .expect("evicting from an empty channel");
+        for s in &mut self.subs {
+            if s.q.front() == Some(&old) {
+                s.q.pop_front();
+                if self.kind == Kind::Broadcast {
+                    s.lag += 1;
+                }
+            }
+        }
+        self.expect.push(old);
+        self.dropped += 1;
+    }
+
+    fn enqueue(&mut self, id: u32) {
+        for s in &mut self.subs {
+            s.q.push_back(id);
+        }
+    }
+
+    /// One `send` (or `try_send`) of `id`, applied to the model: its
+    /// result.
+    fn offer(&mut self, id: u32) -> Exp {
         if self.closed {
             return Exp::Closed;
         }
-        let q = &mut self.subs[0].q;
-        if q.len() < self.cap {
-            q.push_back(id);
-            return Exp::Ok;
-        }
-        match self.policy {
-            Overflow::Block => return Exp::Full,
-            Overflow::DropNewest => self.expect.push(id),
-            Overflow::DropOldest => {
-                let old = q.pop_front().unwrap();
-                self.expect.push(old);
-                q.push_back(id);
+        if self.held() >= self.cap {
+            match self.policy {
+                Overflow::Block => return Exp::Full,
+                Overflow::DropNewest => {
+                    self.expect.push(id);
+                    self.dropped += 1;
+                    return Exp::Ok;
+                }
+                Overflow::DropOldest => self.evict_oldest(),
             }
         }
-        self.dropped += 1;
+        self.enqueue(id);
         Exp::Ok
     }
 
-    /// What a send of `id` must return; spsc applies it.
-    fn expect_send(&mut self, id: u32, maybe_full: bool) -> Exp {
-        if self.kind == Kind::Spsc {
-            self.spsc_offer(id)
-        } else if self.closed {
-            Exp::Closed
-        } else if self.policy != Overflow::Block {
-            Exp::Ok
-        } else if maybe_full {
-            Exp::OkOrFull
-        } else if self.held() >= self.cap {
-            Exp::Full
-        } else {
-            Exp::Ok
-        }
+    /// The messages the channel dropped since `mark` (original or clone),
+    /// sorted.
+    fn chan_drops(&self, mark: usize) -> Vec<(u32, bool)> {
+        let mut got: Vec<(u32, bool)> = log_since(mark)
+            .iter()
+            .filter(|d| !d.ours)
+            .map(|d| (d.id, d.inst != self.inst0[d.id as usize]))
+            .collect();
+        got.sort_unstable();
+        got
     }
 
-    /// mpsc/broadcast: every receiver gets the accepted messages; each
-    /// then holds `min(cap, before + accepted)` once the policy has dropped
-    /// what it drops (checked by `check_lens`).
-    fn accept(&mut self, ids: &[u32]) {
-        if self.kind != Kind::Spsc {
-            for s in &mut self.subs {
-                s.q.extend(ids.iter().copied());
-            }
-        }
+    /// Inside a `send_many`: the channel has dropped exactly what the loop
+    /// of `send` had dropped by now.
+    fn check_drops_so_far(&self, mark: usize, when: &str) {
+        let mut want: Vec<(u32, bool)> = self.expect.iter().map(|&id| (id, false)).collect();
+        want.sort_unstable();
+        assert_eq!(
+            self.chan_drops(mark),
+            want,
+            "the messages the channel dropped by {when} (message, clone?)"
+        );
     }
 
-    fn check_lens(&self, before: &[usize], accepted: usize) {
-        for (s, &b) in self.subs.iter().zip(before) {
-            let want = if self.policy == Overflow::Block {
-                b + accepted
-            } else {
-                (b + accepted).min(self.cap)
-            };
-            assert_eq!(
-                s.q.len(),
-                want,
-                "a receiver that held {b} messages holds {} after {accepted} more were sent \
-                 (capacity {}, {:?})",
-                s.q.len(),
-                self.cap,
-                self.policy
-            );
-        }
+    /// The end of an operation: the channel dropped exactly the originals
+    /// `expect` holds and the instances in `extra` (message, clone?).
+    fn settle(&mut self, mark: usize, extra: Vec<(u32, bool)>) {
+        let mut want: Vec<(u32, bool)> = std::mem::take(&mut self.expect)
+            .into_iter()
+            .map(|id| (id, false))
+            .chain(extra)
+            .collect();
+        want.sort_unstable();
+        assert_eq!(
+            self.chan_drops(mark),
+            want,
+            "the messages the channel dropped (message, clone?)"
+        );
     }
 
-    /// Per-sender FIFO: `id` leaves receiver `i` (received or evicted)
-    /// while nothing that must come before it is still held there.
-    fn check_fifo(&self, i: usize, id: u32) {
-        let b = &self.infos[id as usize];
-        for &a in &self.subs[i].q {
-            assert!(
-                a == id || !must_precede(&self.infos[a as usize], b),
-                "per-sender FIFO: message {id} ({b:?}) left receiver {i} before message {a} ({:?})",
-                self.infos[a as usize]
-            );
-        }
-    }
-
-    /// Receiver `i` got `m`.
-    fn received(&mut self, i: usize, m: &Msg) {
+    /// Receiver `i` got `m`, which must be the next it holds. Returns the
+    /// original the channel must have dropped in the receive (a broadcast
+    /// subscriber that got a clone of a message no other one holds).
+    fn received(&mut self, i: usize, m: &Msg) -> Option<u32> {
         let id = m.id;
-        if self.kind == Kind::Spsc {
-            assert_eq!(
-                self.subs[i].q.front(),
-                Some(&id),
-                "spsc received {id}, the model's next is {:?}",
-                self.subs[i].q.front()
-            );
-        }
-        let pos = self.subs[i].q.iter().position(|&x| x == id);
-        let Some(pos) = pos else {
-            panic!(
-                "receiver {i} got message {id} ({:?}), which it did not hold: never sent, \
-                 received twice, or evicted",
-                self.infos[id as usize]
-            );
-        };
-        self.check_fifo(i, id);
-        self.subs[i].q.remove(pos);
-        if m.inst == self.infos[id as usize].inst0 {
+        let next = self.subs[i].q.pop_front();
+        assert_eq!(
+            next,
+            Some(id),
+            "receiver {i} got message {id}, the model's next is {next:?}"
+        );
+        let holder = self.subs.iter().position(|s| s.q.contains(&id));
+        if m.inst == self.inst0[id as usize] {
             // The original moves out only to the last subscriber to pass it.
-            for (j, s) in self.subs.iter().enumerate() {
-                assert!(
-                    !s.q.contains(&id),
-                    "receiver {i} got the original of message {id} while receiver {j} still \
-                     holds it"
-                );
-            }
+            assert_eq!(
+                holder, None,
+                "receiver {i} got the original of message {id} while another receiver still \
+                 holds it"
+            );
+            None
+        } else {
+            assert_eq!(self.kind, Kind::Broadcast, "receiver {i} got a clone");
+            holder.is_none().then_some(id)
         }
     }
 
@@ -731,86 +658,12 @@ impl Model {
             Err(RecvFail::Empty)
         }
     }
-
-    /// Accounts for what the channel dropped during an operation.
-    fn settle(&mut self, evs: &[Ev], mut ctx: Ctx) {
-        let mut dropped_by_chan: Vec<(u32, u32)> = Vec::new();
-        for ev in evs {
-            if let Ev::Drop {
-                id,
-                inst,
-                ours: false,
-                ..
-            } = *ev
-            {
-                dropped_by_chan.push((id, inst));
-            }
-        }
-        if self.kind == Kind::Spsc {
-            let mut got: Vec<u32> = dropped_by_chan.iter().map(|&(id, _)| id).collect();
-            let mut want = std::mem::take(&mut self.expect);
-            want.extend(ctx.unsent.iter().chain(&ctx.released).copied());
-            got.sort_unstable();
-            want.sort_unstable();
-            assert_eq!(got, want, "spsc: the messages the channel dropped");
-            return;
-        }
-        for (id, inst) in dropped_by_chan {
-            if inst != self.infos[id as usize].inst0 {
-                let p = ctx.lost_clone.iter().position(|&x| x == id);
-                let p = p.unwrap_or_else(|| panic!("the channel dropped a clone of message {id}"));
-                ctx.lost_clone.swap_remove(p);
-                continue;
-            }
-            if let Some(p) = ctx.released.iter().position(|&x| x == id) {
-                ctx.released.swap_remove(p);
-                continue;
-            }
-            let holders: Vec<usize> = (0..self.subs.len())
-                .filter(|&i| self.subs[i].q.contains(&id))
-                .collect();
-            if !holders.is_empty() {
-                assert!(
-                    self.policy != Overflow::Block,
-                    "a Block channel dropped message {id}, which a receiver still held"
-                );
-                for i in holders {
-                    if ctx.consuming {
-                        self.check_fifo(i, id);
-                    }
-                    let s = &mut self.subs[i];
-                    let pos = s.q.iter().position(|&x| x == id).unwrap();
-                    s.q.remove(pos);
-                    if self.kind == Kind::Broadcast {
-                        s.lag += 1;
-                    }
-                }
-                self.dropped += 1;
-            } else if let Some(p) = ctx.unsent.iter().position(|&x| x == id) {
-                ctx.unsent.swap_remove(p);
-            } else if let Some(p) = ctx.passed.iter().position(|&x| x == id) {
-                ctx.passed.swap_remove(p);
-            } else {
-                panic!(
-                    "the channel dropped message {id} ({:?}), which it did not hold",
-                    self.infos[id as usize]
-                );
-            }
-        }
-        assert!(
-            ctx.released.is_empty(),
-            "messages {:?} were not dropped with their receiver",
-            ctx.released
-        );
-    }
 }
 
 /// An operation panicked exactly when a message's drop or the iterator
 /// panicked.
-fn check_panic(r: Option<Boom>, evs: &[Ev], iter_panicked: bool) {
-    let drop_panicked = evs
-        .iter()
-        .any(|e| matches!(e, Ev::Drop { panicked: true, .. }));
+fn check_panic(r: Option<Boom>, mark: usize, iter_panicked: bool) {
+    let drop_panicked = log_since(mark).iter().any(|d| d.panicked);
     match r {
         None => assert!(
             !drop_panicked && !iter_panicked,
@@ -825,13 +678,13 @@ fn check_panic(r: Option<Boom>, evs: &[Ev], iter_panicked: bool) {
 
 #[derive(Debug, Clone, Copy)]
 enum Act {
+    /// `blocking: false` under Block where the model says the channel is
+    /// full: a `try_send`, kept only because a close or panic follows in
+    /// the same item.
     Send {
         tx: usize,
         bomb: bool,
         blocking: bool,
-        /// Under Block, a `try_send` issued where the channel may be full
-        /// (a close or panic follows in the same item).
-        maybe_full: bool,
     },
     CloseTx(usize),
     CloseRx(usize),
@@ -847,37 +700,23 @@ struct ReIter<'a> {
     model: &'a RefCell<Model>,
     txs: &'a [AnyTx],
     rxs: &'a [AnyRx],
-    /// The stream of each sender, by index.
-    streams: &'a [u32],
     items: VecDeque<PlanItem>,
+    /// `size_hint` promises `min(hint, items.len())`.
+    hint: usize,
 }
 
 impl ReIter<'_> {
     fn act(&self, a: Act) {
         match a {
-            Act::Send {
-                tx,
-                bomb,
-                blocking,
-                maybe_full,
-            } => {
+            Act::Send { tx, bomb, blocking } => {
                 let (msg, exp) = {
                     let mut m = self.model.borrow_mut();
                     let msg = m.new_msg(bomb);
-                    let call = m.call.as_ref().unwrap();
-                    let (stream, same, cur) = (self.streams[tx], tx == call.tx, call.call);
-                    if same {
-                        m.stamp(msg.id, stream, cur, MKind::Reentrant);
-                    } else {
-                        let c = m.new_call();
-                        m.stamp(msg.id, stream, c, MKind::Plain);
-                    }
-                    let exp = m.expect_send(msg.id, maybe_full);
+                    let exp = m.offer(msg.id);
                     assert!(
                         !(blocking && exp == Exp::Full),
                         "harness: a blocking re-entrant send on a full channel"
                     );
-                    m.call.as_mut().unwrap().reentrant.push((msg.id, None));
                     (msg, exp)
                 };
                 let id = msg.id;
@@ -894,13 +733,7 @@ impl ReIter<'_> {
                         e
                     }
                 };
-                assert!(
-                    got == exp || (exp == Exp::OkOrFull && got != Exp::Closed),
-                    "re-entrant send of {id}: got {got:?}, the model says {exp:?}"
-                );
-                let mut m = self.model.borrow_mut();
-                let rec = m.call.as_mut().unwrap();
-                rec.reentrant.last_mut().unwrap().1 = Some(got == Exp::Ok);
+                assert_eq!(got, exp, "re-entrant send of {id}");
             }
             Act::CloseTx(i) => {
                 let want = self.begin_close();
@@ -926,9 +759,12 @@ impl ReIter<'_> {
     }
 
     fn begin_close(&self) -> bool {
-        let mut m = self.model.borrow_mut();
-        m.call.as_mut().unwrap().closed_during = true;
-        !std::mem::replace(&mut m.closed, true)
+        !std::mem::replace(&mut self.model.borrow_mut().closed, true)
+    }
+
+    fn check_drops(&self, when: &str) {
+        let m = self.model.borrow();
+        m.check_drops_so_far(m.call.as_ref().unwrap().mark, when);
     }
 }
 
@@ -936,34 +772,40 @@ impl Iterator for ReIter<'_> {
     type Item = Msg;
 
     fn next(&mut self) -> Option<Msg> {
+        {
+            let m = self.model.borrow();
+            let rec = m.call.as_ref().unwrap();
+            assert!(
+                rec.back.is_none(),
+                "send_many asked its iterator for more after item {:?} found the channel \
+                 closed",
+                rec.back
+            );
+        }
+        // What the previous items' sends dropped is dropped by now.
+        self.check_drops("the iterator's next");
         let PlanItem { mut msg, actions } = self.items.pop_front()?;
-        let marker = UnwindMarker;
         for a in actions {
             self.act(a);
+            self.check_drops("the end of an action of the iterator");
         }
-        drop(marker);
+        // A loop of `send`: the item goes in now.
         let mut m = self.model.borrow_mut();
-        let rec = m.call.as_ref().unwrap();
-        let (stream, call) = (rec.stream, rec.call);
-        m.stamp(msg.id, stream, call, MKind::Item);
-        m.call.as_mut().unwrap().yielded.push(msg.id);
-        if m.kind == Kind::Spsc {
-            // A loop of `send`: the item goes in now.
-            match m.spsc_offer(msg.id) {
-                Exp::Ok => {}
-                Exp::Closed => {
-                    let rec = m.call.as_mut().unwrap();
-                    assert!(
-                        rec.back.is_none(),
-                        "spsc send_many took another item after one failed on close"
-                    );
-                    rec.back = Some(msg.id);
-                }
-                e => panic!("harness: a send_many item would wait ({e:?})"),
-            }
+        let exp = m.offer(msg.id);
+        let rec = m.call.as_mut().unwrap();
+        rec.yielded.push(msg.id);
+        match exp {
+            Exp::Ok => {}
+            Exp::Closed => rec.back = Some(msg.id),
+            Exp::Full => panic!("harness: a send_many item would wait"),
         }
         msg.ours = false;
         Some(msg)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.items.len();
+        (self.hint.min(n), Some(n))
     }
 }
 
@@ -997,7 +839,6 @@ fn sanitize(m: &Model, items: &[Item], ti: usize, ntx: usize, nrx: usize) -> Vec
                 tx: via(v),
                 bomb,
                 blocking,
-                maybe_full: false,
             },
             Action::CloseTx(v) => Act::CloseTx(via(v)),
             Action::CloseRx(i) => Act::CloseRx(pick(nrx, i)?),
@@ -1025,17 +866,11 @@ fn sanitize(m: &Model, items: &[Item], ti: usize, ntx: usize, nrx: usize) -> Vec
                 kept.push(a);
                 continue;
             }
-            if let Act::Send {
-                blocking,
-                maybe_full,
-                ..
-            } = &mut a
-            {
+            if let Act::Send { blocking, .. } = &mut a {
                 if c < m.cap {
                     c += 1;
                 } else if term.is_some() {
                     *blocking = false;
-                    *maybe_full = true;
                 } else {
                     continue;
                 }
@@ -1078,33 +913,34 @@ impl World {
                 m.cap
             );
         }
+        let held = m.held();
+        assert_eq!(
+            m.union_len(),
+            held,
+            "model: a receiver's queue is not a suffix of the longest one"
+        );
         for (i, rx) in self.rxs.iter().enumerate() {
             let (len, dropped, closed) = rx.introspect();
             assert_eq!(len, m.subs[i].q.len(), "receiver {i}: len()");
             assert_eq!(dropped, m.dropped, "receiver {i}: dropped()");
             assert_eq!(closed, m.closed, "receiver {i}: is_closed()");
         }
-        let union = m.union_len();
         for (i, tx) in self.txs.iter().enumerate() {
             let (len, dropped, closed) = tx.introspect();
-            assert_eq!(len, union, "sender {i}: len()");
+            assert_eq!(len, held, "sender {i}: len()");
             assert_eq!(dropped, m.dropped, "sender {i}: dropped()");
             assert_eq!(closed, m.closed, "sender {i}: is_closed()");
         }
     }
 
-    fn send(&mut self, streams: &[u32], i: usize, bomb: bool, blocking: bool) {
-        let (msg, exp, before) = {
+    fn send(&mut self, i: usize, bomb: bool, blocking: bool) {
+        let (msg, exp, blocking) = {
             let mut m = self.model.borrow_mut();
-            let blocking_ok = blocking && !m.would_block();
+            let blocking = blocking && !m.would_block();
             let msg = m.new_msg(bomb);
-            let call = m.new_call();
-            m.stamp(msg.id, streams[i], call, MKind::Plain);
-            let before = m.subs.iter().map(|s| s.q.len()).collect::<Vec<_>>();
-            let exp = m.expect_send(msg.id, false);
-            (msg, (exp, blocking_ok), before)
+            let exp = m.offer(msg.id);
+            (msg, exp, blocking)
         };
-        let (exp, blocking) = exp;
         let id = msg.id;
         let mark = log_mark();
         let r = catch(|| {
@@ -1114,8 +950,7 @@ impl World {
                 self.txs[i].try_send(msg)
             }
         });
-        let evs = log_since(mark);
-        check_panic(r.as_ref().err().copied(), &evs, false);
+        check_panic(r.as_ref().err().copied(), mark, false);
         let got = match r {
             Ok(Ok(())) | Err(_) => Exp::Ok, // a drop panic: the send went through
             Ok(Err((e, back))) => {
@@ -1125,24 +960,12 @@ impl World {
             }
         };
         assert_eq!(got, exp, "send of {id}");
-        let mut m = self.model.borrow_mut();
-        let accepted: Vec<u32> = if got == Exp::Ok { vec![id] } else { vec![] };
-        m.accept(&accepted);
-        let consuming = m.policy == Overflow::DropOldest;
-        m.settle(
-            &evs,
-            Ctx {
-                consuming,
-                ..Ctx::default()
-            },
-        );
-        if m.kind != Kind::Spsc {
-            m.check_lens(&before, accepted.len());
-        }
+        self.model.borrow_mut().settle(mark, Vec::new());
     }
 
-    fn send_many(&mut self, streams: &[u32], i: usize, items: &[Item]) {
-        let (plan, before) = {
+    fn send_many(&mut self, i: usize, hint: u8, items: &[Item]) {
+        let mark = log_mark();
+        let plan = {
             let mut m = self.model.borrow_mut();
             let plan = sanitize(&m, items, i, self.txs.len(), self.rxs.len());
             let plan: VecDeque<PlanItem> = plan
@@ -1153,147 +976,78 @@ impl World {
                     PlanItem { msg, actions }
                 })
                 .collect();
-            let call = m.new_call();
             m.call = Some(CallRec {
-                call,
-                stream: streams[i],
-                tx: i,
+                mark,
                 ..CallRec::default()
             });
-            let before = m.subs.iter().map(|s| s.q.len()).collect::<Vec<_>>();
-            (plan, before)
+            plan
         };
-        let mark = log_mark();
         let iter = ReIter {
             model: &self.model,
             txs: &self.txs,
             rxs: &self.rxs,
-            streams,
             items: plan,
+            hint: usize::from(hint),
         };
         let r = catch(|| self.txs[i].send_many(iter));
-        let evs = log_since(mark);
         let mut m = self.model.borrow_mut();
         let rec = m.call.take().unwrap();
-        check_panic(r.as_ref().err().copied(), &evs, rec.iter_panicked);
-        let mut back_ids = Vec::new();
+        check_panic(r.as_ref().err().copied(), mark, rec.iter_panicked);
         match r {
             Ok(Ok(n)) => {
-                assert_eq!(n, rec.yielded.len(), "send_many's count");
-                assert!(
-                    !rec.closed_during,
-                    "send_many returned Ok though its iterator closed the channel"
+                assert_eq!(
+                    rec.back, None,
+                    "send_many returned Ok though item {:?} found the channel closed",
+                    rec.back
                 );
+                assert_eq!(n, rec.yielded.len(), "send_many's count");
             }
             Ok(Err(back)) => {
-                back_ids = back.iter().map(|b| b.id).collect();
+                let back_ids: Vec<u32> = back.iter().map(|b| b.id).collect();
                 back.into_iter().for_each(ours);
-                assert!(m.closed, "send_many failed on an open channel");
-                assert!(
-                    !back_ids.is_empty() && rec.yielded.ends_with(&back_ids),
-                    "send_many handed back {back_ids:?}: not a suffix of the items taken {:?}",
+                assert_eq!(
+                    back_ids,
+                    rec.back.into_iter().collect::<Vec<_>>(),
+                    "send_many hands back the item that found the channel closed (items taken: \
+                     {:?})",
                     rec.yielded
                 );
-                if m.kind == Kind::Spsc {
-                    assert_eq!(
-                        back_ids,
-                        rec.back.into_iter().collect::<Vec<_>>(),
-                        "spsc send_many hands back the item taken after the close"
-                    );
-                }
             }
-            Err(_) => {}
+            Err(_) => assert_eq!(
+                rec.back, None,
+                "send_many panicked after item {:?} found the channel closed",
+                rec.back
+            ),
         }
-        // Which items of the batch never went in (mpsc: those the channel
-        // dropped while unwinding; broadcast: the whole batch, taken before
-        // any claim, if the iterator unwound).
-        let mut unsent = Vec::new();
-        match m.kind {
-            Kind::Spsc => {}
-            Kind::Mpsc => {
-                let panic_at = evs
-                    .iter()
-                    .position(|e| matches!(e, Ev::IterUnwind | Ev::Drop { panicked: true, .. }));
-                if let Some(p) = panic_at {
-                    for e in &evs[p + 1..] {
-                        if let Ev::Drop {
-                            id, ours: false, ..
-                        } = *e
-                        {
-                            if rec.yielded.contains(&id) {
-                                unsent.push(id);
-                            }
-                        }
-                    }
-                }
-            }
-            Kind::Broadcast => {
-                if evs.iter().any(|e| matches!(e, Ev::IterUnwind)) {
-                    unsent = rec.yielded.clone();
-                }
-            }
-        }
-        let mut accepted: Vec<u32> = rec
-            .reentrant
-            .iter()
-            .filter(|(_, took)| took.unwrap_or(true))
-            .map(|&(id, _)| id)
-            .collect();
-        accepted.extend(
-            rec.yielded
-                .iter()
-                .filter(|id| !back_ids.contains(id) && !unsent.contains(id)),
-        );
-        m.accept(&accepted);
-        let consuming = m.policy == Overflow::DropOldest;
-        m.settle(
-            &evs,
-            Ctx {
-                unsent,
-                consuming,
-                ..Ctx::default()
-            },
-        );
-        if m.kind != Kind::Spsc {
-            m.check_lens(&before, accepted.len());
-        }
+        m.settle(mark, Vec::new());
     }
 
-    fn close_with(&mut self, streams: &mut Vec<u32>, i: usize, bomb: bool) {
-        let (msg, exp, before) = {
+    fn close_with(&mut self, i: usize, bomb: bool) {
+        let (msg, exp) = {
             let mut m = self.model.borrow_mut();
             if m.would_block() {
                 return; // would wait for room forever
             }
             let msg = m.new_msg(bomb);
-            let call = m.new_call();
-            m.stamp(msg.id, streams[i], call, MKind::Plain);
-            let before = m.subs.iter().map(|s| s.q.len()).collect::<Vec<_>>();
             let exp = if m.closed {
                 Exp::Closed
             } else {
-                if m.kind == Kind::Spsc {
-                    // The final message always goes in, evicting the oldest
-                    // on a full ring (Block waited for room above).
-                    if m.subs[0].q.len() >= m.cap {
-                        let old = m.subs[0].q.pop_front().unwrap();
-                        m.expect.push(old);
-                        m.dropped += 1;
-                    }
-                    m.subs[0].q.push_back(msg.id);
+                // The final message always goes in, evicting the oldest on
+                // a full channel (Block waited for room above).
+                if m.held() >= m.cap {
+                    m.evict_oldest();
                 }
+                m.enqueue(msg.id);
                 m.closed = true;
                 Exp::Ok
             };
-            (msg, exp, before)
+            (msg, exp)
         };
         let id = msg.id;
         let tx = self.txs.remove(i);
-        streams.remove(i);
         let mark = log_mark();
         let r = catch(|| tx.close_with(msg));
-        let evs = log_since(mark);
-        check_panic(r.as_ref().err().copied(), &evs, false);
+        check_panic(r.as_ref().err().copied(), mark, false);
         let got = match r {
             Ok(Ok(())) | Err(_) => Exp::Ok,
             Ok(Err(back)) => {
@@ -1307,18 +1061,7 @@ impl World {
         if self.txs.is_empty() {
             m.closed = true;
         }
-        let accepted: Vec<u32> = if got == Exp::Ok { vec![id] } else { vec![] };
-        m.accept(&accepted);
-        m.settle(
-            &evs,
-            Ctx {
-                consuming: true,
-                ..Ctx::default()
-            },
-        );
-        if m.kind != Kind::Spsc {
-            m.check_lens(&before, accepted.len());
-        }
+        m.settle(mark, Vec::new());
     }
 
     /// `how`: 0 `try_recv`, 1 `recv`, 2 `recv_many(max % 12)`.
@@ -1344,40 +1087,37 @@ impl World {
             }
             _ => self.rxs[i].recv_many(&mut buf, max),
         });
-        let evs = log_since(mark);
-        check_panic(r.as_ref().err().copied(), &evs, false);
+        check_panic(r.as_ref().err().copied(), mark, false);
         let mut m = self.model.borrow_mut();
-        let mut ctx = Ctx::default();
+        let mut extra = Vec::new();
         let got = buf.len();
         for msg in buf {
-            m.received(i, &msg);
-            ctx.passed.push(msg.id);
+            extra.extend(m.received(i, &msg).map(|id| (id, false)));
             ours(msg);
         }
         match r {
             Err(_) => {
-                // Only broadcast drops a message on receive: under
-                // DropOldest the last subscriber to pass a message drops
-                // the original, and if that drop panics the receive does
-                // (with the clone it made).
+                // Only broadcast drops a message on receive: the last
+                // subscriber to pass a message may clone it and drop the
+                // original, and if that drop panics the receive does
+                // (with the clone it made, dropped while unwinding).
                 assert_eq!(m.kind, Kind::Broadcast, "a receive panicked");
-                let id = evs
+                let id = log_since(mark)
                     .iter()
-                    .find_map(|e| match *e {
-                        Ev::Drop {
-                            id, panicked: true, ..
-                        } => Some(id),
-                        _ => None,
-                    })
+                    .find_map(|d| d.panicked.then_some(d.id))
                     .unwrap();
-                assert!(
-                    m.subs[i].q.contains(&id),
-                    "receiver {i} passed message {id}, which it did not hold"
+                let next = m.subs[i].q.pop_front();
+                assert_eq!(
+                    next,
+                    Some(id),
+                    "receiver {i} passed message {id}, the model's next is {next:?}"
                 );
-                m.check_fifo(i, id);
-                m.subs[i].q.retain(|&x| x != id);
-                ctx.passed.push(id);
-                ctx.lost_clone.push(id);
+                assert!(
+                    m.subs.iter().all(|s| !s.q.contains(&id)),
+                    "receiver {i} dropped message {id}, which another receiver still holds"
+                );
+                extra.push((id, false));
+                extra.push((id, true));
             }
             Ok(r) => {
                 assert_eq!(
@@ -1401,21 +1141,19 @@ impl World {
                 }
             }
         }
-        m.settle(&evs, ctx);
+        m.settle(mark, extra);
     }
 
-    fn drop_tx(&mut self, streams: &mut Vec<u32>, i: usize) {
+    fn drop_tx(&mut self, i: usize) {
         let tx = self.txs.remove(i);
-        streams.remove(i);
         let mark = log_mark();
         let r = catch(|| drop(tx));
-        let evs = log_since(mark);
-        check_panic(r.err(), &evs, false);
+        check_panic(r.err(), mark, false);
         let mut m = self.model.borrow_mut();
         if self.txs.is_empty() {
             m.closed = true;
         }
-        m.settle(&evs, Ctx::default());
+        m.settle(mark, Vec::new());
     }
 
     fn drop_rx(&mut self, i: usize) {
@@ -1426,35 +1164,32 @@ impl World {
             if m.subs.is_empty() || m.kind != Kind::Broadcast {
                 m.closed = true;
             }
-            let released: Vec<u32> = sub
+            // Released with the receiver: what no other one holds.
+            let released: Vec<(u32, bool)> = sub
                 .q
                 .iter()
                 .copied()
                 .filter(|id| !m.subs.iter().any(|s| s.q.contains(id)))
+                .map(|id| (id, false))
                 .collect();
             released
         };
         let mark = log_mark();
         let r = catch(|| drop(rx));
-        let evs = log_since(mark);
-        check_panic(r.err(), &evs, false);
-        self.model.borrow_mut().settle(
-            &evs,
-            Ctx {
-                released,
-                ..Ctx::default()
-            },
-        );
+        check_panic(r.err(), mark, false);
+        self.model.borrow_mut().settle(mark, released);
     }
 
     fn close(&mut self, tx: Option<usize>, rx: Option<usize>) {
         let want = !std::mem::replace(&mut self.model.borrow_mut().closed, true);
+        let mark = log_mark();
         let got = match (tx, rx) {
             (Some(i), _) => self.txs[i].close(),
             (_, Some(i)) => self.rxs[i].close(),
             _ => unreachable!(),
         };
         assert_eq!(got, want, "close");
+        self.model.borrow_mut().settle(mark, Vec::new());
     }
 }
 
@@ -1492,16 +1227,13 @@ fn run(input: Input) {
         closed: false,
         subs: vec![Sub::default()],
         dropped: 0,
-        infos: Vec::new(),
-        seqs: Vec::new(),
-        calls: 0,
+        inst0: Vec::new(),
         expect: Vec::new(),
         call: None,
         drops: drops.clone(),
     };
     // Id 0 is never used.
     ours(model.new_msg(false));
-    let mut streams = vec![model.new_stream()];
     let mut w = World {
         model: RefCell::new(model),
         txs: vec![tx],
@@ -1514,11 +1246,11 @@ fn run(input: Input) {
         match op {
             Op::Send { tx, bomb } | Op::TrySend { tx, bomb } => {
                 let Some(i) = pick(ntx, *tx) else { continue };
-                w.send(&streams, i, *bomb, matches!(op, Op::Send { .. }));
+                w.send(i, *bomb, matches!(op, Op::Send { .. }));
             }
-            Op::SendMany { tx, items } => {
+            Op::SendMany { tx, hint, items } => {
                 let Some(i) = pick(ntx, *tx) else { continue };
-                w.send_many(&streams, i, items);
+                w.send_many(i, *hint, items);
             }
             Op::TryRecv(r) | Op::Recv(r) => {
                 let Some(i) = pick(nrx, *r) else { continue };
@@ -1538,18 +1270,17 @@ fn run(input: Input) {
             }
             Op::CloseWith { tx, bomb } => {
                 let Some(i) = pick(ntx, *tx) else { continue };
-                w.close_with(&mut streams, i, *bomb);
+                w.close_with(i, *bomb);
             }
             Op::CloneTx(t) => {
                 let Some(i) = pick(ntx, *t) else { continue };
                 if let Some(c) = w.txs[i].try_clone() {
                     w.txs.push(c);
-                    streams.push(w.model.borrow_mut().new_stream());
                 }
             }
             Op::DropTx(t) => {
                 let Some(i) = pick(ntx, *t) else { continue };
-                w.drop_tx(&mut streams, i);
+                w.drop_tx(i);
             }
             Op::Subscribe(t) => {
                 let Some(i) = pick(ntx, *t) else { continue };
@@ -1591,7 +1322,7 @@ fn run(input: Input) {
         w.check_handles();
     }
     while !w.txs.is_empty() {
-        w.drop_tx(&mut streams, 0);
+        w.drop_tx(0);
         w.check_handles();
     }
     while !w.rxs.is_empty() {
