@@ -191,6 +191,7 @@ impl<'a, T, S: Sending<T>> Batch<'a, T, S> {
     /// iterator made into the channel flushed the batch (a close made from
     /// the iterator is one; the caller then finds the channel closed).
     /// Returns how many it took, and whether `iter` ended.
+    #[inline(always)]
     pub(crate) fn collect(
         &self,
         iter: &mut impl Iterator<Item = T>,

@@ -433,10 +433,10 @@ impl<T> Chan<T> {
         let _registered = pending.register();
         let mut batch = Vec::new();
         loop {
-            // Up to what looks free (at least one: a full ring waits below),
-            // so that the iterator runs no further ahead than a loop would.
-            let free = (self.cap - self.held().min(self.cap)).clamp(1, MAX_BATCH);
-            let (n, ended) = pending.collect(iter, free, || {
+            // Not limited to what looks free, as MPSC's: finding that out
+            // is a search over the slots' stamps (`held`), and it cost
+            // `send_many` a quarter of its speed.
+            let (n, ended) = pending.collect(iter, MAX_BATCH, || {
                 self.tail.load(Ordering::Relaxed) & CLOSED != 0
             });
             taken += n;

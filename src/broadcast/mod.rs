@@ -124,9 +124,10 @@
 //! - `close_with(msg)`: the final message always goes in; under `Block` it
 //!   waits for room, under `DropOldest` it evicts.
 //! - `send_many` is a loop of `send`. Under `Block` it takes up to 64
-//!   messages from the iterator (no more than look free, and more than one
-//!   only while its `size_hint` promises them), then claims their
-//!   positions with one compare-exchange: it never runs
+//!   messages from the iterator (more than one only while its `size_hint`
+//!   promises them; unlike MPSC, also more than look free, so a batch may
+//!   take items from the iterator before a loop would have waited for
+//!   room), then claims their positions with one compare-exchange: it never runs
 //!   the iterator while it holds a claim. While the iterator runs, the
 //!   batch is registered on the thread (`chan::Batch`): a send, close or
 //!   `subscribe` that the iterator makes on this channel first sends the
