@@ -157,7 +157,7 @@ struct BatchHead {
     prev: std::cell::Cell<*const BatchHead>,
 }
 
-impl<'a, T, S: Sending<T>> Batch<'a, T, S> {
+impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
     pub(crate) fn new(sender: &'a S) -> Self {
         Batch {
             head: BatchHead {
