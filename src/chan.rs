@@ -241,11 +241,12 @@ impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
     }
 
     /// Moves the messages waiting here into `out` (empty), for the caller
-    /// to enqueue: from then on they are its own, and no re-entrant call
-    /// sees them (none runs user code before the next message: a message
-    /// is sent by the time a dropping policy runs the `Drop` of the one
-    /// after it). The two vectors trade places, so that both keep their
-    /// room from batch to batch.
+    /// to enqueue: from then on they are its own, and a re-entrant call
+    /// does not see them. The only user code that can run while they are
+    /// out is the `Drop` of a message a dropping policy discards, and a
+    /// send it makes belongs before them, as in the loop (see [`Taken`]).
+    /// The two vectors trade places, so that both keep their room from
+    /// batch to batch.
     pub(crate) fn take_into(&self, out: &mut Vec<T>) {
         debug_assert!(out.is_empty());
         self.items(|items| std::mem::swap(items, out));
@@ -364,7 +365,7 @@ impl<T, S: Sending<T>> Drop for Registered<'_, '_, T, S> {
         // the innermost.
         debug_assert_eq!(
             crate::sync::batch_top(),
-            &batch.head as *const BatchHead as *const ()
+            batch as *const Batch<T, S> as *const ()
         );
         crate::sync::set_batch_top(batch.head.prev.get() as *const ());
     }

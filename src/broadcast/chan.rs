@@ -409,10 +409,10 @@ impl<T> Chan<T> {
 
     /// `send_many`: a loop of `send` that takes up to [`MAX_BATCH`]
     /// positions with one claim (`Block`; `DropOldest` sends one at a
-    /// time). The iterator runs only while we hold no
-    /// claim, and its messages wait in a [`crate::chan::Batch`] until they
-    /// are enqueued (see there for an iterator that calls into this
-    /// channel, panics or waits for its next item).
+    /// time). The iterator runs only while we hold no claim, and its
+    /// messages wait in a [`crate::chan::Batch`] until they are enqueued
+    /// (see there for an iterator that calls into this channel, panics or
+    /// waits for its next item).
     pub(crate) fn send_many(
         &self,
         iter: &mut impl Iterator<Item = T>,
@@ -433,8 +433,8 @@ impl<T> Chan<T> {
         let _registered = pending.register();
         let mut batch = Vec::new();
         loop {
-            // Not limited to what looks free, as MPSC's: finding that out
-            // is a search over the slots' stamps (`held`), and it cost
+            // Unlike MPSC's, not limited to what looks free: finding that
+            // out is a search over the slots' stamps (`held`), and it cost
             // `send_many` a quarter of its speed.
             let (n, ended) = pending.collect(iter, MAX_BATCH, || {
                 self.tail.load(Ordering::Relaxed) & CLOSED != 0
@@ -531,9 +531,6 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A new subscriber at `head` (a clone of a subscriber there, which holds
-    /// its positions meanwhile): joins and retains every position it counts
-    /// in without having been counted.
     /// A new subscriber's head: messages sent after this call.
     pub(crate) fn subscribe(&self) -> Pos {
         // A `send_many` of ours whose iterator subscribes: its messages
@@ -542,6 +539,9 @@ impl<T> Chan<T> {
         self.join()
     }
 
+    /// A new subscriber at `head` (a clone of a subscriber there, which holds
+    /// its positions meanwhile): joins and retains every position it counts
+    /// in without having been counted.
     pub(crate) fn join_at(&self, head: Pos) {
         let tp = self.join();
         let mut pos = self.first_held(head, tp);
