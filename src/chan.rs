@@ -133,13 +133,15 @@ fn send_slow<T, S: Sending<T>>(
 ///   once what it gave is sent, so forwarding through `send_many` holds
 ///   nothing back.
 ///
-/// What the iterator cannot see: a receive or `len()` it makes on the same
-/// channel does not count the batch (as in SPSC: a run is visible when it
-/// is published).
+/// - a receive, `len()` or select readiness on the same channel made from
+///   inside the iterator (through any handle) finds nothing where a loop
+///   had sent it: on its empty path it sends the batch without waiting
+///   ([`flush_batches`]) and looks again. (SPSC registers its unpublished
+///   run in the same list, `spsc::Run`, and publishes it then.)
 #[repr(C)]
 pub(crate) struct Batch<'a, T, S: Sending<T>> {
     /// First (`repr(C)`): the list links batches through their heads.
-    head: BatchHead,
+    head: Pending,
     sender: &'a S,
     /// Touched only through [`Batch::items`].
     items: std::cell::UnsafeCell<Vec<T>>,
@@ -147,24 +149,64 @@ pub(crate) struct Batch<'a, T, S: Sending<T>> {
     flushed: std::cell::Cell<bool>,
 }
 
-/// The type-erased part of a [`Batch`] that the thread's list holds.
-struct BatchHead {
-    /// The channel (the address of the `Sending` it sends through).
+/// Messages a `send_many` of this thread has taken and not yet made
+/// visible, as this thread's list of them holds them: the type-erased first
+/// field of a [`Batch`] (MPSC, broadcast) or of an `spsc::Run`.
+pub(crate) struct Pending {
+    /// The channel (its key: see [`flush_batches`]).
     chan: *const (),
-    /// `Batch::<T, S>::flush_erased`.
-    flush: unsafe fn(*const BatchHead, bool),
-    /// The next older batch of this thread (null: none).
-    prev: std::cell::Cell<*const BatchHead>,
+    /// Sends (or publishes) what is pending, waiting for room if asked and
+    /// the kind can; `true` if anything became visible.
+    flush: unsafe fn(*const Pending, bool) -> bool,
+    /// The next older entry of this thread (null: none).
+    prev: std::cell::Cell<*const Pending>,
+}
+
+impl Pending {
+    /// An entry for the channel keyed `chan`, flushed by `flush`, which is
+    /// handed a pointer to the whole entry (the struct whose first field
+    /// this is).
+    pub(crate) fn new(chan: *const (), flush: unsafe fn(*const Pending, bool) -> bool) -> Self {
+        Pending {
+            chan,
+            flush,
+            prev: std::cell::Cell::new(std::ptr::null()),
+        }
+    }
+
+    /// Puts the entry at `whole` on this thread's list.
+    ///
+    /// # Safety
+    ///
+    /// `whole` points to a `repr(C)` struct whose first field is a
+    /// `Pending`, and is derived from a reference to that whole struct
+    /// (its `flush` reads all of it); the struct stays where it is, alive,
+    /// until [`pop`](Self::pop) takes it off, and entries are pushed and
+    /// popped in nested order.
+    pub(crate) unsafe fn push(whole: *const Pending) {
+        // SAFETY: `whole` is live (the caller's contract).
+        unsafe {
+            (*whole)
+                .prev
+                .set(crate::sync::batch_top() as *const Pending)
+        };
+        crate::sync::set_batch_top(whole as *const ());
+    }
+
+    /// Takes this entry (the innermost) off this thread's list.
+    pub(crate) fn pop(&self) {
+        debug_assert_eq!(
+            crate::sync::batch_top() as *const Pending,
+            self as *const Pending
+        );
+        crate::sync::set_batch_top(self.prev.get() as *const ());
+    }
 }
 
 impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
     pub(crate) fn new(sender: &'a S) -> Self {
         Batch {
-            head: BatchHead {
-                chan: sender as *const S as *const (),
-                flush: Self::flush_erased,
-                prev: std::cell::Cell::new(std::ptr::null()),
-            },
+            head: Pending::new(sender as *const S as *const (), Self::flush_erased),
             sender,
             items: std::cell::UnsafeCell::new(Vec::new()),
             flushed: std::cell::Cell::new(false),
@@ -176,11 +218,10 @@ impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
     /// `send_many`, whose iterator called us) is sent first.
     pub(crate) fn register(&self) -> Registered<'_, 'a, T, S> {
         flush_batches(self.head.chan, true);
-        self.head
-            .prev
-            .set(crate::sync::batch_top() as *const BatchHead);
-        // From the whole batch, not its head: `flush_erased` reads all of it.
-        crate::sync::set_batch_top(self as *const Self as *const ());
+        // SAFETY: from the whole batch, whose first field is the head
+        // (`repr(C)`); `Registered` pops it before the batch can move or
+        // drop (it borrows the batch), and guards nest.
+        unsafe { Pending::push(self as *const Self as *const Pending) };
         Registered(self)
     }
 
@@ -258,10 +299,12 @@ impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
 
     /// Sends the waiting messages like `send` (`wait`) or `try_send`. The
     /// first that fails (the channel is closed, or full without `wait`)
-    /// and the rest stay in the batch, for `send_many`.
-    fn flush(&self, wait: bool) {
+    /// and the rest stay in the batch, for `send_many`. `true` if it sent
+    /// any.
+    fn flush(&self, wait: bool) -> bool {
         self.flushed.set(true);
         let mut rest = self.take().into_iter();
+        let mut sent = false;
         while let Some(msg) = rest.next() {
             let failed = if wait {
                 send(self.sender, msg, None, SendMode::Wait).map_err(SendTimeoutError::into_inner)
@@ -277,20 +320,22 @@ impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
                     back.append(items);
                     *items = back;
                 });
-                return;
+                return sent;
             }
+            sent = true;
         }
+        sent
     }
 
     /// # Safety
     ///
     /// `head` is the head of a live `Batch<T, S>` (registered, so not
-    /// moved and not dropped).
-    unsafe fn flush_erased(head: *const BatchHead, wait: bool) {
+    /// moved and not dropped), pointing to the whole batch.
+    unsafe fn flush_erased(head: *const Pending, wait: bool) -> bool {
         // SAFETY: `head` is the first field of a `repr(C)` `Batch<T, S>`
         // that is alive (the caller's contract).
         let batch = unsafe { &*(head as *const Self) };
-        batch.flush(wait);
+        batch.flush(wait)
     }
 }
 
@@ -363,45 +408,48 @@ impl<T, S: Sending<T>> Drop for Registered<'_, '_, T, S> {
         }
         // Batches register and unregister in nested order: this one is
         // the innermost.
-        debug_assert_eq!(
-            crate::sync::batch_top(),
-            batch as *const Batch<T, S> as *const ()
-        );
-        crate::sync::set_batch_top(batch.head.prev.get() as *const ());
+        batch.head.pop();
     }
 }
 
-/// Sends every batch this thread has pending on the channel at `chan`
-/// (called on entry by every operation that a batch must precede; see
-/// [`Batch`]), waiting for room like `send` if `wait`. A close does not
-/// wait: what finds no room stays in the batch, and `send_many` hands it
-/// back (a loop of `send` would have been waiting for that room, and the
-/// closing thread may be the only one that could make it). One
-/// thread-local load when there is none.
+/// Sends every batch this thread has pending on the channel keyed `chan`
+/// (called on entry by every operation that a batch must precede, and on
+/// the empty path of every receive; see [`Batch`]), waiting for room like
+/// `send` if `wait`. A close does not wait: what finds no room stays in the
+/// batch, and `send_many` hands it back (a loop of `send` would have been
+/// waiting for that room, and the closing thread may be the only one that
+/// could make it); nor does a receive (on the empty path there is room,
+/// but for a broadcast subscriber's lagging twin). `true` if any message
+/// became visible. One thread-local load when there is none.
+///
+/// A channel's key is the address of its `Sending` core (MPSC: the
+/// `Array`; broadcast: the `Chan`; SPSC: the `Chan`); [`Handle::pending_key`]
+/// gives it from any handle.
 #[inline(always)]
-pub(crate) fn flush_batches(chan: *const (), wait: bool) {
+pub(crate) fn flush_batches(chan: *const (), wait: bool) -> bool {
     let top = crate::sync::batch_top();
-    if !top.is_null() {
-        flush_batches_slow(top as *const BatchHead, chan, wait);
-    }
+    !top.is_null() && flush_batches_slow(top as *const Pending, chan, wait)
 }
 
 #[cold]
 #[inline(never)]
-fn flush_batches_slow(mut head: *const BatchHead, chan: *const (), wait: bool) {
+fn flush_batches_slow(mut head: *const Pending, chan: *const (), wait: bool) -> bool {
     // At most one batch per channel holds messages: a newer one registers
-    // only after sending the older ones of its channel (`register`).
+    // only after sending the older ones of its channel (`register`; an
+    // SPSC run is the only one of its channel, its sender being unique).
+    let mut sent = false;
     while !head.is_null() {
-        // SAFETY: every head on this thread's list belongs to a live,
-        // registered batch (a batch unregisters before it is dropped, and
-        // only this thread reads its list).
+        // SAFETY: every entry on this thread's list is live and registered
+        // (`Pending::push`'s contract: it is popped before it is dropped or
+        // moved, and only this thread reads its list).
         let (this_chan, flush, prev) = unsafe { ((*head).chan, (*head).flush, (*head).prev.get()) };
         if this_chan == chan {
-            // SAFETY: as above.
-            unsafe { flush(head, wait) };
+            // SAFETY: as above; `flush` is the entry's own.
+            sent |= unsafe { flush(head, wait) };
         }
         head = prev;
     }
+    sent
 }
 
 /// A kind's `try_recv` error: it can say "empty now" (the one outcome a
@@ -515,6 +563,12 @@ pub(crate) trait Core {
     fn overflow(&self) -> Overflow;
     /// Closes the channel; `true` for the call that closed it.
     fn close(&self) -> bool;
+    /// The channel's key in this thread's list of pending `send_many`
+    /// batches ([`flush_batches`]): the address of the core its senders
+    /// send through.
+    fn pending_key(&self) -> *const () {
+        self as *const Self as *const ()
+    }
 }
 
 /// A handle and the core it reads; `len` and `close` are per handle where
@@ -523,6 +577,11 @@ pub(crate) trait Core {
 pub(crate) trait Handle {
     type Core: Core;
     fn core(&self) -> &Self::Core;
+    /// The channel's key in this thread's list of pending `send_many`
+    /// batches ([`flush_batches`]).
+    fn pending_key(&self) -> *const () {
+        self.core().pending_key()
+    }
     fn len(&self) -> usize {
         self.core().len()
     }
@@ -755,6 +814,9 @@ macro_rules! introspection_methods {
         #[doc = concat!("assert_eq!(", $h, ".len(), 1);")]
         /// ```
         pub fn len(&self) -> usize {
+            // A `send_many` of this thread whose iterator asks: counted as
+            // sent, as in a loop of `send`.
+            $crate::chan::flush_batches($crate::chan::Handle::pending_key(self), false);
             $crate::chan::Handle::len(self)
         }
 

@@ -239,14 +239,17 @@
 //!   slots. Messages it has written are published before it runs the
 //!   iterator on a full ring, when it finishes, and when the iterator calls
 //!   into the channel itself (through `written`, a receiver-side close made
-//!   from the iterator counts them), and before it asks an iterator whose
-//!   `size_hint` promises no more items for the next one (a channel's
-//!   `iter()` may wait for it: `tx.send_many(upstream.iter())` forwards each
-//!   message at once): the result is the loop's. A panicking iterator
-//!   leaves what it yielded sent. A message becomes visible to the receiver
-//!   when its batch is published, so an iterator that promises items and
-//!   then waits for the receiver to act on an earlier item of the same
-//!   call waits forever.
+//!   from the iterator counts them; a receive, `len()` or select readiness
+//!   the iterator makes on this thread publishes them first, the run being
+//!   registered in the thread's list of pending batches, `chan::Pending`),
+//!   and before it asks an iterator whose `size_hint` promises no more items
+//!   for the next one (a channel's `iter()` may wait for it:
+//!   `tx.send_many(upstream.iter())` forwards each message at once): the
+//!   result is the loop's. A panicking iterator leaves what it yielded
+//!   sent. A receiver on another thread sees a message when its batch is
+//!   published, so an iterator that promises items and then waits for
+//!   another thread to act on an earlier item of the same call waits
+//!   forever.
 //! - `send_many` stops at the first message it cannot enqueue; the error
 //!   carries every message taken from the iterator but not enqueued (more
 //!   than one only when a batch raced a receiver-side close). Items the
@@ -1520,10 +1523,11 @@ impl<T> Sender<T> {
     /// The result is that of the loop, also when the iterator itself calls
     /// into this channel: a message it sends while producing item `k` lands
     /// after item `k - 1` and before item `k`; a close it makes keeps the
-    /// items yielded before it. If the iterator panics, what it yielded
-    /// before the panic has been sent. An iterator whose `size_hint`
-    /// promises no more items (a channel's `iter()`) is asked for the next
-    /// one only once the ones it gave are published.
+    /// items yielded before it; a receive or `len()` it makes through the
+    /// receiver finds the items yielded before. If the iterator panics,
+    /// what it yielded before the panic has been sent. An iterator whose
+    /// `size_hint` promises no more items (a channel's `iter()`) is asked
+    /// for the next one only once the ones it gave are published.
     ///
     /// On close it stops and returns the messages taken but not enqueued;
     /// items the iterator has not yielded yet stay in it.
@@ -1553,10 +1557,15 @@ impl<T> Sender<T> {
         // Messages written but not yet published: `run.first..end`. The
         // iterator (user code) never runs while a message taken from it is
         // half handled, and if it panics, `run` publishes what it yielded.
-        let mut run = Run {
+        let run = Run {
+            pending: chan::Pending::new(chan.pending_key(), Run::<T>::flush_erased),
             tx: self,
-            first: self.tail.get(),
+            first: Cell::new(self.tail.get()),
         };
+        // SAFETY: from the whole run (`repr(C)`, the entry first), a local
+        // that stays where it is until its drop pops it; nested `send_many`
+        // calls push and pop inside this one.
+        unsafe { chan::Pending::push(&run as *const Run<T> as *const chan::Pending) };
         let cap = chan.shared.cap;
         // Kept in locals: the loop's stores (the tail, `written`) could
         // otherwise alias them and force a reload per message.
@@ -1582,7 +1591,7 @@ impl<T> Sender<T> {
                 }
             }
             loop {
-                if promised == 0 && end != run.first {
+                if promised == 0 && end != run.first.get() {
                     promised = iter.size_hint().0;
                     if promised == 0 {
                         // The iterator promises no more items: it may wait
@@ -1625,7 +1634,7 @@ impl<T> Sender<T> {
                     return Err(SendError(back));
                 }
                 self.send(msg).map_err(|SendError(m)| SendError(vec![m]))?;
-                run.first = self.tail.get();
+                run.first.set(self.tail.get());
                 continue 'batch;
             }
         };
@@ -1699,18 +1708,24 @@ impl<T> Sender<T> {
 
 /// Messages `send_many` has written from `first` on but not yet published.
 /// If the iterator panics, dropping the run publishes them, as a loop of
-/// `send` would have sent them.
+/// `send` would have sent them. Registered on the thread while it exists
+/// (`chan::Pending`): a receive that the iterator makes on this channel
+/// publishes it first ([`flush_erased`](Self::flush_erased)).
+#[repr(C)]
 struct Run<'a, T> {
+    /// First (`repr(C)`): the thread's list links runs and batches through
+    /// their entries.
+    pending: chan::Pending,
     tx: &'a Sender<T>,
-    first: usize,
+    first: Cell<usize>,
 }
 
 impl<T> Run<'_, T> {
     /// Publishes the run `first..end` (unless a re-entrant send already
     /// did), settles it against a close, and starts a new one at the
     /// sender's tail. `Err` holds the messages a close excluded, in order.
-    fn settle(&mut self, end: usize) -> Result<(), Vec<T>> {
-        let (tx, first) = (self.tx, self.first);
+    fn settle(&self, end: usize) -> Result<(), Vec<T>> {
+        let (tx, first) = (self.tx, self.first.get());
         let result = if first == end {
             Ok(())
         } else if tx.tail.get() == end {
@@ -1722,12 +1737,39 @@ impl<T> Run<'_, T> {
             // ... and the channel was closed meanwhile: the cutoff decides.
             tx.resolve_close(first, end)
         };
-        self.first = tx.tail.get();
+        self.first.set(tx.tail.get());
         result.map_err(|keep| {
             let mut back = Vec::new();
             tx.take_back(keep, end, &mut back);
             back
         })
+    }
+
+    /// A receive, `len()` or select readiness of this thread found the
+    /// channel short while the iterator runs: publishes the run written so
+    /// far (`written`, stored before each call of the iterator), as a loop
+    /// of `send` had sent it. `true` if it published anything. If a close
+    /// excludes part of it (`publish` rewinds the tail), the run stays as
+    /// it is, and `send_many` settles it when the iterator returns.
+    ///
+    /// # Safety
+    ///
+    /// `head` points to a live, registered `Run<T>` (its first field).
+    unsafe fn flush_erased(head: *const chan::Pending, _wait: bool) -> bool {
+        // SAFETY: the caller's contract; `repr(C)` puts the entry first.
+        let run = unsafe { &*(head as *const Self) };
+        let (tx, first) = (run.tx, run.first.get());
+        let end = tx.chan.written.load(Ordering::Relaxed);
+        // Nothing written since the last publication, or a re-entrant send
+        // already published the run with its own message.
+        if !before(first, end) || tx.tail.get() != end {
+            return false;
+        }
+        if tx.publish(first, end).is_err() {
+            return false;
+        }
+        run.first.set(end);
+        true
     }
 }
 
@@ -1737,10 +1779,11 @@ impl<T> Drop for Run<'_, T> {
     /// settled run has `first` at or past that: nothing to do.
     fn drop(&mut self) {
         let written = self.tx.chan.written.load(Ordering::Relaxed);
-        if before(self.first, written) {
+        if before(self.first.get(), written) {
             // The messages a close excluded are dropped here.
             drop(self.settle(written));
         }
+        self.pending.pop();
     }
 }
 
@@ -2050,6 +2093,9 @@ impl<T> Receiver<T> {
     /// `Err(Closed)` once closed and drained, otherwise `Ok(tail)`.
     #[inline]
     fn refresh_tail(&self) -> Result<usize, TryRecvError> {
+        // A `send_many` of this thread, whose iterator receives: its run is
+        // published first (a loop of `send` had sent it; see `Run`).
+        chan::flush_batches(self.chan.pending_key(), false);
         let t = self.load_tail();
         if before(self.current_head(), t) {
             return Ok(t);
@@ -2362,6 +2408,8 @@ receiver_iterators!("spsc");
 
 impl<T> crate::select::case::Case for Receiver<T> {
     fn ready(&self) -> bool {
+        // A pending run of this thread (see `refresh_tail`).
+        chan::flush_batches(self.chan.pending_key(), false);
         self.head.get() != self.tail_cache.get() || self.chan.len() != 0 || self.chan.is_closed()
     }
 

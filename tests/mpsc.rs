@@ -747,6 +747,60 @@ fn send_many_whose_iterator_panics_keeps_what_it_yielded() {
     }
 }
 
+/// An iterator that receives on the same channel while `send_many` runs
+/// finds what a loop of `send` had sent by then. Every third item it makes
+/// one call, so that each call finds two items waiting in the pending batch:
+/// `try_recv`, `recv`, a zero-timeout receive, `recv_many`, a `select!`
+/// with a default, `len()`. (Before the fix the batch was invisible to
+/// them: the first `try_recv` found nothing.)
+#[test]
+fn send_many_whose_iterator_receives_sees_what_a_loop_sent() {
+    for overflow in [Overflow::Block, Overflow::DropNewest, Overflow::DropOldest] {
+        let (tx, rx) = mpsc::Builder::new(16).overflow(overflow).build();
+        let mut received = Vec::new();
+        let items = (0..20u32).inspect(|&i| {
+            if i % 3 != 2 {
+                return;
+            }
+            // A loop of `send` has sent `0..i` by now. Checked at once,
+            // before a later `recv` could wait for what is missing.
+            let before = received.len();
+            let op = i / 3;
+            match op {
+                0 => received.extend(rx.try_recv().ok()),
+                1 => received.extend(rx.recv().ok()),
+                2 => received.extend(rx.recv_timeout(Duration::ZERO).ok()),
+                3 => {
+                    rx.recv_many(&mut received, 100).unwrap();
+                }
+                4 => received.extend(rillet::select! {
+                    recv(rx) -> m => m.ok(),
+                    default => None,
+                }),
+                _ => {
+                    let len = rx.len();
+                    assert_eq!(len, i as usize - before, "{overflow:?}: len() at item {i}");
+                    return;
+                }
+            }
+            let want: Vec<u32> = if op == 3 {
+                (before as u32..i).collect()
+            } else {
+                vec![before as u32]
+            };
+            assert_eq!(
+                received[before..],
+                want,
+                "{overflow:?}: call {op} at item {i}"
+            );
+        });
+        assert_eq!(tx.send_many(items), Ok(20), "{overflow:?}");
+        received.extend(rx.try_iter());
+        assert_eq!(received, (0..20).collect::<Vec<_>>(), "{overflow:?}");
+        assert_eq!(rx.dropped(), 0, "{overflow:?}");
+    }
+}
+
 /// Forwarding with `send_many(upstream.iter())`: each item goes on before
 /// the iterator waits for the next one, as a loop of `send` would send it.
 /// (Before the fix the first item waited in the batch for the second.)

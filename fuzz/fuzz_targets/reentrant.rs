@@ -8,7 +8,8 @@
 //! items, where each item carries actions that the iterator performs *while
 //! producing that item*: send another message on the same channel (through
 //! the same handle or another sender), close the channel (through a sender
-//! or a receiver), or panic. The iterator's `size_hint` promises a
+//! or a receiver), receive (`try_recv`), read every handle's `len()`,
+//! `dropped()` and `is_closed()`, or panic. The iterator's `size_hint` promises a
 //! fuzzer-chosen number of its remaining items (from none to all), so the
 //! kinds take several items before they enqueue them (an SPSC run, an MPSC
 //! or broadcast batch) and a re-entrant call finds them pending. Some
@@ -28,6 +29,7 @@
 //!   `Err(SendError(vec![item]))`, and the iterator is not asked for
 //!   another item (also on a channel closed before the call: one item is
 //!   taken and comes back);
+//! - a receive or `len()` it makes finds the items yielded before it;
 //! - if it panics, the items it yielded before have been sent;
 //! - a message the policy drops (evicted under DropOldest, discarded under
 //!   DropNewest) is dropped before the iterator is asked for the next item
@@ -64,9 +66,11 @@
 //! one thread, so blocking sends (plain, re-entrant, and the items of a
 //! `send_many`) are only issued when the model says they fit; a plan that
 //! could wait is trimmed before the call (see `sanitize`). So the iterator
-//! never meets the documented limits of the loop-of-`send` equivalence:
-//! it makes no receive and no `len()` on the channel, drops no subscriber,
-//! and a close it makes finds room for every pending item.
+//! never meets the documented limits of the loop-of-`send` equivalence: it
+//! drops no subscriber, and a close it makes finds room for every pending
+//! item. (A broadcast subscriber's receive inside the iterator is skipped
+//! when its next message panics in the channel's drop: the model keeps
+//! that case to top-level receives.)
 //!
 //! Run: `cargo +nightly fuzz run reentrant -- -max_total_time=120`
 
@@ -172,6 +176,11 @@ enum Action {
     },
     CloseTx(Option<u8>),
     CloseRx(u8),
+    /// `try_recv` on receiver `i` (a broadcast subscriber skips it when its
+    /// next message would panic in the channel's drop).
+    TryRecv(u8),
+    /// `len()`, `dropped()` and `is_closed()` of every handle.
+    Look,
     Panic,
 }
 
@@ -497,6 +506,8 @@ struct Model {
     dropped: u64,
     /// The original instance of every message, by id (`inst0[0]` unused).
     inst0: Vec<u32>,
+    /// Whether each message panics when the channel drops it, by id.
+    bombs: Vec<bool>,
     /// The originals the channel must drop in the current operation (so
     /// far, inside a `send_many`'s iterator).
     expect: Vec<u32>,
@@ -509,6 +520,7 @@ impl Model {
         let id = u32::try_from(self.inst0.len()).unwrap();
         let m = Msg::new(id, bomb, &self.drops);
         self.inst0.push(m.inst);
+        self.bombs.push(bomb);
         m
     }
 
@@ -688,6 +700,8 @@ enum Act {
     },
     CloseTx(usize),
     CloseRx(usize),
+    TryRecv(usize),
+    Look,
     Panic,
 }
 
@@ -751,6 +765,36 @@ impl ReIter<'_> {
                     "re-entrant close through a receiver"
                 );
             }
+            Act::TryRecv(i) => {
+                let exp = {
+                    let m = self.model.borrow();
+                    let next = m.subs[i].q.front().copied();
+                    if m.kind == Kind::Broadcast && next.is_some_and(|id| m.bombs[id as usize]) {
+                        // Its last pass may drop the original, panicking
+                        // inside this receive: kept to the top level.
+                        return;
+                    }
+                    m.expect_recv(i)
+                };
+                // A loop of `send` has sent the items yielded so far: the
+                // receive finds them.
+                let r = self.rxs[i].try_recv();
+                let mut m = self.model.borrow_mut();
+                match r {
+                    Ok(msg) => {
+                        assert_eq!(exp, Ok(()), "receiver {i}: try_recv inside the iterator");
+                        if let Some(id) = m.received(i, &msg) {
+                            m.expect.push(id);
+                        }
+                        ours(msg);
+                    }
+                    Err(e) => {
+                        assert_eq!(Err(e), exp, "receiver {i}: try_recv inside the iterator");
+                        m.subs[i].lag = 0;
+                    }
+                }
+            }
+            Act::Look => check_handles(&self.model.borrow(), self.txs, self.rxs),
             Act::Panic => {
                 self.model.borrow_mut().call.as_mut().unwrap().iter_panicked = true;
                 panic::panic_any(Boom::Iter);
@@ -842,6 +886,8 @@ fn sanitize(m: &Model, items: &[Item], ti: usize, ntx: usize, nrx: usize) -> Vec
             },
             Action::CloseTx(v) => Act::CloseTx(via(v)),
             Action::CloseRx(i) => Act::CloseRx(pick(nrx, i)?),
+            Action::TryRecv(i) => Act::TryRecv(pick(nrx, i)?),
+            Action::Look => Act::Look,
             Action::Panic => Act::Panic,
         })
     };
@@ -859,7 +905,9 @@ fn sanitize(m: &Model, items: &[Item], ti: usize, ntx: usize, nrx: usize) -> Vec
             out.push((item.bomb, acts));
             continue;
         }
-        let term = acts.iter().position(|a| !matches!(a, Act::Send { .. }));
+        let term = acts
+            .iter()
+            .position(|a| matches!(a, Act::CloseTx(_) | Act::CloseRx(_) | Act::Panic));
         let mut kept = Vec::new();
         for (j, mut a) in acts.into_iter().enumerate() {
             if term.is_some_and(|t| j >= t) {
@@ -889,6 +937,38 @@ fn sanitize(m: &Model, items: &[Item], ti: usize, ntx: usize, nrx: usize) -> Vec
     out
 }
 
+/// `len()`, `dropped()` and `is_closed()` of every handle, against the
+/// model (also from inside a `send_many`'s iterator: a loop of `send` has
+/// sent the items yielded so far).
+fn check_handles(m: &Model, txs: &[AnyTx], rxs: &[AnyRx]) {
+    for (i, s) in m.subs.iter().enumerate() {
+        assert!(
+            s.q.len() <= m.cap,
+            "receiver {i} holds {} messages, over the capacity {}",
+            s.q.len(),
+            m.cap
+        );
+    }
+    let held = m.held();
+    assert_eq!(
+        m.union_len(),
+        held,
+        "model: a receiver's queue is not a suffix of the longest one"
+    );
+    for (i, rx) in rxs.iter().enumerate() {
+        let (len, dropped, closed) = rx.introspect();
+        assert_eq!(len, m.subs[i].q.len(), "receiver {i}: len()");
+        assert_eq!(dropped, m.dropped, "receiver {i}: dropped()");
+        assert_eq!(closed, m.closed, "receiver {i}: is_closed()");
+    }
+    for (i, tx) in txs.iter().enumerate() {
+        let (len, dropped, closed) = tx.introspect();
+        assert_eq!(len, held, "sender {i}: len()");
+        assert_eq!(dropped, m.dropped, "sender {i}: dropped()");
+        assert_eq!(closed, m.closed, "sender {i}: is_closed()");
+    }
+}
+
 fn pick(len: usize, i: u8) -> Option<usize> {
     (len > 0).then(|| usize::from(i) % len)
 }
@@ -904,33 +984,7 @@ struct World {
 impl World {
     /// `len()`, `dropped()` and `is_closed()` of every handle.
     fn check_handles(&self) {
-        let m = self.model.borrow();
-        for (i, s) in m.subs.iter().enumerate() {
-            assert!(
-                s.q.len() <= m.cap,
-                "receiver {i} holds {} messages, over the capacity {}",
-                s.q.len(),
-                m.cap
-            );
-        }
-        let held = m.held();
-        assert_eq!(
-            m.union_len(),
-            held,
-            "model: a receiver's queue is not a suffix of the longest one"
-        );
-        for (i, rx) in self.rxs.iter().enumerate() {
-            let (len, dropped, closed) = rx.introspect();
-            assert_eq!(len, m.subs[i].q.len(), "receiver {i}: len()");
-            assert_eq!(dropped, m.dropped, "receiver {i}: dropped()");
-            assert_eq!(closed, m.closed, "receiver {i}: is_closed()");
-        }
-        for (i, tx) in self.txs.iter().enumerate() {
-            let (len, dropped, closed) = tx.introspect();
-            assert_eq!(len, held, "sender {i}: len()");
-            assert_eq!(dropped, m.dropped, "sender {i}: dropped()");
-            assert_eq!(closed, m.closed, "sender {i}: is_closed()");
-        }
+        check_handles(&self.model.borrow(), &self.txs, &self.rxs);
     }
 
     fn send(&mut self, i: usize, bomb: bool, blocking: bool) {
@@ -1228,6 +1282,7 @@ fn run(input: Input) {
         subs: vec![Sub::default()],
         dropped: 0,
         inst0: Vec::new(),
+        bombs: Vec::new(),
         expect: Vec::new(),
         call: None,
         drops: drops.clone(),

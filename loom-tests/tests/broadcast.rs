@@ -245,6 +245,29 @@ fn leave_racing_eviction_and_recv() {
     });
 }
 
+/// A receive made by a subscriber from inside `send_many`'s iterator sends
+/// the pending batch first and looks again (see the MPSC model of the same
+/// name), while another subscriber receives on its own thread: the receive
+/// finds 0, and both subscribers get 0, 1, 2 once each.
+#[test]
+fn send_many_whose_iterator_receives_racing_a_subscriber() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<usize>(4);
+        let other = tx.subscribe();
+        let b = thread::spawn(move || (0..3).map(|_| other.recv().unwrap()).collect::<Vec<_>>());
+        let mut seen = None;
+        let items = (0..3).inspect(|&i| {
+            if i == 2 {
+                seen = rx.try_recv().ok();
+            }
+        });
+        assert_eq!(tx.send_many(items), Ok(3));
+        assert_eq!(seen, Some(0), "the batch was not sent before the receive");
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(b.join().unwrap(), [0, 1, 2]);
+    });
+}
+
 /// `send_many` whose iterator sends through a clone while producing item
 /// 1, racing a subscriber on a ring of 2 (see the MPSC model of the same
 /// name): the subscriber sees 0, 10, 1 in that order.

@@ -587,6 +587,36 @@ fn send_many_with_a_reentrant_iterator_racing_the_consumer() {
     });
 }
 
+/// A receive made from inside `send_many`'s iterator sends the pending
+/// batch first (without waiting for room: another producer may have taken
+/// it) and looks again; racing a second producer, the receive finds a
+/// message (a loop of `send` had sent 0 and 1), and every message arrives
+/// once, the batch's in order.
+#[test]
+fn send_many_whose_iterator_receives_racing_a_producer() {
+    rillet::loom_accept(false);
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(4);
+        let other = tx.clone();
+        let b = thread::spawn(move || other.send(10).unwrap());
+        let mut got = Vec::new();
+        let mut seen = None;
+        let items = (0..3).inspect(|&i| {
+            if i == 2 {
+                seen = rx.try_recv().ok();
+            }
+        });
+        assert_eq!(tx.send_many(items), Ok(3));
+        got.extend(seen);
+        b.join().unwrap();
+        got.extend(rx.try_iter());
+        assert!(seen.is_some(), "the batch was not sent before the receive");
+        let ours: Vec<usize> = got.iter().copied().filter(|&m| m != 10).collect();
+        assert_eq!(ours, [0, 1, 2]);
+        assert_eq!(got.len(), 4);
+    });
+}
+
 /// `send_many` of a batch racing a receiver-side close: as a loop of
 /// `send`, every message taken from the iterator is either received
 /// (enqueued before the close) or handed back in the error, once, in

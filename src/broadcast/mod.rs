@@ -133,8 +133,10 @@
 //!   `subscribe` that the iterator makes on this channel first sends the
 //!   batch, so the result is the loop's (a subscriber made while item `k`
 //!   is produced sees item `k` on). If the iterator panics, the batch is
-//!   sent. A receive or `len()` the iterator makes does not see the batch
-//!   yet, and a subscriber's drop does not send it (the last one closes the
+//!   sent. A receive, `len()` or select readiness of a subscriber of this
+//!   thread that finds nothing new sends the batch first (without waiting
+//!   for room) and looks again: the iterator finds what the loop had sent.
+//!   A subscriber's drop does not send it (the last one closes the
 //!   channel, and the batch comes back in the error). Under `DropOldest` it
 //!   sends one message at a time, each eviction's drop before the next is
 //!   taken.
@@ -531,8 +533,8 @@ impl<T> Sender<T> {
     /// in the iterator.
     ///
     /// The result is that of the loop, also when the iterator itself calls
-    /// into this channel (a send, a close, a `subscribe`: see the module
-    /// docs), or panics (what it yielded before has been sent). An iterator
+    /// into this channel (a send, a receive, a close, a `subscribe`: see the
+    /// module docs), or panics (what it yielded before has been sent). An iterator
     /// whose `size_hint` promises no more items (a channel's `iter()`) is
     /// asked for the next one only once the ones it gave are sent.
     ///
@@ -660,6 +662,9 @@ impl<T: Clone> Receiver<T> {
             return Ok(0);
         }
         buf.push(self.recv()?);
+        // A pending batch of this thread is in the channel for a loop of
+        // `send` (see `chan::Batch`).
+        crate::chan::flush_batches(Handle::pending_key(self), false);
         // What is there now, read once per batch (not once per message);
         // on a lag, stop before the gap so that the next receive reports it.
         let tail = self.chan.tail();
@@ -780,6 +785,9 @@ receiver_iterators!(
 
 impl<T: Clone> crate::select::case::Case for Receiver<T> {
     fn ready(&self) -> bool {
+        // A pending batch of this thread is in the channel for a loop of
+        // `send` (see `chan::Batch`).
+        crate::chan::flush_batches(Handle::pending_key(self), false);
         Handle::len(self) != 0 || self.chan.is_closed()
     }
 

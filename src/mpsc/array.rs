@@ -724,6 +724,10 @@ impl<T> Array<T> {
                 if self.head() != head {
                     continue; // evicted meanwhile
                 }
+                // A pending batch of this thread (see `ready_head`).
+                if chan::flush_batches(self.pending_key(), false) {
+                    continue;
+                }
                 return Err(self.empty_or_closed(head));
             }
             if self
@@ -752,6 +756,9 @@ impl<T> Array<T> {
         buf: &mut Vec<T>,
         max: usize,
     ) -> Result<usize, TryRecvError> {
+        // A pending batch of this thread is in the channel for a loop of
+        // `send` (see `ready_head`).
+        chan::flush_batches(self.pending_key(), false);
         if self.config.claiming {
             // One claim at a time: a producer may be evicting.
             let mut n = 0;
@@ -1111,6 +1118,15 @@ impl<T> Array<T> {
     #[inline(always)]
     pub(crate) fn ready_head(&self) -> Option<Pos> {
         let head = self.own_head();
+        if self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL) {
+            return Some(head);
+        }
+        // A `send_many` of this thread, whose iterator receives: its batch
+        // goes first (a loop of `send` had sent it; see `chan::Batch`).
+        if !chan::flush_batches(self.pending_key(), false) {
+            return None;
+        }
+        let head = self.own_head();
         (self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)).then_some(head)
     }
 
@@ -1188,6 +1204,8 @@ impl<T> Array<T> {
     /// channel is closed (a select's readiness; reads what `try_recv`
     /// reads, not the producers' `tail`).
     pub(crate) fn recv_ready(&self) -> bool {
+        // A pending batch of this thread (see `ready_head`).
+        chan::flush_batches(self.pending_key(), false);
         let head = self.head();
         self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)
             || self.config.closed.load(Ordering::Acquire)

@@ -177,8 +177,10 @@
 //!   that the iterator makes on this channel first sends the batch, so the
 //!   result is the loop's (a close sends what finds room without waiting,
 //!   and the rest comes back in `send_many`'s error); if the iterator
-//!   panics, the batch is sent. A receive or `len()` the iterator makes on
-//!   the channel does not see the batch yet. On close it returns the
+//!   panics, the batch is sent. A receive, `len()` or select readiness on
+//!   this channel that finds it short (the iterator's, through the
+//!   receiver) sends the batch first, without waiting for room, and looks
+//!   again: the iterator finds what the loop had sent. On close it returns the
 //!   messages taken but not enqueued (the one that failed, unless a
 //!   concurrent close raced a batch); items the iterator has not yielded
 //!   stay in it.
@@ -316,6 +318,13 @@ impl<T> Core for Chan<T> {
             Chan::Zero(c) => c.close(),
         }
     }
+
+    fn pending_key(&self) -> *const () {
+        match self {
+            Chan::Array(c) => c.pending_key(),
+            Chan::Zero(c) => c.pending_key(),
+        }
+    }
 }
 
 /// The sending half of an MPSC channel: `Clone`, `Send + Sync` (when
@@ -386,7 +395,8 @@ impl<T> Sender<T> {
     /// The result is that of the loop, also when the iterator itself calls
     /// into this channel: a message it sends while producing item `k` lands
     /// after item `k - 1` and before item `k`; a close it makes keeps the
-    /// items yielded before it. If the iterator panics, what it yielded
+    /// items yielded before it; a receive or `len()` it makes finds the
+    /// items yielded before. If the iterator panics, what it yielded
     /// before the panic has been sent. An iterator whose `size_hint`
     /// promises no more items (a channel's `iter()`) is asked for the next
     /// one only once the ones it gave are sent.
