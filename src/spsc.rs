@@ -1720,7 +1720,7 @@ struct Run<'a, T> {
     first: Cell<usize>,
 }
 
-impl<T> Run<'_, T> {
+impl<'a, T: 'a> Run<'a, T> {
     /// Publishes the run `first..end` (unless a re-entrant send already
     /// did), settles it against a close, and starts a new one at the
     /// sender's tail. `Err` holds the messages a close excluded, in order.
