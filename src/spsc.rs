@@ -2093,9 +2093,6 @@ impl<T> Receiver<T> {
     /// `Err(Closed)` once closed and drained, otherwise `Ok(tail)`.
     #[inline]
     fn refresh_tail(&self) -> Result<usize, TryRecvError> {
-        // A `send_many` of this thread, whose iterator receives: its run is
-        // published first (a loop of `send` had sent it; see `Run`).
-        chan::flush_batches(self.chan.pending_key(), false);
         let t = self.load_tail();
         if before(self.current_head(), t) {
             return Ok(t);
@@ -2145,6 +2142,14 @@ impl<T> Receiver<T> {
     /// and drained, otherwise `Ok(t)` (empty).
     #[cold]
     fn empty_or_closed(&self, t: usize) -> Result<usize, TryRecvError> {
+        // A `send_many` of this thread, whose iterator receives: its run is
+        // published first (a loop of `send` had sent it; see `Run`).
+        if chan::flush_batches(self.chan.pending_key(), false) {
+            let t = self.load_tail();
+            if before(self.current_head(), t) {
+                return Ok(t);
+            }
+        }
         let cutoff = match self.cutoff.get() {
             Some(cutoff) => cutoff,
             None => {
@@ -2264,6 +2269,10 @@ impl<T> Receiver<T> {
         if max == 0 {
             return Ok(0);
         }
+        // A pending run of this thread is in the channel for a loop of
+        // `send`, also behind messages already there (see
+        // `empty_or_closed`).
+        chan::flush_batches(self.chan.pending_key(), false);
         chan::recv_with(self, None, || self.try_recv_many(buf, max)).map_err(|_| RecvError)
     }
 
@@ -2408,7 +2417,7 @@ receiver_iterators!("spsc");
 
 impl<T> crate::select::case::Case for Receiver<T> {
     fn ready(&self) -> bool {
-        // A pending run of this thread (see `refresh_tail`).
+        // A pending run of this thread (see `empty_or_closed`).
         chan::flush_batches(self.chan.pending_key(), false);
         self.head.get() != self.tail_cache.get() || self.chan.len() != 0 || self.chan.is_closed()
     }
