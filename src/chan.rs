@@ -122,7 +122,8 @@ fn send_slow<T, S: Sending<T>>(
 /// thread while it exists (a list through `sync::batch_top`), and:
 /// - a call into the same channel made from inside the iterator (a send,
 ///   `close_with`, a select's send, a close from either side, an MPSC
-///   receiver's drop, a broadcast `subscribe`) first sends the batch
+///   receiver's drop, a broadcast `subscribe` or subscriber's drop) first
+///   sends the batch
 ///   ([`flush_batches`]): the messages land where the loop had put them,
 ///   before that call;
 /// - if the iterator panics, dropping the registration sends the batch

@@ -1002,6 +1002,37 @@ fn send_many_whose_iterator_closes_the_channel() {
     assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
 }
 
+/// The iterator drops the last subscriber while producing item 3: a loop
+/// of `send` had delivered 0, 1 and 2 to it (dropped with it, inside the
+/// iterator), and item 3 finds the channel closed. (Before the fix the
+/// subscriber's drop did not send the pending batch: `Err([0, 1, 2, 3])`.)
+#[test]
+fn send_many_whose_iterator_drops_the_last_subscriber() {
+    let (live, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (tx, rx) = broadcast::channel(8);
+    let mut rx = Some(rx);
+    let mut items = (0..5).map(|i| {
+        if i == 3 {
+            drop(rx.take());
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                3,
+                "0, 1, 2 go with the subscriber"
+            );
+        }
+        Counted::new(i, &live, &drops)
+    });
+    let back = tx.send_many(items.by_ref()).unwrap_err().0;
+    assert_eq!(back.iter().map(|m| m.id).collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        items.next().map(|m| m.id),
+        Some(4),
+        "unpulled items stay in the iterator"
+    );
+    drop((back, tx));
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
 /// A subscriber made while the iterator produces item 2 sees what a loop
 /// of `send` would have sent after it: from item 2 on.
 #[test]

@@ -66,9 +66,9 @@
 //! one thread, so blocking sends (plain, re-entrant, and the items of a
 //! `send_many`) are only issued when the model says they fit; a plan that
 //! could wait is trimmed before the call (see `sanitize`). So the iterator
-//! never meets the documented limits of the loop-of-`send` equivalence: it
-//! drops no subscriber, and a close it makes finds room for every pending
-//! item. (A broadcast subscriber's receive inside the iterator is skipped
+//! never meets the documented limits of the loop-of-`send` equivalence: a
+//! close it makes finds room for every pending item. It drops no handle
+//! (the top level does). (A broadcast subscriber's receive inside the iterator is skipped
 //! when its next message panics in the channel's drop: the model keeps
 //! that case to top-level receives.)
 //!

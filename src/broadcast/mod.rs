@@ -136,8 +136,7 @@
 //!   sent. A receive, `len()` or select readiness of a subscriber of this
 //!   thread that finds nothing new sends the batch first (without waiting
 //!   for room) and looks again: the iterator finds what the loop had sent.
-//!   A subscriber's drop does not send it (the last one closes the
-//!   channel, and the batch comes back in the error). Under `DropOldest` it
+//!   So does a subscriber's drop (a loop had sent the batch to it too). Under `DropOldest` it
 //!   sends one message at a time, each eviction's drop before the next is
 //!   taken.
 //! - `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
@@ -766,6 +765,10 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
+        // A `send_many` of this thread whose iterator drops us: its batch
+        // was sent before (to us too, as a loop of `send` had sent it), and
+        // goes with us if we are its last holder.
+        crate::chan::flush_batches(Handle::pending_key(self), false);
         self.chan.leave(self.head.get());
     }
 }
