@@ -1033,6 +1033,49 @@ fn send_many_whose_iterator_drops_the_last_subscriber() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
+/// On a full `Block` channel a loop of `send` waits in the send of the item
+/// it just took: `send_many` asks the iterator for no item beyond that
+/// before the subscriber makes room. Capacity 2 and a subscriber that
+/// starts receiving only well after item 2 was taken: item 3 must not be
+/// asked for before. (Before the fix a batch took up to 64 items whatever
+/// the room: all ten at once.)
+#[test]
+fn send_many_takes_no_item_a_loop_would_be_waiting_to_take() {
+    let (tx, rx) = broadcast::channel(2);
+    let took_2 = Arc::new(AtomicBool::new(false));
+    let receiving = Arc::new(AtomicBool::new(false));
+    let (t2, r2) = (took_2.clone(), receiving.clone());
+    let h = thread::spawn(move || {
+        let mut early = Vec::new();
+        let items = (0..10).inspect(|&i| {
+            if i == 2 {
+                t2.store(true, Ordering::SeqCst);
+            }
+            if i > 2 && !r2.load(Ordering::SeqCst) {
+                early.push(i);
+            }
+        });
+        assert_eq!(tx.send_many(items), Ok(10));
+        early
+    });
+    while !took_2.load(Ordering::SeqCst) {
+        thread::yield_now();
+    }
+    // Time for the sender to ask for more, if it would: a wrong answer
+    // shows up as a failure, never the other way round.
+    thread::sleep(ms(20));
+    receiving.store(true, Ordering::SeqCst);
+    assert_eq!(
+        rx.iter().take(10).collect::<Vec<_>>(),
+        (0..10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        h.join().unwrap(),
+        Vec::<i32>::new(),
+        "items asked for while a loop waits"
+    );
+}
+
 /// A subscriber made while the iterator produces item 2 sees what a loop
 /// of `send` would have sent after it: from item 2 on.
 #[test]

@@ -5,7 +5,7 @@ use rillet::{
     TrySendError,
 };
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -799,6 +799,44 @@ fn send_many_whose_iterator_receives_sees_what_a_loop_sent() {
         assert_eq!(received, (0..20).collect::<Vec<_>>(), "{overflow:?}");
         assert_eq!(rx.dropped(), 0, "{overflow:?}");
     }
+}
+
+/// On a full `Block` channel a loop of `send` waits in the send of the item
+/// it just took: `send_many` asks the iterator for no item beyond that
+/// before the receiver makes room (capacity 2, a receiver that starts only
+/// well after item 2 was taken: item 3 must not be asked for before).
+#[test]
+fn send_many_takes_no_item_a_loop_would_be_waiting_to_take() {
+    let (tx, rx) = mpsc::channel(2);
+    let took_2 = Arc::new(AtomicBool::new(false));
+    let receiving = Arc::new(AtomicBool::new(false));
+    let (t2, r2) = (took_2.clone(), receiving.clone());
+    let h = thread::spawn(move || {
+        let mut early = Vec::new();
+        let items = (0..10).inspect(|&i| {
+            if i == 2 {
+                t2.store(true, Ordering::SeqCst);
+            }
+            if i > 2 && !r2.load(Ordering::SeqCst) {
+                early.push(i);
+            }
+        });
+        assert_eq!(tx.send_many(items), Ok(10));
+        early
+    });
+    while !took_2.load(Ordering::SeqCst) {
+        thread::yield_now();
+    }
+    // Time for the sender to ask for more, if it would: a wrong answer
+    // shows up as a failure, never the other way round.
+    thread::sleep(ms(20));
+    receiving.store(true, Ordering::SeqCst);
+    assert_eq!(rx.iter().collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        h.join().unwrap(),
+        Vec::<i32>::new(),
+        "items asked for while a loop waits"
+    );
 }
 
 /// Forwarding with `send_many(upstream.iter())`: each item goes on before

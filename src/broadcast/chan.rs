@@ -362,6 +362,21 @@ impl<T> Chan<T> {
         evicted
     }
 
+    /// How many positions from the tail on are free now, up to `max` (a
+    /// snapshot): the stamps `claim_free` reads next, so the lines it
+    /// touches are the ones the claim will. (Counting the messages held
+    /// instead, `held`, is a search over stamps all over the ring, and cost
+    /// `send_many` a quarter of its speed.)
+    fn free_ahead(&self, max: usize) -> usize {
+        let mut pos = self.pos(self.tail.load(Ordering::Relaxed));
+        let mut n = 0;
+        while n < max && self.slot(pos).stamp.load(Ordering::Relaxed) == pos.word() {
+            pos = self.next(pos);
+            n += 1;
+        }
+        n
+    }
+
     /// Claims up to `max` free positions under `Block` with one
     /// compare-exchange. `Ok(None)`: no room.
     #[allow(clippy::result_unit_err)]
@@ -433,10 +448,11 @@ impl<T> Chan<T> {
         let _registered = pending.register();
         let mut batch = Vec::new();
         loop {
-            // Unlike MPSC's, not limited to what looks free: finding that
-            // out is a search over the slots' stamps (`held`), and it cost
-            // `send_many` a quarter of its speed.
-            let (n, ended) = pending.collect(iter, MAX_BATCH, || {
+            // No more than looks free: on a full channel a loop of `send`
+            // waits in the send of the item it just took, and asks for no
+            // other.
+            let room = self.free_ahead(MAX_BATCH);
+            let (n, ended) = pending.collect(iter, room.max(1), || {
                 self.tail.load(Ordering::Relaxed) & CLOSED != 0
             });
             taken += n;
@@ -685,6 +701,36 @@ impl<T> Chan<T> {
     where
         T: Clone,
     {
+        match self.try_take(head) {
+            Some(msg) => Ok(msg),
+            None => self.try_recv_missing(head),
+        }
+    }
+
+    /// `try_recv` found no message at `head`.
+    #[cold]
+    #[inline(never)]
+    fn try_recv_missing(&self, head: &Cell<Pos>) -> Result<T, TryRecvError>
+    where
+        T: Clone,
+    {
+        // A `send_many` of this thread, whose iterator receives: its batch
+        // goes first (a loop of `send` had sent it; see `chan::Batch`).
+        if crate::chan::flush_batches(self as *const Self as *const (), false) {
+            if let Some(msg) = self.try_take(head) {
+                return Ok(msg);
+            }
+        }
+        Err(self.missing(head))
+    }
+
+    /// The message at `head`, if it is there: `try_recv` without the
+    /// reason it is not.
+    #[inline(always)]
+    fn try_take(&self, head: &Cell<Pos>) -> Option<T>
+    where
+        T: Clone,
+    {
         let pos = head.get();
         let slot = self.slot(pos);
         if !self.evicting() {
@@ -702,7 +748,7 @@ impl<T> Chan<T> {
                         unsafe { p.read().assume_init() }
                     });
                     self.free_block(slot, pos);
-                    return Ok(msg);
+                    return Some(msg);
                 }
                 let guard = PassBlock {
                     chan: self,
@@ -715,7 +761,7 @@ impl<T> Chan<T> {
                     unsafe { (*p).assume_init_ref().clone() }
                 });
                 drop(guard);
-                return Ok(msg);
+                return Some(msg);
             }
         } else if let Some(inside) = self.enter(slot, pos) {
             head.set(self.next(pos));
@@ -736,7 +782,7 @@ impl<T> Chan<T> {
                 });
                 slot.refs.store(0, Ordering::Relaxed);
                 inside.free(pos);
-                return Ok(msg);
+                return Some(msg);
             }
             let msg = slot.msg.with(|p| {
                 // SAFETY: inside the slot (busy raised while FULL and not
@@ -744,15 +790,9 @@ impl<T> Chan<T> {
                 unsafe { (*p).assume_init_ref().clone() }
             });
             inside.pass();
-            return Ok(msg);
+            return Some(msg);
         }
-        // A `send_many` of this thread, whose iterator receives: its batch
-        // goes first (a loop of `send` had sent it; see `chan::Batch`).
-        // Each retry follows a flush that sent something: at most a batch.
-        if crate::chan::flush_batches(self as *const Self as *const (), false) {
-            return self.try_recv(head);
-        }
-        Err(self.missing(head))
+        None
     }
 
     /// Why the message at `head` is not there (and, on lag, moves `head` to

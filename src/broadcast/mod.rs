@@ -125,10 +125,9 @@
 //!   waits for room, under `DropOldest` it evicts.
 //! - `send_many` is a loop of `send`. Under `Block` it takes up to 64
 //!   messages from the iterator (more than one only while its `size_hint`
-//!   promises them; unlike MPSC, also more than look free, so a batch may
-//!   take items from the iterator before a loop would have waited for
-//!   room), then claims their positions with one compare-exchange: it never runs
-//!   the iterator while it holds a claim. While the iterator runs, the
+//!   promises them, and no more than look free: on a full channel it takes
+//!   one and waits, as the loop does), then claims their positions with one
+//!   compare-exchange: it never runs the iterator while it holds a claim. While the iterator runs, the
 //!   batch is registered on the thread (`chan::Batch`): a send, close or
 //!   `subscribe` that the iterator makes on this channel first sends the
 //!   batch, so the result is the loop's (a subscriber made while item `k`
