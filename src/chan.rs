@@ -123,9 +123,13 @@ fn send_slow<T, S: Sending<T>>(
 /// - a call into the same channel made from inside the iterator (a send,
 ///   `close_with`, a select's send, a close from either side, an MPSC
 ///   receiver's drop, a broadcast `subscribe` or subscriber's drop) first
-///   sends the batch
-///   ([`flush_batches`]): the messages land where the loop had put them,
-///   before that call;
+///   sends the batch ([`flush_batches`]): the messages land where the loop
+///   had put them, before that call;
+/// - a receive or a select readiness on the same channel made from inside
+///   the iterator that finds nothing sends the batch (without waiting for
+///   room) and looks again; `len()` and `recv_many` send it first: they
+///   find what the loop had sent. (SPSC registers its unpublished run in
+///   the same list, `spsc::Run`, and publishes it then.)
 /// - if the iterator panics, dropping the registration sends the batch
 ///   (the loop had sent those messages before the panic);
 /// - [`Batch::collect`] asks the iterator for more than one message only
@@ -133,12 +137,6 @@ fn send_slow<T, S: Sending<T>>(
 ///   may wait for its next item (a channel's `iter()`) is asked for it only
 ///   once what it gave is sent, so forwarding through `send_many` holds
 ///   nothing back.
-///
-/// - a receive, `len()` or select readiness on the same channel made from
-///   inside the iterator (through any handle) finds nothing where a loop
-///   had sent it: on its empty path it sends the batch without waiting
-///   ([`flush_batches`]) and looks again. (SPSC registers its unpublished
-///   run in the same list, `spsc::Run`, and publishes it then.)
 #[repr(C)]
 pub(crate) struct Batch<'a, T, S: Sending<T>> {
     /// First (`repr(C)`): the list links batches through their heads.

@@ -244,13 +244,13 @@
 //!   (each kind's module docs say exactly what such a call sees).
 //!   `send_many` is a loop of `send` in every kind: a message the iterator
 //!   sends while producing item `i` lands between items `i - 1` and `i`;
-//!   a close it makes keeps the items it yielded before; a receive, `len()`
-//!   or select it makes on the same channel finds the items it yielded
-//!   before (the batch or run not yet enqueued is sent first); if it
-//!   panics, what it yielded has been sent; and an iterator that may wait for its next
-//!   item (one whose `size_hint` promises none, as a channel's `iter()`)
-//!   is asked for it only once what it gave is sent, so
-//!   `tx.send_many(upstream.iter())` forwards each message at once.
+//!   a close it makes keeps the items it yielded before; a receive,
+//!   `len()` or select it makes on the same channel finds the items it
+//!   yielded before (the batch or run not yet enqueued is sent first); if
+//!   it panics, what it yielded has been sent; and an iterator that may
+//!   wait for its next item (one whose `size_hint` promises none, as a
+//!   channel's `iter()`) is asked for it only once what it gave is sent,
+//!   so `tx.send_many(upstream.iter())` forwards each message at once.
 //! - Nothing spins forever: on an oversubscribed or single CPU, waiting
 //!   threads yield, then park.
 

@@ -126,18 +126,18 @@
 //! - `send_many` is a loop of `send`. Under `Block` it takes up to 64
 //!   messages from the iterator (more than one only while its `size_hint`
 //!   promises them, and no more than look free: on a full channel it takes
-//!   one and waits, as the loop does), then claims their positions with one
-//!   compare-exchange: it never runs the iterator while it holds a claim. While the iterator runs, the
-//!   batch is registered on the thread (`chan::Batch`): a send, close or
-//!   `subscribe` that the iterator makes on this channel first sends the
-//!   batch, so the result is the loop's (a subscriber made while item `k`
-//!   is produced sees item `k` on). If the iterator panics, the batch is
-//!   sent. A receive, `len()` or select readiness of a subscriber of this
-//!   thread that finds nothing new sends the batch first (without waiting
-//!   for room) and looks again: the iterator finds what the loop had sent.
-//!   So does a subscriber's drop (a loop had sent the batch to it too). Under `DropOldest` it
-//!   sends one message at a time, each eviction's drop before the next is
-//!   taken.
+//!   one and waits, as the loop does), then claims their positions with
+//!   one compare-exchange: it never runs the iterator while it holds a
+//!   claim. While the iterator runs, the batch is registered on the thread
+//!   (`chan::Batch`): a send, close or `subscribe` that the iterator makes
+//!   on this channel first sends the batch, so the result is the loop's (a
+//!   subscriber made while item `k` is produced sees item `k` on). If the
+//!   iterator panics, the batch is sent. A receive or select readiness of
+//!   a subscriber of this thread that finds nothing new sends the batch
+//!   (without waiting for room) and looks again, and `len()`, `recv_many`
+//!   and a subscriber's drop send it first: the iterator finds what the
+//!   loop had sent. Under `DropOldest` it sends one message at a time, each
+//!   eviction's drop before the next is taken.
 //! - `Builder::overflow(Overflow::DropNewest)` panics: a broadcast
 //!   sender cannot tell which subscriber a dropped message would be missing
 //!   for; use `DropOldest` (subscribers learn their loss as `Lagged`) or

@@ -177,13 +177,13 @@
 //!   that the iterator makes on this channel first sends the batch, so the
 //!   result is the loop's (a close sends what finds room without waiting,
 //!   and the rest comes back in `send_many`'s error); if the iterator
-//!   panics, the batch is sent. A receive, `len()` or select readiness on
-//!   this channel that finds it short (the iterator's, through the
-//!   receiver) sends the batch first, without waiting for room, and looks
-//!   again: the iterator finds what the loop had sent. On close it returns the
-//!   messages taken but not enqueued (the one that failed, unless a
-//!   concurrent close raced a batch); items the iterator has not yielded
-//!   stay in it.
+//!   panics, the batch is sent. A receive or select readiness of the
+//!   receiver on this thread that finds nothing sends the batch (without
+//!   waiting for room) and looks again, and `len()` and `recv_many` send
+//!   it first: the iterator finds what the loop had sent. On close it
+//!   returns the messages taken but not enqueued (the one that failed,
+//!   unless a concurrent close raced a batch); items the iterator has not
+//!   yielded stay in it.
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
