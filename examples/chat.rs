@@ -148,6 +148,9 @@ fn main() {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
+    // Before the first line: a Ctrl-C that comes as soon as a client has
+    // read it must start the graceful shutdown, not kill the process.
+    let shutdown = shutdown_signal::install();
     println!("listening on {addr}");
     io::stdout().flush().ok();
 
@@ -175,7 +178,7 @@ fn main() {
         thread::spawn(move || accept(&server, listener, stop_rx))
     };
 
-    shutdown_signal::wait();
+    shutdown.wait();
 
     // 1. Stop accepting.
     stop_tx.close();
@@ -481,7 +484,14 @@ mod shutdown_signal {
         unsafe { write(fd, (&byte as *const u8).cast(), 1) };
     }
 
-    pub fn wait() {
+    /// The SIGINT handler, installed; [`Installed::wait`] waits for it or
+    /// for EOF on stdin.
+    pub struct Installed {
+        /// The read end of the pipe the handler writes to.
+        wake: c_int,
+    }
+
+    pub fn install() -> Installed {
         let mut fds = [0 as c_int; 2];
         // SAFETY: `fds` has room for the two descriptors `pipe` writes.
         if unsafe { pipe(fds.as_mut_ptr()) } != 0 {
@@ -490,6 +500,16 @@ mod shutdown_signal {
         WAKE_FD.store(fds[1], Ordering::Relaxed);
         // SAFETY: the handler only calls the async-signal-safe `write`.
         unsafe { signal(SIGINT, on_sigint as extern "C" fn(c_int) as usize) };
+        Installed { wake: fds[0] }
+    }
+
+    impl Installed {
+        pub fn wait(self) {
+            wait_on(self.wake);
+        }
+    }
+
+    fn wait_on(wake: c_int) {
         let mut buf = [0u8; 4096];
         loop {
             let mut polled = [
@@ -499,7 +519,7 @@ mod shutdown_signal {
                     revents: 0,
                 },
                 PollFd {
-                    fd: fds[0],
+                    fd: wake,
                     events: POLLIN,
                     revents: 0,
                 },
@@ -525,7 +545,15 @@ mod shutdown_signal {
 /// Elsewhere: EOF on stdin only.
 #[cfg(not(target_os = "linux"))]
 mod shutdown_signal {
-    pub fn wait() {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+    pub struct Installed;
+
+    pub fn install() -> Installed {
+        Installed
+    }
+
+    impl Installed {
+        pub fn wait(self) {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        }
     }
 }

@@ -313,6 +313,54 @@ fn chat_server_end_to_end() {
     assert_eq!(acks, want_acks, "an acked message is a delivered one");
 }
 
+/// Ctrl-C (SIGINT) starts the same graceful shutdown as EOF on stdin: a
+/// message read before it is delivered and acknowledged, each client gets
+/// `bye` last, the process exits 0 with no thread left. Also when the
+/// signal comes the moment the first line is out (before the fix the
+/// handler was installed after that line, and such a signal killed the
+/// process).
+#[cfg(target_os = "linux")]
+#[test]
+fn chat_ctrl_c_shuts_down_gracefully() {
+    extern "C" {
+        fn kill(pid: i32, sig: i32) -> i32;
+    }
+    const SIGINT: i32 = 2;
+    let interrupt = |server: &Server| {
+        let pid = i32::try_from(server.child.id()).unwrap();
+        // SAFETY: kill(2) sends a signal to our own child; no memory is
+        // involved.
+        assert_eq!(unsafe { kill(pid, SIGINT) }, 0);
+    };
+    // At once, with no client.
+    let mut server = Server::start(2);
+    interrupt(&server);
+    let (status, stderr) = server.wait();
+    assert!(status.success(), "exit status {status}; stderr: {stderr}");
+    // With two clients and a message on its way.
+    let mut server = Server::start(2);
+    let mut a = Client::connect(server.addr);
+    let mut b = Client::connect(server.addr);
+    a.send("before");
+    assert_eq!(
+        b.line().as_deref(),
+        Some(format!("{}: before", a.id).as_str())
+    );
+    interrupt(&server);
+    assert_eq!(a.line().as_deref(), Some("ack 1 1"));
+    assert_eq!(a.line().as_deref(), Some("bye"));
+    assert_eq!(a.line(), None);
+    assert_eq!(b.line().as_deref(), Some("bye"));
+    assert_eq!(b.line(), None);
+    drop((a, b));
+    let (status, stderr) = server.wait();
+    assert!(status.success(), "exit status {status}; stderr: {stderr}");
+    assert!(
+        stderr.contains("stopped, 1 thread(s) left"),
+        "threads left behind; stderr: {stderr}"
+    );
+}
+
 #[test]
 fn chat_refuses_bad_arguments() {
     let out = Command::new(chat_binary())
