@@ -125,6 +125,14 @@ fn a_kind_with_a_slash_is_refused() {
         .unwrap_err();
     let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("contains '/'"), "{msg}");
+    assert!(msg.contains("EtcdStore::set"), "{msg}");
+    // An empty kind's message names this store's method too (it named the
+    // embedded store's).
+    let err =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.get("", "x"))).unwrap_err();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("kind name is empty"), "{msg}");
+    assert!(msg.contains("rillet::watch::etcd::EtcdStore::get"), "{msg}");
 }
 
 /// The network drops: the watch resumes from the revision after its last

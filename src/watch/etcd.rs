@@ -307,7 +307,7 @@ fn check_etcd_kind(kind: &str, method: &str) {
     check_kind(kind, method);
     assert!(
         !kind.contains('/'),
-        "rillet::watch::etcd::EtcdStore::{method}: the kind name {kind:?} contains '/'; keys are \
+        "rillet::watch::{method}: the kind name {kind:?} contains '/'; keys are \
          {{prefix}}{{kind}}/{{name}}, so a watch of one kind would see the other"
     );
 }
@@ -409,7 +409,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// If `kind` is empty or contains `/`.
     pub fn set(&self, kind: &str, name: &str, value: T) -> Result<Option<EventType>, StoreError> {
-        check_etcd_kind(kind, "set");
+        check_etcd_kind(kind, "etcd::EtcdStore::set");
         let key = self.key(kind, name);
         let bytes = serde_json::to_vec(&value).map_err(|e| StoreError::Encode {
             key: key.clone(),
@@ -450,7 +450,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// If `kind` is empty or contains `/`.
     pub fn get(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, StoreError> {
-        check_etcd_kind(kind, "get");
+        check_etcd_kind(kind, "etcd::EtcdStore::get");
         let key = self.key(kind, name);
         let k = key.clone();
         let resp = self
@@ -468,7 +468,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// If `kind` is empty or contains `/`.
     pub fn delete(&self, kind: &str, name: &str) -> Result<Option<Arc<T>>, StoreError> {
-        check_etcd_kind(kind, "delete");
+        check_etcd_kind(kind, "etcd::EtcdStore::delete");
         let key = self.key(kind, name);
         let k = key.clone();
         let resp = self.inner().call("delete", &key, |mut c| async move {
@@ -487,7 +487,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// If `kind` is empty or contains `/`.
     pub fn list(&self, kind: &str) -> Result<Vec<(String, Arc<T>)>, StoreError> {
-        check_etcd_kind(kind, "list");
+        check_etcd_kind(kind, "etcd::EtcdStore::list");
         let prefix_len = self.inner().kind_prefix(kind).len();
         let (kvs, _) = self.inner().range_all("list", kind)?;
         kvs.iter()
@@ -517,7 +517,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// If `kind` is empty or contains `/`.
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, StoreError> {
-        check_etcd_kind(kind, "watch");
+        check_etcd_kind(kind, "etcd::EtcdStore::watch");
         let (replay, start) = self.start(kind, &opts)?;
         let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
@@ -562,7 +562,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
         opts: WatchOptions,
         tx: mpsc::Sender<Event<T>>,
     ) -> Result<WatchHandle<T>, StoreError> {
-        check_etcd_kind(kind, "watch_into");
+        check_etcd_kind(kind, "etcd::EtcdStore::watch_into");
         assert!(
             !opts.channel_set && !opts.resync,
             "EtcdStore::watch_into: the target channel's own capacity and overflow policy \

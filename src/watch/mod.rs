@@ -505,10 +505,11 @@ pub trait WatchStore<T> {
     fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, Self::Error>;
 }
 
-/// Panics on an empty kind name (every method checks).
+/// Panics on an empty kind name (every method of both stores checks;
+/// `method` is its path under `rillet::watch`, as `Store::set`).
 fn check_kind(kind: &str, method: &str) {
     assert!(
         !kind.is_empty(),
-        "rillet::watch::Store::{method}: the kind name is empty; give every entry and watch a kind"
+        "rillet::watch::{method}: the kind name is empty; give every entry and watch a kind"
     );
 }

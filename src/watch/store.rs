@@ -276,7 +276,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// assert_eq!(store.set("k", "a", 1), None);
     /// ```
     pub fn set(&self, kind: &str, name: &str, value: T) -> Option<EventType> {
-        check_kind(kind, "set");
+        check_kind(kind, "Store::set");
         // Every allocation of a change happens before the lock (the value's
         // `Arc`, the event with its kind and name): the lock is the store's
         // write order, and its holder is what every writer and watcher
@@ -334,7 +334,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// assert_eq!(store.get("k", "a").as_deref(), Some(&1));
     /// ```
     pub fn get(&self, kind: &str, name: &str) -> Option<Arc<T>> {
-        check_kind(kind, "get");
+        check_kind(kind, "Store::get");
         let st = self.shared.state.lock();
         st.kinds
             .get(kind)
@@ -352,7 +352,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// assert_eq!(store.delete("k", "a"), None);
     /// ```
     pub fn delete(&self, kind: &str, name: &str) -> Option<Arc<T>> {
-        check_kind(kind, "delete");
+        check_kind(kind, "Store::delete");
         let mut guard = self.shared.state.lock();
         let st = &mut *guard;
         let k = st.kinds.get_mut(kind)?;
@@ -380,7 +380,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// assert_eq!(names, ["a", "b"]);
     /// ```
     pub fn list(&self, kind: &str) -> Vec<(String, Arc<T>)> {
-        check_kind(kind, "list");
+        check_kind(kind, "Store::list");
         let st = self.shared.state.lock();
         let mut list = st.kinds.get(kind).map_or_else(Vec::new, |k| {
             k.entries
@@ -422,7 +422,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// assert_eq!(w.try_recv(), Ok(None));
     /// ```
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Watch<T> {
-        check_kind(kind, "watch");
+        check_kind(kind, "Store::watch");
         let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
             .build_with::<(u64, Msg<T>)>(true);
@@ -495,7 +495,7 @@ impl<T: Send + Sync + 'static> Store<T> {
         opts: WatchOptions,
         tx: mpsc::Sender<Event<T>>,
     ) -> WatchHandle<T> {
-        check_kind(kind, "watch_into");
+        check_kind(kind, "Store::watch_into");
         assert!(
             !opts.channel_set && !opts.resync,
             "Store::watch_into: the target channel's own capacity and overflow policy apply, \
