@@ -355,6 +355,13 @@ impl<T> Array<T> {
         Some(self.checked(self.slot(pos).stamp.load(Ordering::Acquire)))
     }
 
+    /// For the consumer: the message of `pos` is written (its stamp says
+    /// FULL for `pos`'s lap).
+    #[inline(always)]
+    fn written(&self, pos: Pos) -> bool {
+        self.consumer_stamp(pos) == Some(self.config.laps.stamp(pos) | FULL)
+    }
+
     /// Under loom, a stamp read before its slot was initialized fails the
     /// model.
     #[inline(always)]
@@ -720,7 +727,7 @@ impl<T> Array<T> {
     fn try_recv_claiming(&self) -> Result<T, TryRecvError> {
         loop {
             let head = self.head();
-            if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
+            if !self.written(head) {
                 if self.head() != head {
                     continue; // evicted meanwhile
                 }
@@ -777,7 +784,7 @@ impl<T> Array<T> {
         let mut head = first;
         let mut n = 0;
         while n < max {
-            if self.consumer_stamp(head) != Some(self.config.laps.stamp(head) | FULL) {
+            if !self.written(head) {
                 break;
             }
             // SAFETY: written (stamp), and we are the only consumer.
@@ -1072,8 +1079,7 @@ impl<T> Receiving for Array<T> {
             let head = Pos::of(self.head.load(Ordering::Relaxed), laps);
             // `want - 1 < cap`.
             let last = laps.forward(head, want as u64 - 1);
-            self.consumer_stamp(last) == Some(laps.stamp(last) | FULL)
-                || self.config.closed.load(Ordering::Relaxed)
+            self.written(last) || self.config.closed.load(Ordering::Relaxed)
         });
     }
 
@@ -1118,16 +1124,12 @@ impl<T> Array<T> {
     #[inline(always)]
     pub(crate) fn ready_head(&self) -> Option<Pos> {
         let head = self.own_head();
-        if self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL) {
-            return Some(head);
-        }
-        // A `send_many` of this thread, whose iterator receives: its batch
-        // goes first (a loop of `send` had sent it; see `chan::Batch`).
-        if !chan::flush_batches(self.pending_key(), false) {
-            return None;
-        }
-        let head = self.own_head();
-        (self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)).then_some(head)
+        // If not: a `send_many` of this thread, whose iterator receives,
+        // sends its batch first (a loop of `send` had sent it; see
+        // `chan::Batch`), and we look again.
+        (self.written(head)
+            || (chan::flush_batches(self.pending_key(), false) && self.written(head)))
+        .then_some(head)
     }
 
     /// The consumer claims its head with a compare-exchange (the dropping
@@ -1207,8 +1209,7 @@ impl<T> Array<T> {
         // A pending batch of this thread (see `ready_head`).
         chan::flush_batches(self.pending_key(), false);
         let head = self.head();
-        self.consumer_stamp(head) == Some(self.config.laps.stamp(head) | FULL)
-            || self.config.closed.load(Ordering::Acquire)
+        self.written(head) || self.config.closed.load(Ordering::Acquire)
     }
 
     /// How far `tail` is ahead of `head` (a hint: two Relaxed loads).
