@@ -101,9 +101,10 @@ impl<T> Chan<T> {
             tail: Spaced::new(AtomicU64::new(start.word() | 1)),
             dropped: Spaced::new(AtomicU64::new(0)),
             _gap: SpacedEnd::new(),
-            slots: (0..cap as u64)
-                .map(|i| Slot {
-                    stamp: AtomicU64::new(laps.forward(start, i).word()),
+            slots: laps
+                .lap_positions(start)
+                .map(|p| Slot {
+                    stamp: AtomicU64::new(p.word()),
                     refs: AtomicUsize::new(0),
                     msg: UnsafeCell::new(MaybeUninit::uninit()),
                 })
