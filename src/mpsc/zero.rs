@@ -598,13 +598,16 @@ impl<T> Zero<T> {
     /// The receiver's drop: closes, and drops a message delivered to it
     /// but not yet received.
     pub(crate) fn close_and_drain(&self) {
-        Core::close(self);
-        let delivered = {
+        // One critical section for both (a channel made and dropped at
+        // once paid for a lock per step).
+        let (closed, delivered) = {
             let mut inner = self.inner.lock();
-            let d = inner.delivered.take();
+            let closed = self.close_locked(&mut inner);
+            let delivered = inner.delivered.take();
             self.sync_counts(&inner);
-            d
+            (closed, delivered)
         };
+        self.wake_closed(closed);
         drop(delivered);
     }
 }
@@ -682,6 +685,12 @@ impl<T> Core for Zero<T> {
     }
 
     fn close(&self) -> bool {
+        // `closed` is set under the lock and never cleared: a channel that
+        // is closed already (the last sender's drop after the receiver's)
+        // needs no lock to answer `false`.
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
         let closed = self.close_locked(&mut self.inner.lock());
         self.wake_closed(closed)
     }
