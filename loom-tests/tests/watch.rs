@@ -19,7 +19,10 @@ use rillet::Overflow;
 
 /// A watcher subscribes with `initial_replay` while a writer changes the
 /// kind: the replay plus the live events rebuild the final state, with no
-/// gap and no duplicate.
+/// gap and no duplicate. (The writer may find no watcher in the store's
+/// count, read before its lock, and the watch registered by the time it
+/// locks: the interleavings include it building the event under the
+/// lock.)
 #[test]
 fn subscribe_with_replay_racing_writes() {
     model(|| {
