@@ -712,10 +712,17 @@ pub(crate) fn block_on_any<R>(
     mut claimed: impl FnMut(usize) -> (Option<usize>, R),
 ) -> Option<R> {
     // Stages 1 and 2: spin, then yield (no offers yet: nothing to claim).
-    match spin_then_yield(deadline, spin, &mut attempt) {
-        Spun::Done((_, r)) => return Some(r),
-        Spun::Expired => return None,
-        Spun::Park => {}
+    // Not for a waiter with offers on one CPU: there each yield ran the
+    // partner, and a partner that polls (a `try_send` loop, a select with
+    // another ready case) could not reach us before we registered: it
+    // polled for its whole time slice, 64 times over (90 ms before a
+    // rendezvous receiver could be reached, crossbeam-channel 12 us).
+    if offers.is_none() || !single_core() {
+        match spin_then_yield(deadline, spin, &mut attempt) {
+            Spun::Done((_, r)) => return Some(r),
+            Spun::Expired => return None,
+            Spun::Park => {}
+        }
     }
 
     // Stage 3: register, barrier, re-check, park.
@@ -869,6 +876,8 @@ fn spin_then_yield<R>(
         (0, SINGLE_CORE_YIELD_STEPS)
     } else if !spin {
         (0, CROWDED_YIELD_STEPS)
+    } else if spin_futile() {
+        (0, YIELD_STEPS)
     } else {
         (SPIN_POLLS, YIELD_STEPS)
     };
@@ -884,6 +893,9 @@ fn spin_then_yield<R>(
     }
     loop {
         if let Some(r) = attempt() {
+            if spin_polls > 0 && step > 0 {
+                spin_outcome(step <= spin_polls);
+            }
             return Spun::Done(r);
         }
         if expired(deadline) {
@@ -895,12 +907,89 @@ fn spin_then_yield<R>(
             // and a long pause would only add latency.
             crate::sync::spin_loop();
         } else if step < spin_polls + yield_steps {
-            thread::yield_now();
+            if slow_yield() && spin && !single_core() {
+                // Look once more, then park.
+                step = spin_polls + yield_steps;
+                continue;
+            }
         } else {
+            if spin_polls > 0 {
+                spin_outcome(false);
+            }
             return Spun::Park;
         }
         step += 1;
     }
+}
+
+/// Waits of this thread in a row whose spinning found nothing, after which
+/// [`spin_futile`] skips spinning (the one after them still spins).
+const FUTILE_SPINS: u32 = 3;
+/// While spinning is skipped, one wait in this many spins anyway, to find
+/// out whether it helps again.
+const SPIN_PROBE_EVERY: u32 = 8;
+
+/// Whether this wait should skip spinning. Spinning helps only while the
+/// thread we wait for runs on another CPU; when it shares ours (two CPUs,
+/// one of them taken by another process: both threads of a ping-pong end
+/// up on the free one), it cannot run until we yield, and each wait spun
+/// for microseconds first (a ping-pong through two capacity-1 channels,
+/// that way: 60-85 thousand round trips a second, crossbeam-channel 108,
+/// and 350 on one CPU, where nothing spins). So after [`FUTILE_SPINS`]
+/// waits whose spinning found nothing, and one more, a thread goes
+/// straight to yielding, except in one wait in [`SPIN_PROBE_EVERY`]; a
+/// spin that finds the channel ready starts over.
+///
+/// This thread's count (`sync::spin_misses`) is `m`: below
+/// `FUTILE_SPINS`, the spins in vain so far; `FUTILE_SPINS`, the next
+/// wait spins (a probe); above it, the waits skip spinning, counting up to
+/// the next probe.
+fn spin_futile() -> bool {
+    let m = crate::sync::spin_misses();
+    if m <= FUTILE_SPINS {
+        return false;
+    }
+    let next = if m + 1 >= FUTILE_SPINS + SPIN_PROBE_EVERY {
+        FUTILE_SPINS
+    } else {
+        m + 1
+    };
+    crate::sync::set_spin_misses(next);
+    true
+}
+
+/// Records how a wait that spun ended: `found`, the channel became ready
+/// while it spun (see [`spin_futile`]).
+fn spin_outcome(found: bool) {
+    let m = crate::sync::spin_misses();
+    crate::sync::set_spin_misses(if found {
+        0
+    } else {
+        (m + 1).min(FUTILE_SPINS + 1)
+    });
+}
+
+/// A yield that returns later than this gave the CPU to a thread that kept
+/// it: see [`slow_yield`].
+const SLOW_YIELD: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Yields; `true` if another thread kept this CPU for [`SLOW_YIELD`] or
+/// more meanwhile. Then the waiter parks instead of yielding again: each
+/// further yield would hand this CPU to that thread for a whole time slice
+/// (a CPU-bound thread of another process, on one of two CPUs, made a
+/// ping-pong whose threads shared its CPU take up to 1.5 ms a round trip,
+/// 32 yields of a slice each, where a parked thread is woken at once: the
+/// scheduler favours a woken thread over one that ran). A yield to our
+/// partner, which answers and waits in turn, returns within a few
+/// microseconds. (Not on one CPU, where every yield runs another thread,
+/// see [`SINGLE_CORE_YIELD_STEPS`], nor for a crowded channel's waiter,
+/// whose yields are meant to run the other threads of the channel:
+/// parking after a slow one, broadcast 1->4 on two CPUs went from 3.1-3.5x
+/// crossbeam-channel to 2.4-2.6x.)
+fn slow_yield() -> bool {
+    let yielded = Instant::now();
+    thread::yield_now();
+    yielded.elapsed() >= SLOW_YIELD
 }
 
 /// A blocked thread waits for `cap / SLACK_DIVISOR` slots (or messages)

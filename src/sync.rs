@@ -60,6 +60,29 @@ loom::thread_local! {
     static BATCH_TOP: std::cell::Cell<*const ()> = std::cell::Cell::new(std::ptr::null());
 }
 
+// How many of this thread's waits in a row spun in vain (`park`'s
+// `spin_futile`). Never read under loom, whose waits go straight to parking.
+#[cfg(not(loom))]
+std::thread_local! {
+    static SPIN_MISSES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static SPIN_MISSES: std::cell::Cell<u32> = std::cell::Cell::new(0);
+}
+
+/// See `SPIN_MISSES`.
+#[inline]
+pub(crate) fn spin_misses() -> u32 {
+    SPIN_MISSES.with(|m| m.get())
+}
+
+/// See `SPIN_MISSES`.
+#[inline]
+pub(crate) fn set_spin_misses(misses: u32) {
+    SPIN_MISSES.with(|m| m.set(misses));
+}
+
 /// This thread's innermost pending `send_many` batch (see `BATCH_TOP`).
 #[inline(always)]
 pub(crate) fn batch_top() -> *const () {

@@ -47,7 +47,8 @@ impl Drop for Tracked {
 
 #[test]
 fn direct_hand_off_on_one_cpu() {
-    if !pin_to_one_cpu() {
+    let pinned = pin_to_one_cpu();
+    if !pinned {
         eprintln!("could not pin to one CPU: the scenarios run without the hand-off");
     }
     stream_keeps_order();
@@ -61,6 +62,43 @@ fn direct_hand_off_on_one_cpu() {
     a_send_after_the_senders_close_is_refused();
     mpsc_close_with_after_given_messages_is_last();
     a_receiver_moved_to_another_thread_is_woken_there();
+    a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned);
+}
+
+/// A receiver waiting in a rendezvous `recv` (or a select) can be reached
+/// by a sender that polls with `try_send`, yielding between tries: on one
+/// CPU each yield runs the receiver, which must become claimable on its
+/// first turn. It used to yield back 64 times before registering, so the
+/// poller's tries all failed (and a poller that did not yield spun through
+/// 64 time slices, 90 ms, before its `try_send` could succeed). Counted in
+/// tries, not time; only when pinned (elsewhere a yield need not run the
+/// receiver).
+fn a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned: bool) {
+    for selecting in [false, true] {
+        for _ in 0..n(5) {
+            let (tx, rx) = rillet::mpsc::channel::<usize>(0);
+            let receiver = thread::spawn(move || {
+                if selecting {
+                    rillet::select! { recv(rx) -> m => m.unwrap() }
+                } else {
+                    rx.recv().unwrap()
+                }
+            });
+            let mut tries = 0;
+            while let Err(e) = tx.try_send(7) {
+                assert!(matches!(e, rillet::TrySendError::Full(7)), "{e:?}");
+                tries += 1;
+                thread::yield_now();
+            }
+            assert_eq!(receiver.join().unwrap(), 7);
+            if pinned {
+                assert!(
+                    tries < 16,
+                    "the receiver became claimable only after {tries} tries (select: {selecting})"
+                );
+            }
+        }
+    }
 }
 
 /// A sending closure and a receiving one (`None`: closed; `Some(None)`:
