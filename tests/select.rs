@@ -207,6 +207,57 @@ fn fairness_among_ready_cases() {
     }
 }
 
+/// Fair also when only some cases are ready, wherever they sit (a select
+/// that started at a random case and took the first ready one after it
+/// would favour a ready case that follows a run of empty ones), for each
+/// way the choice is made: up to 16 cases, up to 64, and more.
+#[test]
+fn fairness_among_ready_cases_between_empty_ones() {
+    let trials = if cfg!(miri) { 0 } else { 12_000 };
+    for (cases, ready) in [
+        (6, vec![1, 2, 5]),
+        (16, vec![0, 9, 10, 15]),
+        (40, vec![3, 4, 30, 39]),
+        (80, vec![0, 70, 71]),
+    ] {
+        let chans: Vec<_> = (0..cases)
+            .map(|_| mpsc::channel::<u8>(trials + 1))
+            .collect();
+        for &i in &ready {
+            for _ in 0..trials {
+                chans[i].0.send(0).unwrap();
+            }
+        }
+        let mut counts = vec![0usize; cases];
+        for _ in 0..trials {
+            let mut sel = Select::new();
+            for (_, rx) in &chans {
+                sel.recv(rx);
+            }
+            let op = sel.select();
+            let i = op.index();
+            op.recv(&chans[i].1).unwrap();
+            counts[i] += 1;
+        }
+        if trials == 0 {
+            continue;
+        }
+        let p = 1.0 / ready.len() as f64;
+        let sigma = (p * (1.0 - p) / trials as f64).sqrt();
+        for (i, &c) in counts.iter().enumerate() {
+            if !ready.contains(&i) {
+                assert_eq!(c, 0, "case {i} was not ready");
+                continue;
+            }
+            let r = c as f64 / trials as f64;
+            assert!(
+                (r - p).abs() <= 4.5 * sigma,
+                "unfair select over {cases} cases, ready {ready:?}: {counts:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn biased_takes_the_first_ready_case() {
     let (tx1, rx1) = mpsc::channel::<u8>(4);
