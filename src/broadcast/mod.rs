@@ -536,6 +536,14 @@ impl<T> Sender<T> {
     /// whose `size_hint` promises no more items (a channel's `iter()`) is
     /// asked for the next one only once the ones it gave are sent.
     ///
+    /// Other threads see the items of a batch together, when the batch is
+    /// sent: once the iterator has given the items its `size_hint`
+    /// promised (as many as there is room for), or has ended. So an iterator whose `next` waits for another thread to receive an
+    /// item it already gave must not promise the items after it (let its
+    /// `size_hint` say 0, or use a loop of `send`), or it waits forever.
+    /// (Publishing each item before asking for the next would make this a
+    /// loop of `send`, at its cost.)
+    ///
     /// ```
     /// let (tx, rx) = rillet::broadcast::channel(8);
     /// assert_eq!(tx.send_many(0..3), Ok(3));
