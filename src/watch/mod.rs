@@ -84,8 +84,9 @@
 //! - The `event_types` filter applies to everything a watcher receives,
 //!   replays included (replayed entries are `Create` events).
 //! - `Overflow::Block` makes a writer wait, holding the store's write
-//!   order, until that watcher has room: other writers wait behind it, but
-//!   no watcher with another policy is ever waited for. A writer waiting on
+//!   order, until that watcher has room: other writers wait behind it (and
+//!   so do `get`, `list` and new watches, of every kind: they take the
+//!   same lock), but no watcher with another policy is ever waited for. A writer waiting on
 //!   a watcher that is cancelled or dropped stops at once (it selects on
 //!   the watcher's cancel channel).
 //! - [`Watch::iter`] yields events and steps over a `Lagged` (the loss is
