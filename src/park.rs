@@ -711,13 +711,16 @@ pub(crate) fn block_on_any<R>(
     mut attempt: impl FnMut() -> Option<(Option<usize>, R)>,
     mut claimed: impl FnMut(usize) -> (Option<usize>, R),
 ) -> Option<R> {
-    // Stages 1 and 2: spin, then yield (no offers yet: nothing to claim).
-    // Not for a waiter with offers on one CPU: there each yield ran the
-    // partner, and a partner that polls (a `try_send` loop, a select with
-    // another ready case) could not reach us before we registered: it
-    // polled for its whole time slice, 64 times over (90 ms before a
-    // rendezvous receiver could be reached, crossbeam-channel 12 us).
-    if offers.is_none() || !single_core() {
+    // Stages 1 and 2: spin, then yield. A waiter with offers (a rendezvous
+    // receive or send, in a select or alone) registers first and spins
+    // and yields registered (below): a partner that polls (a `try_send`
+    // loop, a select with another ready case, a select's send case) can
+    // only meet it through its offer. Spinning unregistered, such a pair
+    // met only once one of them parked: a select's send to a receiver in
+    // `recv` took 75-80 us a message on two CPUs (crossbeam-channel about
+    // 1), and on one CPU a `try_send` loop polled through 64 time slices,
+    // 90 ms, before it could reach a waiting receiver.
+    if offers.is_none() {
         match spin_then_yield(deadline, spin, &mut attempt) {
             Spun::Done((_, r)) => return Some(r),
             Spun::Expired => return None,
@@ -761,6 +764,15 @@ pub(crate) fn block_on_any<R>(
     // on (a bit per queue index; from 64 queues on, the last bit stands for
     // all the rest).
     let mut woken_by: u64 = 0;
+    // Registered offers: stages 1 and 2 now, each pause in place of a park
+    // (to the protocol, a park that returned at once, as a spurious
+    // wake-up may). Not under loom, like `spin_then_yield`.
+    let (spin_polls, yield_steps) = if offers.is_some() && !cfg!(loom) {
+        stages(spin)
+    } else {
+        (0, 0)
+    };
+    let mut paused = 0;
     let result = loop {
         if offers.is_some() && waiter.claim.load(Ordering::Acquire) >= CLAIMED {
             break commit(None);
@@ -774,6 +786,21 @@ pub(crate) fn block_on_any<R>(
         // spins on a lock (yield), so look before parking.
         if offers.is_some() && waiter.claim.load(Ordering::Acquire) >= CLAIMED {
             break commit(None);
+        }
+        if paused < spin_polls + yield_steps {
+            if expired(deadline) {
+                break commit(None);
+            }
+            if paused < spin_polls {
+                crate::sync::spin_loop();
+                paused += 1;
+            } else if slow_yield() && spin && !single_core() {
+                // As in `spin_then_yield`: park after a slow yield.
+                paused = spin_polls + yield_steps;
+            } else {
+                paused += 1;
+            }
+            continue;
         }
         match deadline {
             None => thread::park(),
@@ -872,15 +899,7 @@ fn spin_then_yield<R>(
     if cfg!(loom) {
         return Spun::Park;
     }
-    let (spin_polls, yield_steps) = if single_core() {
-        (0, SINGLE_CORE_YIELD_STEPS)
-    } else if !spin {
-        (0, CROWDED_YIELD_STEPS)
-    } else if spin_futile() {
-        (0, YIELD_STEPS)
-    } else {
-        (SPIN_POLLS, YIELD_STEPS)
-    };
+    let (spin_polls, yield_steps) = stages(spin);
     let mut step = 0;
     // On one CPU, yield before the first attempt: every caller has just
     // tried, and nothing can have changed since unless this thread was
@@ -919,6 +938,20 @@ fn spin_then_yield<R>(
             return Spun::Park;
         }
         step += 1;
+    }
+}
+
+/// How many polls (one spin hint apart) and then yields a wait makes
+/// before it parks (see the constants; `spin` as for [`block_on`]).
+fn stages(spin: bool) -> (u32, u32) {
+    if single_core() {
+        (0, SINGLE_CORE_YIELD_STEPS)
+    } else if !spin {
+        (0, CROWDED_YIELD_STEPS)
+    } else if spin_futile() {
+        (0, YIELD_STEPS)
+    } else {
+        (SPIN_POLLS, YIELD_STEPS)
     }
 }
 

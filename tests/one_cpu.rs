@@ -66,7 +66,8 @@ fn direct_hand_off_on_one_cpu() {
 }
 
 /// A receiver waiting in a rendezvous `recv` (or a select) can be reached
-/// by a sender that polls with `try_send`, yielding between tries: on one
+/// by a sender that polls (`try_send`, a select with a default), yielding
+/// between tries: on one
 /// CPU each yield runs the receiver, which must become claimable on its
 /// first turn. It used to yield back 64 times before registering, so the
 /// poller's tries all failed (and a poller that did not yield spun through
@@ -84,9 +85,27 @@ fn a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned: bool) 
                     rx.recv().unwrap()
                 }
             });
+            // The poller: `try_send`, or a select's send case with a
+            // default (every other round).
             let mut tries = 0;
-            while let Err(e) = tx.try_send(7) {
-                assert!(matches!(e, rillet::TrySendError::Full(7)), "{e:?}");
+            loop {
+                let sent = if tries % 2 == 0 {
+                    match tx.try_send(7) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            assert!(matches!(e, rillet::TrySendError::Full(7)), "{e:?}");
+                            false
+                        }
+                    }
+                } else {
+                    rillet::select! {
+                        send(tx, 7) -> r => { r.unwrap(); true },
+                        default => false,
+                    }
+                };
+                if sent {
+                    break;
+                }
                 tries += 1;
                 thread::yield_now();
             }
