@@ -7,10 +7,16 @@
 //!
 //! 1. **spin** a few rounds with exponential backoff (skipped when this
 //!    process may only run on one core: spinning there only delays the thread
-//!    we are waiting for),
-//! 2. **yield** a few times,
+//!    we are waiting for; and skipped by a thread whose recent spins all
+//!    found nothing, which happens when the thread it waits for shares its
+//!    CPU: see `spin_futile`),
+//! 2. **yield** a few times (stopping at a yield that another thread kept
+//!    the CPU through: see `slow_yield`),
 //! 3. **park**: register a [`Waiter`] in the channel's [`WaitQueue`], issue
 //!    the heavy barrier, try once more, then `thread::park` until notified.
+//!
+//! A waiter with offers (a rendezvous operation) registers first and runs
+//! stages 1 and 2 registered, so that a partner can claim it meanwhile.
 //!
 //! The other side, after publishing (storing a new tail, head or the closed
 //! state), issues the light barrier and loads the queue's word
