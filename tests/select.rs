@@ -210,11 +210,13 @@ fn fairness_among_ready_cases() {
 /// Fair also when only some cases are ready, wherever they sit (a select
 /// that started at a random case and took the first ready one after it
 /// would favour a ready case that follows a run of empty ones), for each
-/// way the choice is made: up to 16 cases, up to 64, and more.
+/// way the choice is made: two cases, up to 16, up to 64, and more.
 #[test]
 fn fairness_among_ready_cases_between_empty_ones() {
     let trials = if cfg!(miri) { 0 } else { 12_000 };
     for (cases, ready) in [
+        (2, vec![0, 1]),
+        (3, vec![0, 2]),
         (6, vec![1, 2, 5]),
         (16, vec![0, 9, 10, 15]),
         (40, vec![3, 4, 30, 39]),

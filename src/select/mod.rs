@@ -715,6 +715,18 @@ fn pick(cases: &[&dyn Case], biased: bool) -> Option<usize> {
         return cases.iter().position(|c| c.ready());
     }
     let n = cases.len();
+    if n == 2 {
+        // Both looked at, then a coin if both are ready: a select of a
+        // busy receive and a busy send ran at 34 M ops/s with the shuffle
+        // (it looks at one of them), 49 this way, as before the shuffle;
+        // two receives 63-67 -> 74.
+        return match (cases[0].ready(), cases[1].ready()) {
+            (true, true) => Some(rng::below(2) as usize),
+            (true, false) => Some(0),
+            (false, true) => Some(1),
+            (false, false) => None,
+        };
+    }
     if n > NIBBLES_MAX {
         return pick_many(cases);
     }
