@@ -797,15 +797,7 @@ pub(crate) fn block_on_any<R>(
             if expired(deadline) {
                 break commit(None);
             }
-            if paused < spin_polls {
-                crate::sync::spin_loop();
-                paused += 1;
-            } else if slow_yield() && spin && !single_core() {
-                // As in `spin_then_yield`: park after a slow yield.
-                paused = spin_polls + yield_steps;
-            } else {
-                paused += 1;
-            }
+            paused = pause(paused, spin_polls, yield_steps, spin);
             continue;
         }
         match deadline {
@@ -926,24 +918,31 @@ fn spin_then_yield<R>(
         if expired(deadline) {
             return Spun::Expired;
         }
-        if step < spin_polls {
-            // Poll at a constant, short interval: we wait for a store to a
-            // line we only read, so polling costs the other side nothing,
-            // and a long pause would only add latency.
-            crate::sync::spin_loop();
-        } else if step < spin_polls + yield_steps {
-            if slow_yield() && spin && !single_core() {
-                // Look once more, then park.
-                step = spin_polls + yield_steps;
-                continue;
-            }
-        } else {
+        if step == spin_polls + yield_steps {
             if spin_polls > 0 {
                 spin_outcome(false);
             }
             return Spun::Park;
         }
-        step += 1;
+        step = pause(step, spin_polls, yield_steps, spin);
+    }
+}
+
+/// Pause `step` of stages 1 and 2 (`spin_polls` polls, then `yield_steps`
+/// yields): returns the next step, or the end of the stages after a slow
+/// yield (then the waiter looks once more and parks; see [`slow_yield`],
+/// which crowded waiters and one CPU do not heed).
+fn pause(step: u32, spin_polls: u32, yield_steps: u32, spin: bool) -> u32 {
+    if step < spin_polls {
+        // Poll at a constant, short interval: we wait for a store to a
+        // line we only read, so polling costs the other side nothing, and
+        // a long pause would only add latency.
+        crate::sync::spin_loop();
+        step + 1
+    } else if slow_yield() && spin && !single_core() {
+        spin_polls + yield_steps
+    } else {
+        step + 1
     }
 }
 
