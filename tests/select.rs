@@ -155,6 +155,23 @@ fn a_closed_channel_is_ready() {
     assert_eq!(r, Err(SendError(3)));
 }
 
+/// `trials` selects (the dynamic `Select`) over the receivers of `chans`:
+/// how often each case won.
+fn select_wins(chans: &[(mpsc::Sender<u8>, mpsc::Receiver<u8>)], trials: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; chans.len()];
+    for _ in 0..trials {
+        let mut sel = Select::new();
+        for (_, rx) in chans {
+            sel.recv(rx);
+        }
+        let op = sel.select();
+        let i = op.index();
+        op.recv(&chans[i].1).unwrap();
+        counts[i] += 1;
+    }
+    counts
+}
+
 #[test]
 fn fairness_among_ready_cases() {
     // Go's TestSelectFairness: every ready case should win about equally
@@ -169,19 +186,9 @@ fn fairness_among_ready_cases() {
             tx.send(0).unwrap();
         }
     }
-    let mut counts = [0usize; CASES];
-    for _ in 0..trials {
-        let mut sel = Select::new();
-        for (_, rx) in &chans {
-            sel.recv(rx);
-        }
-        let op = sel.select();
-        let i = op.index();
-        op.recv(&chans[i].1).unwrap();
-        counts[i] += 1;
-    }
+    let counts = select_wins(&chans, trials);
     // And the macro, over the same channels.
-    let mut macro_counts = [0usize; CASES];
+    let mut macro_counts = vec![0usize; CASES];
     for _ in 0..trials / 2 {
         let i = select! {
             recv(chans[0].1) -> _ => 0,
@@ -197,7 +204,7 @@ fn fairness_among_ready_cases() {
         }
         let p = 1.0 / CASES as f64;
         let sigma = (p * (1.0 - p) / n as f64).sqrt();
-        for c in counts {
+        for &c in &counts {
             let r = c as f64 / n as f64;
             assert!(
                 (r - p).abs() <= 4.5 * sigma,
@@ -230,17 +237,7 @@ fn fairness_among_ready_cases_between_empty_ones() {
                 chans[i].0.send(0).unwrap();
             }
         }
-        let mut counts = vec![0usize; cases];
-        for _ in 0..trials {
-            let mut sel = Select::new();
-            for (_, rx) in &chans {
-                sel.recv(rx);
-            }
-            let op = sel.select();
-            let i = op.index();
-            op.recv(&chans[i].1).unwrap();
-            counts[i] += 1;
-        }
+        let counts = select_wins(&chans, trials);
         if trials == 0 {
             continue;
         }
