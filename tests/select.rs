@@ -142,6 +142,22 @@ fn close_wakes_a_parked_selector() {
     settle();
     drop(tx);
     assert_eq!(h.join().unwrap(), Err(RecvError));
+
+    // Rendezvous: a selecting sender (waiting on its offer alone, with no
+    // queue), then the receiver goes.
+    let (tx, rx) = mpsc::channel::<u8>(0);
+    let (waiting_tx, waiting_rx) = mpsc::channel::<()>(1);
+    let dropper = thread::spawn(move || {
+        waiting_rx.recv().unwrap();
+        settle();
+        drop(rx);
+    });
+    let got = within_a_minute("a send case closed by the receiver", move || {
+        waiting_tx.send(()).unwrap();
+        select! { send(tx, 3) -> r => r }
+    });
+    assert_eq!(got, Err(SendError(3)));
+    dropper.join().unwrap();
 }
 
 #[test]

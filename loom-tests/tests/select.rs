@@ -128,6 +128,20 @@ fn send_case_racing_receiver_drop() {
     });
 }
 
+/// Capacity 0: a send case waiting on its offer alone (a select that
+/// completes its case registers on no queue) racing the receiver's drop:
+/// the close wakes it, `Err` with the value back.
+#[test]
+fn rendezvous_send_case_racing_receiver_drop() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<u32>(0);
+        let dropper = thread::spawn(move || drop(rx));
+        let got = select! { send(tx, 1) -> r => r };
+        assert_eq!(got, Err(SendError(1)));
+        dropper.join().unwrap();
+    });
+}
+
 /// Capacity 0: a selecting receiver (whose offer a sender claims) meets a
 /// selecting sender (which waits for that offer), and a plain sender races
 /// them; both messages arrive once.

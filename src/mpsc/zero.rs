@@ -141,9 +141,16 @@ pub(crate) struct Zero<T> {
     delivered: AtomicBool,
     claimed: AtomicBool,
     closed: AtomicBool,
-    /// Selecting senders, waiting for the receiver to offer: notified when
-    /// an offer is registered, and on close. (A receiver needs no queue: a
-    /// sender that comes while it offers claims the offer and unparks it.)
+    /// Senders waiting in a select that completes nothing
+    /// ([`Select::ready`](crate::select::Select::ready)) for the receiver
+    /// to offer: notified when an offer is registered, and on close. A
+    /// select that completes its case needs no queue (nor the heavy
+    /// barrier of registering on one, a system call per wait): it
+    /// registers a send offer, which the receiver claims when it comes
+    /// (a receiver that offers first is met by the sender's look after
+    /// registering, or woken by `register_send`), and the close unparks.
+    /// Neither does a receiver: a sender that comes while it offers claims
+    /// the offer and unparks it.
     send_select: WaitQueue,
 }
 
@@ -559,8 +566,14 @@ impl<T> Zero<T> {
             p.mark(CLOSED);
         }
         // Offers stay listed (their waiters withdraw them); the waiters
-        // wake and find the channel closed.
-        let offering = inner.offers.iter().map(|o| o.waiter.clone()).collect();
+        // wake and find the channel closed (a selecting sender's offer
+        // included: its select has no queue to be told through).
+        let offering = inner
+            .offers
+            .iter()
+            .chain(&inner.send_offers)
+            .map(|o| o.waiter.clone())
+            .collect();
         // A claimed sender's send now fails with `Closed`.
         let claimant = inner.claim.take().map(|c| c.receiver);
         self.sync_counts(inner);

@@ -102,7 +102,10 @@ pub(crate) mod case {
         /// after the heavy barrier of a registration.
         fn ready(&self) -> bool;
         /// The queue whose notifications may make the case ready (`None`
-        /// for timers).
+        /// for timers). Not used by a select that completes its case for a
+        /// case that [`offers`](Self::offers): a partner that makes it
+        /// ready claims the offer or unparks the waiter itself, and the
+        /// close unparks every offering waiter.
         fn queue(&self) -> Option<&WaitQueue>;
         /// When the case becomes ready by itself (timers).
         fn deadline(&self) -> Option<Instant> {
@@ -805,15 +808,22 @@ fn wait_ready(
     let mut queue_of: Vec<Option<usize>> = Vec::with_capacity(cases.len());
     let mut timer: Option<Instant> = None;
     for case in cases {
-        queue_of.push(case.queue().map(
-            |q| match queues.iter().position(|&r| std::ptr::eq(r, q)) {
+        // A case that offers, in a select that completes its case, is made
+        // ready only through its offer (see `Case::queue`).
+        let queue = if complete && case.offers() {
+            None
+        } else {
+            case.queue()
+        };
+        queue_of.push(
+            queue.map(|q| match queues.iter().position(|&r| std::ptr::eq(r, q)) {
                 Some(i) => i,
                 None => {
                     queues.push(q);
                     queues.len() - 1
                 }
-            },
-        ));
+            }),
+        );
         if let Some(d) = case.deadline() {
             timer = Some(timer.map_or(d, |t| t.min(d)));
         }
