@@ -78,7 +78,7 @@
 
 use crate::pad::Spaced;
 use crate::sync::{thread, Arc, AtomicUsize, Mutex, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The asymmetric barrier pair (see the module docs).
 pub(crate) mod barrier {
@@ -930,8 +930,9 @@ fn spin_then_yield<R>(
 
 /// Pause `step` of stages 1 and 2 (`spin_polls` polls, then `yield_steps`
 /// yields): returns the next step, or the end of the stages after a slow
-/// yield (then the waiter looks once more and parks; see [`slow_yield`],
-/// which crowded waiters and one CPU do not heed).
+/// yield (then the waiter looks once more and parks). A yield that ran
+/// another thread may be followed by a nap. See [`timed_yield`]; crowded
+/// waiters and one CPU only yield.
 fn pause(step: u32, spin_polls: u32, yield_steps: u32, spin: bool) -> u32 {
     if step < spin_polls {
         // Poll at a constant, short interval: we wait for a store to a
@@ -939,9 +940,17 @@ fn pause(step: u32, spin_polls: u32, yield_steps: u32, spin: bool) -> u32 {
         // a long pause would only add latency.
         crate::sync::spin_loop();
         step + 1
-    } else if slow_yield() && spin && !single_core() {
-        spin_polls + yield_steps
+    } else if spin && !single_core() {
+        match timed_yield() {
+            Yielded::Slow => spin_polls + yield_steps,
+            Yielded::Switched => {
+                nap_if_due();
+                step + 1
+            }
+            Yielded::AtOnce => step + 1,
+        }
     } else {
+        thread::yield_now();
         step + 1
     }
 }
@@ -1008,26 +1017,78 @@ fn spin_outcome(found: bool) {
 }
 
 /// A yield that returns later than this gave the CPU to a thread that kept
-/// it: see [`slow_yield`].
-const SLOW_YIELD: std::time::Duration = std::time::Duration::from_micros(50);
+/// it: [`Yielded::Slow`].
+const SLOW_YIELD: Duration = Duration::from_micros(50);
+/// A yield that returns later than this ran another thread on this CPU
+/// ([`Yielded::Switched`]): one that finds nothing else to run returns in
+/// 0.5 us on the machine this was measured on, one that runs a thread that
+/// yields straight back in 2.7 us.
+const SWITCHED_YIELD: Duration = Duration::from_micros(2);
+/// At most one nap ([`nap_if_due`]) per thread in this long.
+const NAP_EVERY: Duration = Duration::from_millis(1);
 
-/// Yields; `true` if another thread kept this CPU for [`SLOW_YIELD`] or
-/// more meanwhile. Then the waiter parks instead of yielding again: each
-/// further yield would hand this CPU to that thread for a whole time slice
-/// (a CPU-bound thread of another process, on one of two CPUs, made a
-/// ping-pong whose threads shared its CPU take up to 1.5 ms a round trip,
-/// 32 yields of a slice each, where a parked thread is woken at once: the
-/// scheduler favours a woken thread over one that ran). A yield to our
-/// partner, which answers and waits in turn, returns within a few
-/// microseconds. (Not on one CPU, where every yield runs another thread,
-/// see [`SINGLE_CORE_YIELD_STEPS`], nor for a crowded channel's waiter,
-/// whose yields are meant to run the other threads of the channel:
-/// parking after a slow one, broadcast 1->4 on two CPUs went from 3.1-3.5x
-/// crossbeam-channel to 2.4-2.6x.)
-fn slow_yield() -> bool {
+/// How a yield of a waiter that spins (two CPUs or more, not crowded)
+/// went.
+enum Yielded {
+    /// Nothing else ran: the thread we wait for is on another CPU.
+    AtOnce,
+    /// Another thread ran briefly: probably the thread we wait for, on our
+    /// CPU. See [`nap_if_due`].
+    Switched,
+    /// Another thread kept this CPU for [`SLOW_YIELD`] or more. Then the
+    /// waiter parks instead of yielding again: each further yield would
+    /// hand this CPU to that thread for a whole time slice (a CPU-bound
+    /// thread of another process, on one of two CPUs, made a ping-pong
+    /// whose threads shared its CPU take up to 1.5 ms a round trip, 32
+    /// yields of a slice each, where a parked thread is woken at once: the
+    /// scheduler favours a woken thread over one that ran). A yield to our
+    /// partner, which answers and waits in turn, returns within a few
+    /// microseconds. (Not on one CPU, where every yield runs another
+    /// thread, see [`SINGLE_CORE_YIELD_STEPS`], nor for a crowded channel's
+    /// waiter, whose yields are meant to run the other threads of the
+    /// channel: parking after a slow one, broadcast 1->4 on two CPUs went
+    /// from 3.1-3.5x crossbeam-channel to 2.4-2.6x.)
+    Slow,
+}
+
+/// Yields, and tells how long that took (see [`Yielded`]).
+fn timed_yield() -> Yielded {
     let yielded = Instant::now();
     thread::yield_now();
-    yielded.elapsed() >= SLOW_YIELD
+    match yielded.elapsed() {
+        t if t >= SLOW_YIELD => Yielded::Slow,
+        t if t >= SWITCHED_YIELD => Yielded::Switched,
+        _ => Yielded::AtOnce,
+    }
+}
+
+/// After a yield that ran another thread ([`Yielded::Switched`]): sleeps
+/// for a moment, at most once per [`NAP_EVERY`] per thread, so that the
+/// scheduler places this thread again when it wakes.
+///
+/// Two threads that wait for each other by yielding can end up on one CPU
+/// with the other idle, and stay there: each yield runs the partner, which
+/// answers and yields back, neither ever sleeps, and the scheduler does
+/// not move a thread that ran a moment ago (it is "cache-hot"). A wake-up
+/// does not place them apart either: on these machines a woken thread is
+/// often put on its waker's CPU. A thread that sleeps is placed again when
+/// its timer wakes it, on the idle CPU if there is one. Rendezvous hand-offs
+/// on two CPUs, microseconds each, medians of 7 rounds, three runs (the
+/// threads shared a CPU in most rounds before): a `recv` meeting a plain
+/// `send` 3.9-4.0 -> 0.38-0.43, a select's send 7.7 -> 0.80 (crossbeam-
+/// channel 0.76-12, bimodal the same way), a select on both ends 7.7-7.9
+/// -> 0.79-0.83. The sleep asks for 1 us and takes about 55 (the timer
+/// slack); at most once a millisecond, that is at most 6% of a thread's
+/// time where sharing the CPU is all there is (a CPU-bound thread on the
+/// other CPU: ping-pong through capacity-1 channels measured no slower).
+fn nap_if_due() {
+    let now = Instant::now();
+    let due = crate::sync::last_nap().map_or(true, |t| now - t >= NAP_EVERY);
+    if due {
+        crate::sync::set_last_nap(now);
+        // std's: loom has no sleep, and no timing under loom reaches here.
+        std::thread::sleep(Duration::from_micros(1));
+    }
 }
 
 /// A blocked thread waits for `cap / SLACK_DIVISOR` slots (or messages)

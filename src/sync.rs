@@ -71,6 +71,29 @@ loom::thread_local! {
     static SPIN_MISSES: std::cell::Cell<u32> = std::cell::Cell::new(0);
 }
 
+// When this thread last napped (`park`'s `nap_if_due`). Never read under
+// loom, whose waits go straight to parking.
+#[cfg(not(loom))]
+std::thread_local! {
+    static LAST_NAP: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+}
+#[cfg(loom)]
+loom::thread_local! {
+    static LAST_NAP: std::cell::Cell<Option<std::time::Instant>> = std::cell::Cell::new(None);
+}
+
+/// See `LAST_NAP`.
+#[inline]
+pub(crate) fn last_nap() -> Option<std::time::Instant> {
+    LAST_NAP.with(|t| t.get())
+}
+
+/// See `LAST_NAP`.
+#[inline]
+pub(crate) fn set_last_nap(at: std::time::Instant) {
+    LAST_NAP.with(|t| t.set(Some(at)));
+}
+
 /// See `SPIN_MISSES`.
 #[inline]
 pub(crate) fn spin_misses() -> u32 {
