@@ -1,6 +1,10 @@
 //! `select!` over four MPSC channels (capacity 1024), one producer each,
 //! one consumer selecting over the four receivers: rillet's `select!`
 //! beside crossbeam-channel's. Throughput in messages received.
+//!
+//! And a `select!`'s `send` case on a rendezvous channel (capacity 0)
+//! meeting a receiver in a plain `recv`, one hand-off per iteration: the
+//! selecting sender waits on its offer until the receiver claims it.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::thread;
@@ -106,6 +110,51 @@ fn select_4_producers(c: &mut Criterion) {
     g.finish();
 }
 
+/// `iters` hand-offs: this thread sends each through a one-case
+/// `select!`, another receives with `recv`. Rillet's and crossbeam's
+/// bodies are the same code over their own macro and channel.
+macro_rules! select_send_to_recv {
+    ($iters:expr, $channel:expr, $select:ident) => {{
+        let iters = $iters;
+        let (tx, rx) = $channel;
+        let receiver = thread::spawn(move || {
+            let mut sum = 0u64;
+            for _ in 0..iters {
+                sum += rx.recv().unwrap();
+            }
+            sum
+        });
+        let start = Instant::now();
+        for i in 0..iters {
+            $select::select! { send(tx, i) -> r => r.unwrap() }
+        }
+        let sum = receiver.join().unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(sum, iters * (iters - 1) / 2);
+        elapsed
+    }};
+}
+
+fn select_send_rendezvous(c: &mut Criterion) {
+    let mut g = c.benchmark_group("select/send_case_to_recv_cap0");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            select_send_to_recv!(iters.max(2), rillet::mpsc::channel::<u64>(0), rillet)
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            select_send_to_recv!(
+                iters.max(2),
+                crossbeam_channel::bounded::<u64>(0),
+                crossbeam_channel
+            )
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -116,6 +165,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = select_4_producers
+    targets = select_4_producers, select_send_rendezvous
 }
 criterion_main!(benches);
