@@ -775,6 +775,34 @@ fn send_many_applies_the_policy_per_message() {
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), [7, 8, 9]);
 }
 
+/// `send_many` on a full `DropNewest` ring drops each message as `send`
+/// would (counted, then dropped), also when a drop panics: the panic comes
+/// out, the items after it stay in the iterator, and the ring is untouched.
+#[test]
+fn send_many_on_a_full_drop_newest_ring_drops_each_once() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = spsc::Builder::new(2).overflow(Overflow::DropNewest).build();
+    let sent = tx.send_many((0..40).map(|i| Counted::new(i, &drops)));
+    assert_eq!(sent.ok(), Some(40));
+    assert_eq!((tx.dropped(), drops.load(Ordering::SeqCst)), (38, 38));
+
+    let mut batch = (40..50).map(|i| {
+        let mut m = Counted::new(i, &drops);
+        m.panic_on_drop = i == 43;
+        m
+    });
+    let r = catch_unwind(AssertUnwindSafe(|| tx.send_many(&mut batch)));
+    assert!(r.is_err(), "the panicking drop comes out");
+    assert_eq!((tx.dropped(), drops.load(Ordering::SeqCst)), (42, 42));
+    assert_eq!(batch.next().map(|m| m.id), Some(44));
+    let ids: Vec<_> = rx.try_iter().map(|m| m.id).collect();
+    assert_eq!(ids, [0, 1]);
+    let sent = tx.send_many((50..55).map(|i| Counted::new(i, &drops)));
+    assert_eq!(sent.ok(), Some(5));
+    assert_eq!(tx.dropped(), 45);
+    assert_eq!(rx.try_iter().map(|m| m.id).collect::<Vec<_>>(), [50, 51]);
+}
+
 #[test]
 fn send_many_leaves_unpulled_items_in_the_iterator() {
     let (tx, rx) = spsc::channel(2);

@@ -663,9 +663,15 @@ impl<T> Array<T> {
         // Dropped before the registration: on a panic, its messages go back
         // to the batch, which the registration then sends.
         let mut msgs = chan::Taken::new(&batch);
+        let dropping = self.config.overflow == Overflow::DropNewest;
         loop {
-            // Up to what looks free (at least one: a full ring waits below).
-            let free = (self.config.cap - self.len()).clamp(1, MAX_BATCH);
+            // Up to what looks free, or (full) one to wait for room or
+            // evict with below; under `DropNewest`, a full ring drops a
+            // whole batch at once (below).
+            let free = match self.config.cap - self.len() {
+                0 if dropping => MAX_BATCH,
+                free => free.clamp(1, MAX_BATCH),
+            };
             let (n, ended) =
                 batch.collect(iter, free, || self.config.closed.load(Ordering::Relaxed));
             taken += n;
@@ -684,6 +690,17 @@ impl<T> Array<T> {
                         self.recv_waiters.notify_one();
                     }
                     Err(Claim::Closed) => return Err(SendError(std::mem::take(&mut *msgs))),
+                    Err(_) if dropping => {
+                        // Full: the batch's remaining messages are sent
+                        // now, together (other threads see a batch at
+                        // once), so each finds the ring full and is
+                        // dropped, as `send` drops it. Counted first, so
+                        // that their `Drop` sees the count; a panicking one
+                        // still drops (and counted) the rest.
+                        let lost = std::mem::take(&mut *msgs);
+                        self.count_dropped(lost.len() as u64);
+                        drop(lost);
+                    }
                     Err(_) => {
                         // Full: send the first one the slow way (waits under
                         // Block; DropNewest discards it, and its `Drop` is
