@@ -32,6 +32,28 @@ fn in_sender_order(got: &[usize]) -> bool {
     a.windows(2).all(|w| w[0] < w[1])
 }
 
+/// Block, capacity 2: `recv_many` frees the slots of its batch and tells
+/// a waiting sender once, at the end: a sender of four messages (it waits
+/// for room at least once) gets through (no wake-up lost), and every
+/// message arrives once, in order.
+#[test]
+fn recv_many_frees_a_run_for_a_waiting_sender() {
+    model(|| {
+        let (tx, rx) = broadcast::channel::<usize>(2);
+        let sender = thread::spawn(move || {
+            for v in 0..4 {
+                tx.send(v).unwrap();
+            }
+        });
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            rx.recv_many(&mut got, 4).unwrap();
+        }
+        sender.join().unwrap();
+        assert_eq!(got, [0, 1, 2, 3]);
+    });
+}
+
 /// Block, capacity 2: two senders (three messages, so one waits for room)
 /// and two subscribers that park on empty. Both subscribers get all three
 /// messages in per-sender order, then `Closed`.

@@ -370,6 +370,17 @@ impl<T> Chan<T> {
     /// `send_many` a quarter of its speed.)
     fn free_ahead(&self, max: usize) -> usize {
         let mut pos = self.pos(self.tail.load(Ordering::Relaxed));
+        // Slots are freed in order (each when its slowest subscriber
+        // passes it, and every subscriber passes them in order), so if the
+        // last of `max` is free they all are: one line to look at instead
+        // of every line of the run, which a receiver on another core may
+        // be writing.
+        if max <= self.cap && max > 0 {
+            let last = self.laps.forward(pos, max as u64 - 1);
+            if self.slot(last).stamp.load(Ordering::Relaxed) == last.word() {
+                return max;
+            }
+        }
         let mut n = 0;
         while n < max && self.slot(pos).stamp.load(Ordering::Relaxed) == pos.word() {
             pos = self.next(pos);
@@ -458,28 +469,23 @@ impl<T> Chan<T> {
             });
             taken += n;
             pending.take_into(&mut batch);
-            // Send in order: pop from the back of a reversed batch.
-            batch.reverse();
             while !batch.is_empty() {
                 let claim = match self.claim_free(batch.len()) {
                     Ok(claim) => claim,
-                    Err(()) => {
-                        batch.reverse();
-                        return Err(SendError(batch));
-                    }
+                    Err(()) => return Err(SendError(batch)),
                 };
                 let Some((mut pos, n, subs)) = claim else {
                     // Full: wait for room for one, like `send`.
-                    let msg = batch.pop().expect("batch is not empty");
+                    let msg = batch.remove(0);
                     if let Err(e) = crate::chan::send(self, msg, None, SendMode::Wait) {
-                        batch.push(e.into_inner());
-                        batch.reverse();
+                        batch.insert(0, e.into_inner());
                         return Err(SendError(batch));
                     }
                     continue;
                 };
-                for _ in 0..n {
-                    let msg = batch.pop().expect("claimed no more than the batch");
+                // In order, from the front (a claim of the whole batch, as
+                // usual, leaves nothing to shift).
+                for msg in batch.drain(..n) {
                     let slot = self.slot(pos);
                     slot.msg.with_mut(|p| {
                         // SAFETY: `pos` is claimed by this thread and its
@@ -666,6 +672,65 @@ impl<T> Chan<T> {
             self.free_block(slot, pos);
             drop(msg);
         }
+    }
+
+    /// `recv_many` under `Block`: takes up to `max` messages from `head`
+    /// on, in order, into `buf`, and stops at the first that is not there.
+    /// As a loop of `try_recv`, except that waiting senders are told once
+    /// about the slots it freed (before any `Clone` runs, and at the end)
+    /// rather than once per slot: one look at the send queue per batch.
+    pub(crate) fn take_run_block(&self, head: &Cell<Pos>, buf: &mut Vec<T>, max: usize) -> usize
+    where
+        T: Clone,
+    {
+        debug_assert!(!self.evicting());
+        let mut freed = false;
+        let mut n = 0;
+        while n < max {
+            let pos = head.get();
+            let slot = self.slot(pos);
+            // Acquire: the sender's write of the message and `refs`.
+            if slot.stamp.load(Ordering::Acquire) != pos.word() | FULL {
+                break;
+            }
+            head.set(self.next(pos));
+            // Acquire: as in `try_take`.
+            if slot.refs.load(Ordering::Acquire) == 1 {
+                let msg = slot.msg.with(|p| {
+                    // SAFETY: as in `try_take`: the last subscriber counted
+                    // in `refs`, we own the message.
+                    unsafe { p.read().assume_init() }
+                });
+                // Release: senders that see the slot free see it emptied.
+                slot.stamp
+                    .store(self.laps.next_lap(pos).word(), Ordering::Release);
+                freed = true;
+                buf.push(msg);
+            } else {
+                // User code next (`Clone`), which might wait for a sender
+                // that waits for the room we made: tell them first.
+                if std::mem::take(&mut freed) {
+                    self.send_waiters.notify_all();
+                }
+                let guard = PassBlock {
+                    chan: self,
+                    slot,
+                    pos,
+                };
+                let msg = slot.msg.with(|p| {
+                    // SAFETY: as in `try_take`: FULL (Acquire) says it is
+                    // written; it stays until we pass it.
+                    unsafe { (*p).assume_init_ref().clone() }
+                });
+                drop(guard);
+                buf.push(msg);
+            }
+            n += 1;
+        }
+        if freed {
+            self.send_waiters.notify_all();
+        }
+        n
     }
 
     /// `Block`: frees the slot of `pos` for the next lap.
