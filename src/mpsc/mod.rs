@@ -183,12 +183,10 @@
 //!   it first: the iterator finds what the loop had sent. On close it
 //!   returns the messages taken but not enqueued (the one that failed,
 //!   unless a concurrent close raced a batch); items the iterator has not
-//!   yielded stay in it. Under `DropNewest` a full ring takes a whole batch
-//!   (up to 64), and the messages that find no room when it is sent are
-//!   dropped together (each counted, then dropped, as `send` does): on a
-//!   full ring of capacity 1024 a loop of `send` discarded 256-282 M
-//!   messages a second, `send_many` 34 this way one at a time, 482-503 so.
-//!   (`DropOldest` evicts one message per send, a loop of `send`.)
+//!   yielded stay in it. On a full ring under `DropNewest` it takes one
+//!   message at a time, outside the batch, and drops it (or sends it, if
+//!   room came) before it asks for the next, as the loop does; under
+//!   `DropOldest` it is a loop of `send` (each send evicts one message).
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
