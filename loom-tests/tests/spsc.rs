@@ -164,6 +164,37 @@ fn drop_oldest_eviction_racing_recv() {
     });
 }
 
+/// `DropOldest` at capacity 1 (two slots): a sender of four messages,
+/// evicting, races a receiver claiming. A slot is written again only once
+/// its previous reader is done (loom checks the slot's accesses), also on
+/// the fast path the sender takes when it evicted nothing for a lap; every
+/// message is received or evicted once, in order.
+#[test]
+fn drop_oldest_reuses_a_slot_only_after_its_reader() {
+    loom::model(|| {
+        let (tx, rx) = spsc::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<usize>();
+        let h = thread::spawn(move || {
+            for v in 0..4 {
+                tx.send(v).unwrap();
+            }
+            tx.dropped()
+        });
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            if let Ok(v) = rx.try_recv() {
+                got.push(v);
+            }
+        }
+        let evicted = h.join().unwrap();
+        got.extend(rx.try_iter());
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        assert_eq!(got.last(), Some(&3), "{got:?}");
+        assert_eq!(got.len() as u64 + evicted, 4, "{got:?}");
+    });
+}
+
 /// `DropOldest` at capacity 1: a send racing a receiver-side close. An
 /// eviction happens only for a send that succeeds: if the send fails, the
 /// buffered message is still there for the receiver to drain.
