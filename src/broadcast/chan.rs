@@ -712,18 +712,7 @@ impl<T> Chan<T> {
                 if std::mem::take(&mut freed) {
                     self.send_waiters.notify_all();
                 }
-                let guard = PassBlock {
-                    chan: self,
-                    slot,
-                    pos,
-                };
-                let msg = slot.msg.with(|p| {
-                    // SAFETY: as in `try_take`: FULL (Acquire) says it is
-                    // written; it stays until we pass it.
-                    unsafe { (*p).assume_init_ref().clone() }
-                });
-                drop(guard);
-                buf.push(msg);
+                buf.push(self.clone_passing(slot, pos));
             }
             n += 1;
         }
@@ -731,6 +720,28 @@ impl<T> Chan<T> {
             self.send_waiters.notify_all();
         }
         n
+    }
+
+    /// `Block`, another subscriber still to come: clones the message of
+    /// `pos`, whose FULL stamp the caller acquired, and passes it (also if
+    /// `Clone` panics).
+    #[inline]
+    fn clone_passing(&self, slot: &Slot<T>, pos: Pos) -> T
+    where
+        T: Clone,
+    {
+        let guard = PassBlock {
+            chan: self,
+            slot,
+            pos,
+        };
+        let msg = slot.msg.with(|p| {
+            // SAFETY: FULL (Acquire, by the caller) says it is written; it
+            // stays until we pass it (we are counted in `refs`).
+            unsafe { (*p).assume_init_ref().clone() }
+        });
+        drop(guard);
+        msg
     }
 
     /// `Block`: frees the slot of `pos` for the next lap.
@@ -816,18 +827,7 @@ impl<T> Chan<T> {
                     self.free_block(slot, pos);
                     return Some(msg);
                 }
-                let guard = PassBlock {
-                    chan: self,
-                    slot,
-                    pos,
-                };
-                let msg = slot.msg.with(|p| {
-                    // SAFETY: FULL (Acquire) says it is written; it stays
-                    // until we pass it (we are counted in `refs`).
-                    unsafe { (*p).assume_init_ref().clone() }
-                });
-                drop(guard);
-                return Some(msg);
+                return Some(self.clone_passing(slot, pos));
             }
         } else if let Some(inside) = self.enter(slot, pos) {
             head.set(self.next(pos));
