@@ -11,7 +11,9 @@
 //!    found nothing, which happens when the thread it waits for shares its
 //!    CPU: see `spin_futile`),
 //! 2. **yield** a few times (stopping at a yield that another thread kept
-//!    the CPU through: see `slow_yield`),
+//!    the CPU through, and napping now and then after one that ran another
+//!    thread, so that two waiters left on one CPU get placed apart: see
+//!    `Yielded` and `nap_if_due`),
 //! 3. **park**: register a [`Waiter`] in the channel's [`WaitQueue`], issue
 //!    the heavy barrier, try once more, then `thread::park` until notified.
 //!
