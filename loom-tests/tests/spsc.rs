@@ -195,6 +195,37 @@ fn drop_oldest_reuses_a_slot_only_after_its_reader() {
     });
 }
 
+/// `DropOldest` at capacity 1, the interleaving the fast path rests on: a
+/// full send of 1 publishes, and before its eviction looks at the head the
+/// receiver has taken 0 and 1, so the sender caches an empty ring and
+/// writes 2 on the fast path into the slot 0 was read from. Only the
+/// `Acquire` of that head load orders the receiver's copy of 0 before the
+/// write: with it weakened to `Relaxed` loom reports the slot access from
+/// three preemptions on, so this model sets four, whatever the environment
+/// says (it takes well under a second).
+#[test]
+fn drop_oldest_fast_path_after_the_receiver_emptied_the_ring() {
+    common::model_bound(4, || {
+        let (tx, rx) = spsc::Builder::new(1)
+            .overflow(Overflow::DropOldest)
+            .build::<usize>();
+        tx.send(0).unwrap();
+        let h = thread::spawn(move || {
+            let a = rx.try_recv();
+            let b = rx.try_recv();
+            (a, b, rx)
+        });
+        tx.send(1).unwrap();
+        tx.send(2).unwrap();
+        let (a, b, rx) = h.join().unwrap();
+        let mut got: Vec<usize> = [a, b].into_iter().filter_map(Result::ok).collect();
+        got.extend(rx.try_iter());
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+        assert_eq!(got.last(), Some(&2), "{got:?}");
+        assert_eq!(got.len() as u64 + tx.dropped(), 3, "{got:?}");
+    });
+}
+
 /// `DropOldest` at capacity 1: a send racing a receiver-side close. An
 /// eviction happens only for a send that succeeds: if the send fails, the
 /// buffered message is still there for the receiver to drain.
