@@ -369,7 +369,7 @@ impl Builder {
         let read_ahead = crate::ring::PREFETCH
             && !claiming
             && size >= READ_AHEAD_MIN_SIZE
-            && (size >= 64 || !park::single_core());
+            && !park::single_core();
         let ring = MessageSlots::new(if one_line { 0 } else { slots });
         let stamps: Box<[AtomicUsize]> = if claiming {
             (0..slots).map(AtomicUsize::new).collect()
@@ -599,10 +599,14 @@ const READ_AHEAD_BYTES: usize = 512;
 /// Messages smaller than this are not prefetched: a u64 receiver usually
 /// keeps up with its sender, and its loop is a few instructions long (with
 /// the prefetch, `versus`'s u64 loop varied more from run to run, 190-350
-/// M msg/s). On one CPU only messages of a line or more are: a ring of 1024
-/// 32-byte messages fits the core's cache, and the check alone cost 235 ->
-/// 207 M msg/s until it became one flag (`Shared::read_ahead`); 64-byte
-/// messages, a 64 KiB ring, 159-165 -> 160-179 (rtrb 170-176).
+/// M msg/s). On one CPU no message is: the sender wrote it on this core a
+/// moment before, and the core's own prefetchers follow the receiver's
+/// walk through the ring. A ring of 1024 32-byte messages fits the core's
+/// cache, and the check alone cost 235 -> 207 M msg/s until it became one
+/// flag (`Shared::read_ahead`); 64-byte messages were prefetched on one CPU
+/// until 2026-12-06, when `versus` under `taskset -c 0`, three turns with
+/// the build before, gave 111-112 -> 116-117 M msg/s without (rtrb
+/// 117-122), and a probe of 128-byte messages 80.7-81.8 -> 83.8-84.1.
 const READ_AHEAD_MIN_SIZE: usize = 32;
 
 /// Read-mostly state.
@@ -630,8 +634,8 @@ struct Shared {
     #[cfg_attr(loom, allow(dead_code))]
     one_line: bool,
     /// A receiver far behind prefetches (see `Receiver::prefetch_ahead`):
-    /// messages of [`READ_AHEAD_MIN_SIZE`] bytes or more (a line or more on
-    /// one CPU), not claiming, where `ring::PREFETCH`.
+    /// messages of [`READ_AHEAD_MIN_SIZE`] bytes or more, not claiming,
+    /// not on one CPU, where `ring::PREFETCH`.
     read_ahead: bool,
 }
 
@@ -2016,7 +2020,9 @@ impl<T> Receiver<T> {
         Ok(unsafe { self.take(h) })
     }
 
-    /// Takes the message at our head and passes it (`Block`, `DropNewest`).
+    /// Takes the message at our head and passes it (`Block`: a claiming
+    /// receiver's cached tail stays equal to its head, so it never gets
+    /// here).
     ///
     /// # Safety
     ///
@@ -2030,18 +2036,18 @@ impl<T> Receiver<T> {
         msg
     }
 
-    /// After reading the message at our head `h` (`Block`, `DropNewest`):
-    /// frees its slot, and under `Block` tells a waiting sender.
+    /// After reading the message at our head `h` (`Block` only, see
+    /// `take`): frees its slot and tells a waiting sender. (It tested the
+    /// policy first until 2026-12-06: a branch per message that sent
+    /// `Block`, the only policy that gets here, out of line.)
     #[inline(always)]
     fn passed(&self, h: usize) {
-        let chan = &*self.chan;
+        debug_assert!(!self.chan.shared.claiming);
         let next = h.wrapping_add(1);
         self.at.head(&self.chan).store(next, Ordering::Release);
         self.head.set(next);
         self.prefetch_ahead(next);
-        if chan.shared.overflow == Overflow::Block {
-            self.notify_sender();
-        }
+        self.notify_sender();
     }
 
     /// A receiver far behind the sender (by its cached tail, more than
