@@ -111,12 +111,12 @@ fn prefetch_lines<S, const WRITE: bool>(slot: &S) {
 }
 
 /// A position in a lapped ring (the MPSC and broadcast rings): the lap
-/// number in the high bits, then the slot index, then `flag_bits` bits that
-/// words carrying a position use for flags (a closed bit, a full bit, a
-/// count). A position itself has its flag bits clear.
+/// number in the high bits, then the slot index, then `F` bits (a ring's
+/// `Laps<F>`) that words carrying a position use for flags (a closed bit,
+/// a full bit, a count). A position itself has its flag bits clear.
 ///
 /// ```text
-///   word = lap << lap_shift | index << flag_bits | flags
+///   word = lap << lap_shift | index << F | flags
 /// ```
 ///
 /// Laps step in a power of two, so "the same slot one lap earlier" is a
@@ -129,8 +129,8 @@ pub(crate) struct Pos(u64);
 impl Pos {
     /// The position carried by `word`, without its flags.
     #[inline(always)]
-    pub(crate) fn of(word: u64, laps: &Laps) -> Pos {
-        Pos(word & !laps.flags)
+    pub(crate) fn of<const F: u32>(word: u64, _laps: &Laps<F>) -> Pos {
+        Pos(word & !Laps::<F>::FLAGS)
     }
 
     /// The position as a word (flags clear), to combine with flags.
@@ -141,38 +141,48 @@ impl Pos {
 }
 
 /// The geometry of a lapped ring: its capacity and where positions keep
-/// their index and lap (see [`Pos`]).
-#[derive(Debug)]
-pub(crate) struct Laps {
+/// their index and lap (see [`Pos`]), with `F` flag bits.
+///
+/// The flag bits are a constant of each ring kind (MPSC 1, broadcast 18),
+/// so index arithmetic shifts by an immediate, and the stamp's mask is
+/// kept, not rebuilt: until 2026-12-06 both were read from the ring's
+/// configuration on every use, and a claim, its write, its publication
+/// and the receive took 5 indexes and 3 stamps, each a variable shift
+/// and loads the compiler could not keep across the atomics between them
+/// (valgrind, one producer on one CPU: 162 instructions a message, 50 of
+/// them these).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Laps<const F: u32> {
     cap: u64,
-    /// The flag bits of a word.
-    flags: u64,
-    /// One index step.
-    unit: u64,
     /// One lap, as a word.
     lap: u64,
     index_mask: u64,
-    flag_bits: u32,
+    /// `!(index_mask << F)`: what a stamp keeps of a position.
+    stamp_mask: u64,
     lap_shift: u32,
 }
 
-impl Laps {
-    /// A ring of `cap` slots whose words keep `flag_bits` low bits for
-    /// flags; `None` if that leaves fewer than `min_lap_bits` bits for the
-    /// lap counter.
-    pub(crate) fn new(cap: usize, flag_bits: u32, min_lap_bits: u32) -> Option<Laps> {
+impl<const F: u32> Laps<F> {
+    /// The flag bits of a word.
+    pub(crate) const FLAGS: u64 = (1 << F) - 1;
+    /// One index step.
+    const UNIT: u64 = 1 << F;
+
+    /// A ring of `cap` slots whose words keep `F` low bits for flags;
+    /// `None` if that leaves fewer than `min_lap_bits` bits for the lap
+    /// counter.
+    pub(crate) fn new(cap: usize, min_lap_bits: u32) -> Option<Laps<F>> {
         let slots = (cap as u64).checked_next_power_of_two()?;
-        let lap_shift = flag_bits + slots.trailing_zeros();
+        let lap_shift = F + slots.trailing_zeros();
         if cap == 0 || lap_shift + min_lap_bits > u64::BITS {
             return None;
         }
+        let index_mask = slots - 1;
         Some(Laps {
             cap: cap as u64,
-            flags: (1 << flag_bits) - 1,
-            unit: 1 << flag_bits,
             lap: 1 << lap_shift,
-            index_mask: slots - 1,
-            flag_bits,
+            index_mask,
+            stamp_mask: !(index_mask << F),
             lap_shift,
         })
     }
@@ -183,7 +193,7 @@ impl Laps {
     /// zeroed allocation is a ring of free slots).
     #[inline(always)]
     pub(crate) fn stamp(&self, p: Pos) -> u64 {
-        p.0 & !(self.index_mask << self.flag_bits)
+        p.0 & self.stamp_mask
     }
 
     /// One lap as a word: adding it to a word moves its position to the
@@ -201,14 +211,14 @@ impl Laps {
     /// The slot of `p` (below the capacity).
     #[inline(always)]
     pub(crate) fn index(&self, p: Pos) -> usize {
-        ((p.0 >> self.flag_bits) & self.index_mask) as usize
+        ((p.0 >> F) & self.index_mask) as usize
     }
 
     /// The position after `p`.
     #[inline(always)]
     pub(crate) fn next(&self, p: Pos) -> Pos {
         if (self.index(p) as u64) + 1 < self.cap {
-            Pos(p.0.wrapping_add(self.unit))
+            Pos(p.0.wrapping_add(Self::UNIT))
         } else {
             self.next_lap_start(p)
         }
@@ -248,11 +258,11 @@ impl Laps {
     pub(crate) fn back(&self, p: Pos, k: u64) -> Pos {
         let i = self.index(p) as u64;
         if k <= i {
-            Pos(p.0 - k * self.unit)
+            Pos(p.0 - k * Self::UNIT)
         } else {
             Pos((p.0 & !(self.lap - 1))
                 .wrapping_sub(self.lap)
-                .wrapping_add((self.cap - (k - i)) * self.unit))
+                .wrapping_add((self.cap - (k - i)) * Self::UNIT))
         }
     }
 
@@ -263,18 +273,18 @@ impl Laps {
     /// four times crossbeam-channel's array.)
     pub(crate) fn lap_positions(&self, start: Pos) -> impl Iterator<Item = Pos> + '_ {
         debug_assert_eq!(self.index(start), 0);
-        (0..self.cap).map(move |i| Pos(start.0.wrapping_add(i * self.unit)))
+        (0..self.cap).map(move |i| Pos(start.0.wrapping_add(i * Self::UNIT)))
     }
 
     /// The position `k` after `p` (`k < cap`).
     pub(crate) fn forward(&self, p: Pos, k: u64) -> Pos {
         let i = self.index(p) as u64 + k;
         if i < self.cap {
-            Pos(p.0.wrapping_add(k * self.unit))
+            Pos(p.0.wrapping_add(k * Self::UNIT))
         } else {
             Pos((p.0 & !(self.lap - 1))
                 .wrapping_add(self.lap)
-                .wrapping_add((i - self.cap) * self.unit))
+                .wrapping_add((i - self.cap) * Self::UNIT))
         }
     }
 }
@@ -483,31 +493,32 @@ mod tests {
     #[test]
     fn next_distance_back_and_forward_agree() {
         for cap in [1usize, 2, 3, 4, 5, 7] {
-            for flag_bits in [1, 18] {
-                let laps = Laps::new(cap, flag_bits, 14).unwrap();
-                let last_lap = u64::MAX >> laps.lap_shift;
-                let mut p = laps.start(last_lap - 1);
-                let mut all = vec![p];
-                for _ in 0..4 * cap + 3 {
-                    p = laps.next(p);
-                    all.push(p);
+            walk(Laps::<1>::new(cap, 14).unwrap(), cap);
+            walk(Laps::<18>::new(cap, 14).unwrap(), cap);
+        }
+        fn walk<const F: u32>(laps: Laps<F>, cap: usize) {
+            let last_lap = u64::MAX >> laps.lap_shift;
+            let mut p = laps.start(last_lap - 1);
+            let mut all = vec![p];
+            for _ in 0..4 * cap + 3 {
+                p = laps.next(p);
+                all.push(p);
+            }
+            for (i, &a) in all.iter().enumerate() {
+                assert!(laps.index(a) < cap);
+                assert_eq!(a.word() & Laps::<F>::FLAGS, 0);
+                if i >= cap {
+                    assert_eq!(laps.prev_lap(a), all[i - cap], "cap {cap}");
+                    assert_eq!(laps.next_lap(all[i - cap]), a);
                 }
-                for (i, &a) in all.iter().enumerate() {
-                    assert!(laps.index(a) < cap);
-                    assert_eq!(a.word() & laps.flags, 0);
-                    if i >= cap {
-                        assert_eq!(laps.prev_lap(a), all[i - cap], "cap {cap}");
-                        assert_eq!(laps.next_lap(all[i - cap]), a);
+                for (j, &b) in all.iter().enumerate().take(i + 1) {
+                    let k = (i - j) as u64;
+                    assert_eq!(laps.distance(a, b), k, "cap {cap} {i} {j}");
+                    if k <= cap as u64 {
+                        assert_eq!(laps.back(a, k), b);
                     }
-                    for (j, &b) in all.iter().enumerate().take(i + 1) {
-                        let k = (i - j) as u64;
-                        assert_eq!(laps.distance(a, b), k, "cap {cap} {i} {j}");
-                        if k <= cap as u64 {
-                            assert_eq!(laps.back(a, k), b);
-                        }
-                        if k < cap as u64 {
-                            assert_eq!(laps.forward(b, k), a);
-                        }
+                    if k < cap as u64 {
+                        assert_eq!(laps.forward(b, k), a);
                     }
                 }
             }
@@ -516,8 +527,8 @@ mod tests {
 
     #[test]
     fn too_few_lap_bits_is_refused() {
-        assert!(Laps::new(1 << 40, 18, 14).is_none());
-        assert!(Laps::new(0, 1, 1).is_none());
-        assert!(Laps::new(1 << 32, 18, 14).is_some());
+        assert!(Laps::<18>::new(1 << 40, 14).is_none());
+        assert!(Laps::<1>::new(0, 1).is_none());
+        assert!(Laps::<18>::new(1 << 32, 14).is_some());
     }
 }

@@ -55,7 +55,7 @@ pub(crate) struct Chan<T> {
     dropped: Spaced<AtomicU64>,
     /// Keeps the read-mostly fields below off `dropped`'s line.
     _gap: SpacedEnd,
-    laps: Laps,
+    laps: Laps<FLAG_BITS>,
     cap: usize,
     /// The first position (for `len` before the first lap completes).
     start: Pos,
@@ -90,7 +90,7 @@ impl<T> Chan<T> {
     /// subscriber, u64, capacity 1024: 42-54 -> 60-70 M msg/s (8 positions
     /// ahead; 4: 45-55, 12 and 16 like 8); four subscribers unchanged.
     /// Not on one CPU, where every thread shares the cache.
-    pub(crate) fn new(cap: usize, laps: Laps, start: Pos, overflow: Overflow) -> Self {
+    pub(crate) fn new(cap: usize, laps: Laps<FLAG_BITS>, start: Pos, overflow: Overflow) -> Self {
         let ahead = (PREFETCH_BYTES / std::mem::size_of::<Slot<T>>()).max(1);
         let prefetch = if ring::PREFETCH && cap >= 4 * ahead && !park::single_core() {
             ahead as u64

@@ -425,7 +425,7 @@ impl Builder {
              channel could never hold a message (use mpsc::channel(0) for a rendezvous channel)"
         );
         let cap = self.capacity;
-        let laps = Laps::new(cap, chan::FLAG_BITS, chan::MIN_LAP_BITS)
+        let laps = Laps::<{ chan::FLAG_BITS }>::new(cap, chan::MIN_LAP_BITS)
             .filter(|_| cap <= chan::MAX_CAPACITY)
             .filter(|_| {
                 cap.checked_mul(std::mem::size_of::<chan::Slot<T>>())

@@ -198,7 +198,7 @@ impl<T> Slots<T> {
 
 /// Read-mostly configuration.
 struct Config {
-    laps: Laps,
+    laps: Laps<1>,
     cap: usize,
     overflow: Overflow,
     /// `overflow != Block`: the consumer claims `head` with a
@@ -285,7 +285,7 @@ impl<T> Array<T> {
     pub(crate) fn new(cap: usize, overflow: Overflow) -> Self {
         // At least 32 bits of lap: a claim that stalls for 2^32 laps of
         // other claims is what it would take to confuse two stamps.
-        let laps = Laps::new(cap, 1, 32)
+        let laps = Laps::<1>::new(cap, 32)
             .filter(|_| {
                 cap.checked_mul(std::mem::size_of::<Slot<T>>())
                     .is_some_and(|b| b <= isize::MAX as usize)
