@@ -1176,18 +1176,18 @@ impl<T> Array<T> {
     }
 
     /// After reading the message of our head `head` (not claiming): frees
-    /// its slot for the next lap, moves `head` on and, under `Block`,
-    /// tells a waiting producer.
+    /// its slot for the next lap, moves `head` on and tells a waiting
+    /// producer. Only `Block` gets here: the other policies claim (until
+    /// 2026-12-06 this tested the policy, a branch per message).
     #[inline(always)]
     fn passed(&self, head: Pos) {
+        debug_assert!(!self.config.claiming);
         self.slot(head).stamp.store(
             self.config.laps.stamp(self.config.laps.next_lap(head)),
             Ordering::Release,
         );
         self.head.store(self.next(head).word(), Ordering::Release);
-        if self.config.overflow == Overflow::Block {
-            self.notify_senders();
-        }
+        self.notify_senders();
     }
 
     /// Reads the message `found` names, once, straight to where the caller
