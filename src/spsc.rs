@@ -1281,8 +1281,21 @@ impl<T> Sender<T> {
         // written to memory on every send (one thread sending 64-byte
         // messages into a ring: 2.4 -> 2.1 ns a send, rtrb 1.8).
         let mut spill = Spill::new(msg);
+        // On a view (see `detached`): given `&self`, this out-of-line call
+        // let the handle's address escape again (since the hand-off's path
+        // moved here), and a loop of `send` kept the tail in memory, stored
+        // and loaded on every message. Nothing in it runs user code: a
+        // message it discards comes back in the spill. `versus`, one CPU,
+        // two turns with the build before: one thread sending 100,000 u64
+        // then receiving them 364-398 -> 429-434 M msg/s; 64-byte messages
+        // at capacity 1024 112-117 -> 121-122 (rtrb 120-122); u64 192-203
+        // -> 209-211 (rtrb 190-196); one thread filling a ring of 2,000,000
+        // then draining it 424-428 -> 400-401 (rtrb 490-495; a probe of
+        // the same loop went 372 -> 402-406, so the code around the loop
+        // decides). Running the receiver's slow paths on a view as well was
+        // tried: one thread 100,000 fell to 276-278.
         // SAFETY: the spill holds the message, just made.
-        let attempt = unsafe { self.try_send_room(t, &mut spill, slack) };
+        let attempt = self.detached(|s| unsafe { s.try_send_room(t, &mut spill, slack) });
         // SAFETY: as `try_send_room` answered, the spill holds the message
         // it names, or none after `Sent`.
         unsafe {
