@@ -217,7 +217,15 @@ impl<const F: u32> Laps<F> {
     /// The position after `p`.
     #[inline(always)]
     pub(crate) fn next(&self, p: Pos) -> Pos {
-        if (self.index(p) as u64) + 1 < self.cap {
+        self.next_at(p, self.index(p))
+    }
+
+    /// The position after `p`, whose slot `index` the caller has worked
+    /// out already (a fast path that works it out once per message).
+    #[inline(always)]
+    pub(crate) fn next_at(&self, p: Pos, index: usize) -> Pos {
+        debug_assert_eq!(index, self.index(p));
+        if (index as u64) + 1 < self.cap {
             Pos(p.0.wrapping_add(Self::UNIT))
         } else {
             self.next_lap_start(p)
