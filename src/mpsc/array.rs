@@ -517,28 +517,6 @@ impl<T> Array<T> {
             // before our write.
             let stamp = self.checked(slot.stamp.load(Ordering::Acquire));
             let free = laps.stamp(pos);
-            let full = if stamp == free {
-                false
-            } else if stamp == laps.stamp(laps.prev_lap(pos)) | FULL {
-                // The slot still holds the previous lap's message.
-                if laps.next_lap(self.head()) != pos {
-                    // The consumer is between claiming and releasing it.
-                    backoff.spin();
-                    tail = self.tail.load(Ordering::Relaxed);
-                    continue;
-                }
-                let evict = self.config.overflow == Overflow::DropOldest
-                    || (last && self.config.overflow == Overflow::DropNewest);
-                if !evict {
-                    return Claim::Full;
-                }
-                true
-            } else {
-                // Another producer claimed `tail` and moved on: reload.
-                backoff.snooze();
-                tail = self.tail.load(Ordering::Relaxed);
-                continue;
-            };
             // AcqRel only when closing: the closer sees every claim made
             // before `CLOSED`, and whoever sees it sees the closer's earlier
             // writes (as `close::set_mark`).
@@ -547,17 +525,50 @@ impl<T> Array<T> {
             } else {
                 (0, Ordering::Relaxed)
             };
-            match self.tail.compare_exchange_weak(
-                tail,
-                laps.next_at(pos, index).word() | close,
-                success,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) if full => return Claim::Evict(pos),
-                Ok(_) => {
-                    self.prefetch_ahead(pos);
-                    return Claim::Ok(Claimed { slot, free });
+            let cas = |tail| {
+                self.tail.compare_exchange_weak(
+                    tail,
+                    laps.next_at(pos, index).word() | close,
+                    success,
+                    Ordering::Relaxed,
+                )
+            };
+            // The free slot first, with a compare-exchange of its own: one
+            // shared with the evicting claim below tested which it was again
+            // once it succeeded.
+            if stamp == free {
+                match cas(tail) {
+                    Ok(_) => {
+                        self.prefetch_ahead(pos);
+                        return Claim::Ok(Claimed { slot, free });
+                    }
+                    Err(now) => {
+                        tail = now;
+                        backoff.spin();
+                        continue;
+                    }
                 }
+            }
+            if stamp != laps.stamp(laps.prev_lap(pos)) | FULL {
+                // Another producer claimed `tail` and moved on: reload.
+                backoff.snooze();
+                tail = self.tail.load(Ordering::Relaxed);
+                continue;
+            }
+            // The slot still holds the previous lap's message.
+            if laps.next_lap(self.head()) != pos {
+                // The consumer is between claiming and releasing it.
+                backoff.spin();
+                tail = self.tail.load(Ordering::Relaxed);
+                continue;
+            }
+            let evict = self.config.overflow == Overflow::DropOldest
+                || (last && self.config.overflow == Overflow::DropNewest);
+            if !evict {
+                return Claim::Full;
+            }
+            match cas(tail) {
+                Ok(_) => return Claim::Evict(pos),
                 Err(now) => {
                     tail = now;
                     backoff.spin();
