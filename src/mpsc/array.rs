@@ -364,49 +364,50 @@ impl<T> Array<T> {
         unsafe { self.slots.get(index) }
     }
 
-    /// The stamp of `pos`'s slot, for a producer about to claim it: writes
-    /// the stamps of the slots up to it first if this is their first use.
+    /// The slot `index` (a position's, from `Laps::index`), for a
+    /// producer about to claim it: writes the stamps of the slots up to it
+    /// first if this is their first use.
     #[inline(always)]
-    fn producer_stamp(&self, pos: Pos) -> u64 {
-        let index = self.config.laps.index(pos);
+    fn producer_slot(&self, index: usize) -> &Slot<T> {
         // Acquire: the stamps below it were written before.
         if index >= self.config.ready.load(Ordering::Acquire) {
             self.init_slots(index);
         }
-        self.checked(self.slot(pos).stamp.load(Ordering::Acquire))
+        // SAFETY: `Laps::index` is below the capacity.
+        unsafe { self.slots.get(index) }
     }
 
-    /// The stamp of `pos`'s slot, for the consumer: `None` if the slot has
-    /// no stamp yet, so no producer has claimed it (nothing to receive).
+    /// The stamp of `pos`'s slot, for a producer about to claim it (see
+    /// [`producer_slot`](Self::producer_slot)).
     #[inline(always)]
-    fn consumer_stamp(&self, pos: Pos) -> Option<u64> {
-        let index = self.config.laps.index(pos);
-        // Acquire: as in `producer_stamp`.
-        if index >= self.config.ready.load(Ordering::Acquire) {
-            return None;
-        }
-        Some(self.checked(self.slot(pos).stamp.load(Ordering::Acquire)))
+    fn producer_stamp(&self, pos: Pos) -> u64 {
+        let slot = self.producer_slot(self.config.laps.index(pos));
+        // Acquire: the consumer's read of the previous lap happens before
+        // our write.
+        self.checked(slot.stamp.load(Ordering::Acquire))
     }
 
     /// For the consumer: the message of `pos` is written (its stamp says
     /// FULL for `pos`'s lap).
     #[inline(always)]
     fn written(&self, pos: Pos) -> bool {
-        self.consumer_stamp(pos) == Some(self.config.laps.stamp(pos) | FULL)
+        self.written_head(pos).is_some()
     }
 
-    /// [`written`](Self::written) for the consumer's own head: the head,
-    /// with what `passed` needs to free its slot worked out here, once.
+    /// For the consumer: `pos`, if its message is written, with its slot's
+    /// index (worked out here once for the read and `passed`, when `pos`
+    /// is our head). A slot without a stamp yet was never claimed.
     #[inline(always)]
     fn written_head(&self, pos: Pos) -> Option<Head> {
         let laps = &self.config.laps;
         let index = laps.index(pos);
-        // Acquire: as in `producer_stamp`.
+        // Acquire: as in `producer_slot`.
         if index >= self.config.ready.load(Ordering::Acquire) {
             return None;
         }
         // SAFETY: `Laps::index` is below the capacity.
         let slot = unsafe { self.slots.get(index) };
+        // Acquire: the producer's write of the message.
         let stamp = self.checked(slot.stamp.load(Ordering::Acquire));
         (stamp == laps.stamp(pos) | FULL).then_some(Head { pos, index })
     }
@@ -506,13 +507,7 @@ impl<T> Array<T> {
             // and the publication (see `Claimed`): each worked it out
             // again, the mask reloaded after every atomic.
             let index = laps.index(pos);
-            // Acquire: the stamps below it were written before.
-            if index >= self.config.ready.load(Ordering::Acquire) {
-                self.init_slots(index);
-            }
-            // SAFETY: `Laps::index` is below the capacity; the slot's stamp
-            // is initialized (checked just now).
-            let slot = unsafe { self.slots.get(index) };
+            let slot = self.producer_slot(index);
             // Acquire: the consumer's read of the previous lap happens
             // before our write.
             let stamp = self.checked(slot.stamp.load(Ordering::Acquire));
