@@ -1,6 +1,8 @@
 //! The model builders every loom test file uses.
 #![allow(dead_code)]
 
+mod stacks;
+
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
