@@ -1183,14 +1183,15 @@ fn send_many_forwards_each_item_of_a_waiting_iterator() {
     let (up_tx, up_rx) = rillet::mpsc::channel::<u32>(8);
     let (tx, rx) = broadcast::channel(8);
     let h = thread::spawn(move || tx.send_many(up_rx.iter()));
-    for i in 0..100 {
+    let items = n(100);
+    for i in 0..items as u32 {
         up_tx.send(i).unwrap();
         // A batch that held it back would hang here (the timeout only
         // turns a hang into a failure).
         assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(i));
     }
     drop(up_tx);
-    assert_eq!(h.join().unwrap(), Ok(100));
+    assert_eq!(h.join().unwrap(), Ok(items));
 }
 
 /// A message whose `Clone` sends on the same channel (with room): the send

@@ -883,7 +883,8 @@ fn send_many_forwards_each_item_of_a_waiting_iterator() {
     let (up_tx, up_rx) = mpsc::channel::<u32>(8);
     let (tx, rx) = mpsc::channel(8);
     let h = thread::spawn(move || tx.send_many(up_rx.iter()));
-    for i in 0..100 {
+    let items = n(100);
+    for i in 0..items as u32 {
         up_tx.send(i).unwrap();
         // Nothing else is sent until this one arrives: a batch that held
         // it back would hang here (the timeout only turns a hang into a
@@ -891,7 +892,7 @@ fn send_many_forwards_each_item_of_a_waiting_iterator() {
         assert_eq!(rx.recv_timeout(Duration::from_secs(60)), Ok(i));
     }
     drop(up_tx);
-    assert_eq!(h.join().unwrap(), Ok(100));
+    assert_eq!(h.join().unwrap(), Ok(items));
 }
 
 #[test]

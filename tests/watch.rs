@@ -13,10 +13,10 @@ use std::time::Duration;
 /// Scales a count down under Miri.
 const fn n(full: u64) -> u64 {
     if cfg!(miri) {
-        if full < 20 {
+        if full < 10 {
             full
         } else {
-            20
+            10
         }
     } else {
         full

@@ -4,10 +4,10 @@
 /// Scales a loop count down under Miri.
 pub const fn n(full: usize) -> usize {
     if cfg!(miri) {
-        if full < 20 {
+        if full < 10 {
             full
         } else {
-            20
+            10
         }
     } else {
         full
