@@ -592,6 +592,65 @@ fn a_select_on_both_ends_of_a_rendezvous_channel_does_not_meet_itself() {
     assert_eq!(r, None, "one thread cannot meet itself");
 }
 
+/// Two selects, each sending on its own rendezvous channel and receiving
+/// on the other's: in every round exactly one message crosses, whichever
+/// way. Until 2026-12-06 a send case won on the receiver's offer alone:
+/// both selects saw the other one waiting to receive, both chose their
+/// send, and each then waited in a plain send for a receiver that was
+/// itself sending (found by an independent test, on two CPUs, within a
+/// few hundred rounds; the selects' timeouts no longer applied).
+fn exchange_over_two_rendezvous_channels(dynamic: bool) {
+    let rounds = n(20_000) as u64;
+    let (a_tx, a_rx) = mpsc::channel::<u64>(0);
+    let (b_tx, b_rx) = mpsc::channel::<u64>(0);
+    // Each side counts what it sent and what it received.
+    let side = move |tx: mpsc::Sender<u64>, rx: mpsc::Receiver<u64>| {
+        move || {
+            let (mut sent, mut got) = (0u64, 0u64);
+            for i in 0..rounds {
+                if dynamic {
+                    let mut sel = Select::new();
+                    let s = sel.send(&tx);
+                    let r = sel.recv(&rx);
+                    let op = sel
+                        .select_timeout(Duration::from_secs(10))
+                        .expect("the other side is there");
+                    if op.index() == s {
+                        op.send(&tx, i).unwrap();
+                        sent += 1;
+                    } else {
+                        assert_eq!(op.index(), r);
+                        op.recv(&rx).unwrap();
+                        got += 1;
+                    }
+                } else {
+                    select! {
+                        send(tx, i) -> r => { r.unwrap(); sent += 1; }
+                        recv(rx) -> m => { m.unwrap(); got += 1; }
+                        default(Duration::from_secs(10)) => panic!("the other side is there"),
+                    }
+                }
+            }
+            (sent, got)
+        }
+    };
+    let a = thread::spawn(side(a_tx, b_rx));
+    let (a_sent, a_got) = within_a_minute("the exchange", side(b_tx, a_rx));
+    let (b_sent, b_got) = a.join().unwrap();
+    assert_eq!((a_sent, a_got), (b_got, b_sent));
+    assert_eq!(a_sent + a_got, rounds);
+}
+
+#[test]
+fn two_selects_exchange_over_two_rendezvous_channels() {
+    exchange_over_two_rendezvous_channels(false);
+}
+
+#[test]
+fn two_dynamic_selects_exchange_over_two_rendezvous_channels() {
+    exchange_over_two_rendezvous_channels(true);
+}
+
 #[test]
 fn a_claimed_sender_meets_close() {
     // The receiver (try_recv) claims the selecting sender; while the

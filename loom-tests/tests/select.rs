@@ -165,6 +165,47 @@ fn selecting_sender_meets_selecting_receiver_on_capacity_0() {
     });
 }
 
+/// Capacity 0, two selects that each send on their own channel and
+/// receive on the other's (one round): exactly one message crosses. A
+/// send case claims the receiver it saw offering before it wins (until
+/// 2026-12-06 it won on the offer alone, and both selects could send and
+/// then wait forever for a receiver that was sending too); and a select
+/// whose send case the other claimed keeps that case when it reserves it.
+#[test]
+fn two_selects_exchange_over_two_rendezvous_channels() {
+    model_bound_1(|| {
+        let (a_tx, a_rx) = mpsc::channel::<u32>(0);
+        let (b_tx, b_rx) = mpsc::channel::<u32>(0);
+        // `true`: this side sent; `false`: it received.
+        let other = thread::spawn(move || {
+            let sent = select! {
+                send(b_tx, 2) -> r => {
+                    r.unwrap();
+                    true
+                }
+                recv(a_rx) -> m => {
+                    assert_eq!(m, Ok(1));
+                    false
+                }
+            };
+            (sent, b_tx, a_rx)
+        });
+        let sent = select! {
+            send(a_tx, 1) -> r => {
+                r.unwrap();
+                true
+            }
+            recv(b_rx) -> m => {
+                assert_eq!(m, Ok(2));
+                false
+            }
+        };
+        let (they_sent, b_tx, a_rx) = other.join().unwrap();
+        assert_ne!(sent, they_sent, "one message crosses");
+        drop((a_tx, b_rx, b_tx, a_rx));
+    });
+}
+
 /// Capacity 0: an offer claimed by a sender races the channel's close.
 #[test]
 fn rendezvous_offer_racing_close_with() {

@@ -620,7 +620,7 @@ impl<T> crate::select::case::Case for Receiver<T> {
         }
     }
 
-    fn reserve(&self) -> bool {
+    fn reserve(&self, _complete: bool) -> bool {
         match &**self.chan {
             Chan::Array(_) => true,
             Chan::Zero(c) => c.reserve_recv(),
@@ -662,6 +662,18 @@ impl<T> crate::select::case::Case for Sender<T> {
     fn unregister(&self, waiter: &Arc<crate::park::Waiter>) {
         if let Chan::Zero(c) = &*self.chan {
             c.unregister_send(waiter);
+        }
+    }
+
+    // A select that completes its send case claims the receiver it saw
+    // offering (which then waits for the message): a send case that won on
+    // the offer alone could find the receiver gone to another case, and
+    // wait in a plain send (two selects, each sending on its own channel
+    // and receiving on the other's, both did so).
+    fn reserve(&self, complete: bool) -> bool {
+        match &*self.chan {
+            Chan::Zero(c) if complete => c.reserve_send(),
+            _ => true,
         }
     }
 

@@ -29,6 +29,16 @@
 //!   send after all (its value expression panicked, or it dropped its
 //!   `SelectedOperation`), `Case::abort` withdraws the claim and the
 //!   receiver looks again; a close withdraws it too.
+//! - A select that will complete its `send` case reserves it by claiming
+//!   an offering receiver (`reserve_send`), recorded in `claim` as above
+//!   with the sender being this thread: the receiver's select reports its
+//!   `recv` case, and its receive waits for this thread's `send`. (Winning
+//!   on the offer alone, a send case could find the receiver gone to
+//!   another case of its select and wait in a plain send: two selects,
+//!   each sending on its own channel and receiving on the other's, both
+//!   did so and waited forever.) A receive waits for a claimed sender
+//!   before it takes a queued sender's packet: the claimed one completes
+//!   only when its message is taken.
 //! - Neither side meets its own thread: a select holding both ends of one
 //!   channel does not see its own offers as ready.
 //!
@@ -261,6 +271,62 @@ impl<T> Zero<T> {
                 inner.claim = Some(Claim {
                     sender: offer.waiter.thread().id(),
                     receiver: thread::current(),
+                });
+                self.sync_counts(&inner);
+                drop(inner);
+                offer.waiter.unpark();
+                return true;
+            }
+        }
+        self.sync_counts(&inner);
+        false
+    }
+
+    /// Commits a select to its `send` case, which it will complete: `true`
+    /// if the channel is closed (the send fails at once) or an offering
+    /// receiver of another thread was claimed; `false` if the readiness
+    /// seen is gone (the receiver committed elsewhere), and the select
+    /// picks again. The claim is recorded in `claim` with this thread as
+    /// the sender, as when the receiver claims a selecting sender: the
+    /// receiver's select returns its `recv` case, whose receive waits for
+    /// this thread's `send` (or [`abort_send`](Self::abort_send), or the
+    /// close).
+    ///
+    /// Also called for a send case that the receiver claimed (a select
+    /// reserves the case it returns, whoever chose it): the claim names
+    /// this thread, and holds. Always under the lock: the receiver records
+    /// its claim under the lock after winning our claim word, so the
+    /// mirrors could still say "no claim" here.
+    pub(crate) fn reserve_send(&self) -> bool {
+        if Core::is_closed(self) {
+            return true;
+        }
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return true;
+        }
+        let me = thread::current().id();
+        // A receiver committed already: to us (it claimed our offer), or
+        // to another sender (claimed, or a message delivered to it), and
+        // then its listed offers are stale.
+        if let Some(claim) = &inner.claim {
+            return claim.sender == me;
+        }
+        if inner.delivered.is_some() {
+            return false;
+        }
+        let mut i = 0;
+        while i < inner.offers.len() {
+            if inner.offers[i].waiter.thread().id() == me {
+                i += 1;
+                continue;
+            }
+            // Claimed or stale (its waiter committed elsewhere): unlisted.
+            let offer = inner.offers.remove(i);
+            if offer.waiter.try_claim(offer.tag) {
+                inner.claim = Some(Claim {
+                    sender: me,
+                    receiver: offer.waiter.thread().clone(),
                 });
                 self.sync_counts(&inner);
                 drop(inner);
@@ -505,6 +571,11 @@ impl<T> Zero<T> {
             self.sync_counts(&inner);
             return Taken::Done(Ok(msg));
         }
+        // A claim first: the receiver committed to that sender's message
+        // (a queued sender's waits for the next receive).
+        if inner.claim.is_some() {
+            return Taken::Claimed;
+        }
         if let Some(sender) = inner.senders.pop_front() {
             self.sync_counts(&inner);
             // SAFETY: the sender's packet was listed and we hold the lock.
@@ -522,8 +593,6 @@ impl<T> Zero<T> {
         }
         if inner.closed {
             Taken::Done(Err(RecvTimeoutError::Closed))
-        } else if inner.claim.is_some() {
-            Taken::Claimed
         } else {
             Taken::Nothing
         }
@@ -651,7 +720,7 @@ impl<T> Case for RecvCase<'_, T> {
         self.0.recv_ready()
     }
 
-    fn reserve(&self) -> bool {
+    fn reserve(&self, _complete: bool) -> bool {
         self.0.reserve_recv()
     }
 

@@ -68,9 +68,16 @@
 //!   and hands it over while the receiver waits for it. If that value
 //!   expression panics (or leaves early with `?`, `return` or `break`), or
 //!   a [`SelectedOperation`] for it is dropped without sending, the claim
-//!   is withdrawn and the receiver goes on waiting for another sender. So
-//!   a receiver whose select always has another ready case still meets a
-//!   selecting sender, and two selects, one on each end, meet. A select
+//!   is withdrawn and the receiver goes on waiting for another sender.
+//!   The other way round, a select's `send` case wins on a waiting
+//!   receiver only once it has claimed it (a receiver waiting in a select
+//!   may have gone to another case meanwhile; the select then chooses
+//!   again): the receiver's select wins its `recv` case there and waits
+//!   for the value. So a receiver whose select always has another ready
+//!   case still meets a selecting sender, two selects, one on each end,
+//!   meet, and two selects that each send to the other and receive from
+//!   it pass one message, one way (until 2026-12-06 both could win their
+//!   send case and wait forever). A select
 //!   does not meet itself: one holding both ends of a rendezvous channel
 //!   sees neither as ready through its own offer.
 //! - [`Select::ready`] (and `try_ready`, `ready_timeout`, `ready_deadline`)
@@ -130,8 +137,12 @@ pub(crate) mod case {
         fn unregister(&self, _waiter: &Arc<Waiter>) {}
         /// Commits to this case, which `ready` reported: `false` if the
         /// readiness is gone and the select must choose again (a rendezvous
-        /// receive that could not claim the selecting sender it saw).
-        fn reserve(&self) -> bool {
+        /// receive that could not claim the selecting sender it saw, or a
+        /// rendezvous send that could not claim the selecting receiver).
+        /// `complete`: the select will complete the case (not
+        /// `Select::ready`), so a send may claim a receiver, which then
+        /// waits for the message.
+        fn reserve(&self, _complete: bool) -> bool {
             true
         }
         /// The selected case will not be completed after all (a send
@@ -188,8 +199,8 @@ impl<R: Case + ?Sized> Case for &R {
     fn unregister(&self, waiter: &crate::sync::Arc<crate::park::Waiter>) {
         (**self).unregister(waiter)
     }
-    fn reserve(&self) -> bool {
-        (**self).reserve()
+    fn reserve(&self, complete: bool) -> bool {
+        (**self).reserve(complete)
     }
     fn abort(&self) {
         (**self).abort()
@@ -681,7 +692,7 @@ impl Case for Removed {
 /// case returned (see `Case::register`).
 #[doc(hidden)]
 pub fn run(cases: &[&dyn Case], biased: bool, wait: Wait, complete: bool) -> Option<usize> {
-    if let Some(i) = pick_reserved(cases, biased) {
+    if let Some(i) = pick_reserved(cases, biased, complete) {
         return Some(i);
     }
     match wait {
@@ -693,10 +704,10 @@ pub fn run(cases: &[&dyn Case], biased: bool, wait: Wait, complete: bool) -> Opt
 /// [`pick`], then reserve the case picked; pick again if that fails (each
 /// failure unlists the stale offer it met, so this ends).
 #[inline]
-fn pick_reserved(cases: &[&dyn Case], biased: bool) -> Option<usize> {
+fn pick_reserved(cases: &[&dyn Case], biased: bool, complete: bool) -> Option<usize> {
     loop {
         let i = pick(cases, biased)?;
-        if cases[i].reserve() {
+        if cases[i].reserve(complete) {
             return Some(i);
         }
     }
@@ -851,12 +862,12 @@ fn wait_ready(
             // A partner's claim needs no reserving; our own pick does (our
             // claim word already says we committed, so no partner claims
             // us while we reserve). If that fails, wait again.
-            Some(i) if cases[i].reserve() => return Some(i),
+            Some(i) if cases[i].reserve(complete) => return Some(i),
             Some(_) => continue,
             None => {}
         }
         // `wake_at` passed: a due timer is ready now.
-        if let Some(i) = pick_reserved(cases, biased) {
+        if let Some(i) = pick_reserved(cases, biased, complete) {
             return Some(i);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) || cfg!(loom) {
