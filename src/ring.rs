@@ -324,7 +324,8 @@ pub(crate) struct MessageSlots<T> {
 #[cfg(not(loom))]
 impl<T> MessageSlots<T> {
     /// `len` uninitialized slots. Panics if they cannot be allocated (the
-    /// caller has already checked the size against `isize::MAX`).
+    /// caller has already checked the size against `isize::MAX`), with a
+    /// message rather than the process's abort.
     pub(crate) fn new(len: usize) -> Self {
         let layout = Self::layout(len);
         if layout.size() == 0 {
@@ -337,8 +338,13 @@ impl<T> MessageSlots<T> {
         }
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc(layout) }.cast();
+        // A panic, not `handle_alloc_error`'s abort: a capacity the system
+        // cannot provide is bad input, refused at construction.
         let Some(ptr) = std::ptr::NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
+            panic!(
+                "spsc::channel: {len} slots ({} bytes) could not be allocated",
+                layout.size()
+            )
         };
         // `UnsafeCell<MaybeUninit<T>>` needs no initialization: the
         // uninitialized memory is a valid value of it.

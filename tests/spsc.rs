@@ -10,6 +10,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "common/alloc.rs"]
+mod alloc;
 #[path = "common/scale.rs"]
 mod scale;
 use scale::n;
@@ -88,6 +90,14 @@ fn zero_capacity_panics_with_a_reason() {
 #[should_panic(expected = "too large")]
 fn absurd_capacity_panics_with_a_reason() {
     let _ = spsc::channel::<u64>(usize::MAX / 2);
+}
+
+/// A capacity within the limits whose ring the system cannot provide: a
+/// panic with a message, not an aborted process.
+#[test]
+#[cfg_attr(miri, ignore = "allocates terabytes")]
+fn a_capacity_the_system_cannot_allocate_panics_with_a_message() {
+    alloc::refused_or_built("spsc::channel", || spsc::channel::<[u64; 8]>(1 << 36));
 }
 
 #[test]

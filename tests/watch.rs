@@ -758,6 +758,38 @@ fn a_buffer_of_zero_is_refused() {
     let _ = WatchOptions::new().buffer(0);
 }
 
+/// A buffer whose size overflows the address space is refused by `watch`
+/// with a message naming the watch (until 2026-12-06 the message came
+/// from the SPSC channel underneath).
+#[test]
+#[should_panic(expected = "Store::watch: a buffer of 18446744073709551615 events is too large")]
+fn a_buffer_too_large_to_allocate_is_refused_by_watch() {
+    let store: Store<u8> = Store::new();
+    let _ = store.watch("k", WatchOptions::new().buffer(usize::MAX));
+}
+
+/// A buffer that fits but that the system cannot provide (terabytes):
+/// a panic with a message, not an aborted process (see the channel
+/// kinds' tests); or, on a system that hands it out, a working watch.
+#[test]
+#[cfg_attr(miri, ignore = "allocates terabytes")]
+fn a_buffer_the_system_cannot_allocate_panics_with_a_message() {
+    let store: Store<u8> = Store::new();
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.watch("k", WatchOptions::new().buffer(1 << 40))
+    }));
+    if let Err(payload) = got {
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        assert!(msg.contains("could not be allocated"), "{msg:?}");
+    }
+    // The store is still usable.
+    store.set("k", "a", 1);
+    assert_eq!(store.get("k", "a").as_deref(), Some(&1));
+}
+
 #[test]
 #[should_panic(expected = "a watcher needs at least one")]
 fn no_event_types_is_refused() {

@@ -101,14 +101,23 @@ impl<T> Chan<T> {
             tail: Spaced::new(AtomicU64::new(start.word() | 1)),
             dropped: Spaced::new(AtomicU64::new(0)),
             _gap: SpacedEnd::new(),
-            slots: laps
-                .lap_positions(start)
-                .map(|p| Slot {
+            slots: {
+                // Reserved first: a capacity the system cannot provide is
+                // refused with a panic (`collect` alone aborted the process).
+                let mut slots = Vec::new();
+                if slots.try_reserve_exact(cap).is_err() {
+                    panic!(
+                        "broadcast::channel: capacity {cap} ({} bytes) could not be allocated",
+                        cap.saturating_mul(std::mem::size_of::<Slot<T>>())
+                    );
+                }
+                slots.extend(laps.lap_positions(start).map(|p| Slot {
                     stamp: AtomicU64::new(p.word()),
                     refs: AtomicUsize::new(0),
                     msg: UnsafeCell::new(MaybeUninit::uninit()),
-                })
-                .collect(),
+                }));
+                slots.into_boxed_slice()
+            },
             laps,
             cap,
             start,

@@ -90,8 +90,13 @@ impl<T> Slots<T> {
             }
         }
         .cast::<Slot<T>>();
+        // A panic, not `handle_alloc_error`'s abort: a capacity the system
+        // cannot provide is bad input, refused at construction.
         let Some(ptr) = std::ptr::NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
+            panic!(
+                "mpsc::channel: capacity {cap} ({} bytes) could not be allocated",
+                layout.size()
+            )
         };
         let slots = Slots { ptr, cap };
         if !lazy {

@@ -515,9 +515,11 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> EtcdStore<T> {
     ///
     /// # Panics
     ///
-    /// If `kind` is empty or contains `/`.
+    /// If `kind` is empty or contains `/`, or if the buffer
+    /// (`WatchOptions::buffer`) is too large to allocate.
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Result<Watch<T>, StoreError> {
         check_etcd_kind(kind, "etcd::EtcdStore::watch");
+        super::check_buffer::<(u64, Msg<T>)>(opts.buffer, "etcd::EtcdStore::watch");
         let (replay, start) = self.start(kind, &opts)?;
         let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)

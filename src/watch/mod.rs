@@ -514,3 +514,19 @@ fn check_kind(kind: &str, method: &str) {
         "rillet::watch::{method}: the kind name is empty; give every entry and watch a kind"
     );
 }
+
+/// A watcher's channel of `buffer` messages `M` (its events, numbered), as
+/// `method` builds it: refused with a message that names the watch (not
+/// the channel underneath) when its size overflows the address space; a
+/// buffer that fits but that the system cannot provide is refused by the
+/// channel's own panic.
+fn check_buffer<M>(buffer: usize, method: &str) {
+    let fits = std::mem::size_of::<M>()
+        .checked_mul(buffer)
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    assert!(
+        fits,
+        "rillet::watch::{method}: a buffer of {buffer} events is too large to allocate \
+         (WatchOptions::buffer)"
+    );
+}

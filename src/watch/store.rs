@@ -2,7 +2,7 @@
 //! (described in the module docs of `watch`).
 
 use super::watcher::{Feed, Local, Msg, Watch, WatchHandle};
-use super::{check_kind, Event, EventType, WatchOptions, WatchStore};
+use super::{check_buffer, check_kind, Event, EventType, WatchOptions, WatchStore};
 use crate::select::SelectSend;
 use crate::sync::{AtomicU64, AtomicUsize, Ordering, StateMutex};
 use crate::{mpsc, spsc, Overflow, TrySendError};
@@ -440,7 +440,8 @@ impl<T: Send + Sync + 'static> Store<T> {
     ///
     /// # Panics
     ///
-    /// If `kind` is empty.
+    /// If `kind` is empty, or if the buffer (`WatchOptions::buffer`) is
+    /// too large to allocate.
     ///
     /// ```
     /// use rillet::watch::{Store, WatchOptions};
@@ -454,6 +455,7 @@ impl<T: Send + Sync + 'static> Store<T> {
     /// ```
     pub fn watch(&self, kind: &str, opts: WatchOptions) -> Watch<T> {
         check_kind(kind, "Store::watch");
+        check_buffer::<(u64, Msg<T>)>(opts.buffer, "Store::watch");
         let (tx, rx) = spsc::Builder::new(opts.buffer)
             .overflow(opts.overflow)
             .build_with::<(u64, Msg<T>)>(true);
