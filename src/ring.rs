@@ -323,10 +323,11 @@ pub(crate) struct MessageSlots<T> {
 
 #[cfg(not(loom))]
 impl<T> MessageSlots<T> {
-    /// `len` uninitialized slots. Panics if they cannot be allocated (the
-    /// caller has already checked the size against `isize::MAX`), with a
-    /// message rather than the process's abort.
-    pub(crate) fn new(len: usize) -> Self {
+    /// `len` uninitialized slots, for a channel of capacity `cap`. Panics
+    /// if they cannot be allocated (the caller has already checked the
+    /// size against `isize::MAX`), with a message rather than the
+    /// process's abort.
+    pub(crate) fn new(len: usize, cap: usize) -> Self {
         let layout = Self::layout(len);
         if layout.size() == 0 {
             // Zero-sized messages, or no slot: nothing to allocate (a
@@ -342,7 +343,7 @@ impl<T> MessageSlots<T> {
         // cannot provide is bad input, refused at construction.
         let Some(ptr) = std::ptr::NonNull::new(ptr) else {
             panic!(
-                "spsc::channel: {len} slots ({} bytes) could not be allocated",
+                "spsc::channel: capacity {cap} ({len} slots, {} bytes) could not be allocated",
                 layout.size()
             )
         };
@@ -394,7 +395,7 @@ impl<T> Drop for MessageSlots<T> {
 
 #[cfg(loom)]
 impl<T> MessageSlots<T> {
-    pub(crate) fn new(len: usize) -> Self {
+    pub(crate) fn new(len: usize, _cap: usize) -> Self {
         let cells = (0..len)
             .map(|_| crate::sync::UnsafeCell::new(std::mem::MaybeUninit::uninit()))
             .collect();

@@ -370,9 +370,18 @@ impl Builder {
             && !claiming
             && size >= READ_AHEAD_MIN_SIZE
             && !park::single_core();
-        let ring = MessageSlots::new(if one_line { 0 } else { slots });
+        let ring = MessageSlots::new(if one_line { 0 } else { slots }, self.capacity);
         let stamps: Box<[AtomicUsize]> = if claiming {
-            (0..slots).map(AtomicUsize::new).collect()
+            // Reserved first, as the ring: a panic, not `collect`'s abort.
+            let mut stamps = Vec::new();
+            if stamps.try_reserve_exact(slots).is_err() {
+                panic!(
+                    "spsc::channel: capacity {} (the stamps of {slots} slots) could not be allocated",
+                    self.capacity
+                );
+            }
+            stamps.extend((0..slots).map(AtomicUsize::new));
+            stamps.into_boxed_slice()
         } else {
             Box::new([])
         };
