@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn message_slots_are_line_aligned_and_usable() {
         fn check<T: Copy + PartialEq + std::fmt::Debug>(len: usize, value: T, aligned: bool) {
-            let slots = MessageSlots::<T>::new(len);
+            let slots = MessageSlots::<T>::new(len, len);
             assert_eq!(slots.len(), len);
             if aligned {
                 assert_eq!(slots.as_ptr() as usize % 64, 0);
