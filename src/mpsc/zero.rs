@@ -117,6 +117,25 @@ impl Offer {
     }
 }
 
+/// Claims, for its case, the first offer in `list` of another thread than
+/// `me` whose waiter is still free, and unlists it with every stale offer
+/// before it (a waiter that committed elsewhere). `None` if there is none.
+fn claim_first(list: &mut Vec<Offer>, me: ThreadId) -> Option<Offer> {
+    let mut i = 0;
+    while i < list.len() {
+        if list[i].waiter.thread().id() == me {
+            // Our own select's (a thread holding both ends).
+            i += 1;
+            continue;
+        }
+        let offer = list.remove(i);
+        if offer.waiter.try_claim(offer.tag) {
+            return Some(offer);
+        }
+    }
+    None
+}
+
 /// The receiver claimed a selecting sender's offer: that sender's next
 /// `send` on this thread delivers to the receiver.
 struct Claim {
@@ -259,24 +278,15 @@ impl<T> Zero<T> {
             return true;
         }
         let me = thread::current().id();
-        let mut i = 0;
-        while i < inner.send_offers.len() {
-            if inner.send_offers[i].waiter.thread().id() == me {
-                i += 1;
-                continue;
-            }
-            // Claimed or stale (its waiter committed elsewhere): unlisted.
-            let offer = inner.send_offers.remove(i);
-            if offer.waiter.try_claim(offer.tag) {
-                inner.claim = Some(Claim {
-                    sender: offer.waiter.thread().id(),
-                    receiver: thread::current(),
-                });
-                self.sync_counts(&inner);
-                drop(inner);
-                offer.waiter.unpark();
-                return true;
-            }
+        if let Some(offer) = claim_first(&mut inner.send_offers, me) {
+            inner.claim = Some(Claim {
+                sender: offer.waiter.thread().id(),
+                receiver: thread::current(),
+            });
+            self.sync_counts(&inner);
+            drop(inner);
+            offer.waiter.unpark();
+            return true;
         }
         self.sync_counts(&inner);
         false
@@ -315,24 +325,15 @@ impl<T> Zero<T> {
         if inner.delivered.is_some() {
             return false;
         }
-        let mut i = 0;
-        while i < inner.offers.len() {
-            if inner.offers[i].waiter.thread().id() == me {
-                i += 1;
-                continue;
-            }
-            // Claimed or stale (its waiter committed elsewhere): unlisted.
-            let offer = inner.offers.remove(i);
-            if offer.waiter.try_claim(offer.tag) {
-                inner.claim = Some(Claim {
-                    sender: me,
-                    receiver: offer.waiter.thread().clone(),
-                });
-                self.sync_counts(&inner);
-                drop(inner);
-                offer.waiter.unpark();
-                return true;
-            }
+        if let Some(offer) = claim_first(&mut inner.offers, me) {
+            inner.claim = Some(Claim {
+                sender: me,
+                receiver: offer.waiter.thread().clone(),
+            });
+            self.sync_counts(&inner);
+            drop(inner);
+            offer.waiter.unpark();
+            return true;
         }
         self.sync_counts(&inner);
         false
@@ -466,27 +467,18 @@ impl<T> Zero<T> {
             if inner.delivered.is_none() {
                 // Claim the first offer whose waiter is still free; the
                 // others of a waiter that committed elsewhere are stale.
-                let mut i = 0;
-                while i < inner.offers.len() {
-                    if inner.offers[i].waiter.thread().id() == me {
-                        // Our own select's (a thread holding both ends).
-                        i += 1;
-                        continue;
-                    }
-                    let offer = inner.offers.remove(i);
-                    if offer.waiter.try_claim(offer.tag) {
-                        inner.delivered = Some(msg);
-                        let closed = if last {
-                            self.close_locked(&mut inner)
-                        } else {
-                            None
-                        };
-                        self.sync_counts(&inner);
-                        drop(inner);
-                        offer.waiter.unpark();
-                        self.wake_closed(closed);
-                        return Ok(());
-                    }
+                if let Some(offer) = claim_first(&mut inner.offers, me) {
+                    inner.delivered = Some(msg);
+                    let closed = if last {
+                        self.close_locked(&mut inner)
+                    } else {
+                        None
+                    };
+                    self.sync_counts(&inner);
+                    drop(inner);
+                    offer.waiter.unpark();
+                    self.wake_closed(closed);
+                    return Ok(());
                 }
                 self.sync_counts(&inner);
             }
