@@ -446,12 +446,21 @@ impl<T> Zero<T> {
             if inner.closed {
                 return Err(SendTimeoutError::Closed(msg));
             }
-            // The receiver claimed this thread's select offer: it waits
-            // for this message.
+            // The receiver waiting for this message: it claimed this
+            // thread's select offer, or we claim the first of its offers
+            // whose waiter is still free (the others of a waiter that
+            // committed elsewhere are stale).
             let me = thread::current().id();
-            if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
+            let receiver = if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
                 let claim = inner.claim.take().expect("checked above");
                 debug_assert!(inner.delivered.is_none(), "a claim waits for an empty slot");
+                Some(claim.receiver)
+            } else if inner.delivered.is_none() {
+                claim_first(&mut inner.offers, me).map(|o| o.waiter.thread().clone())
+            } else {
+                None
+            };
+            if let Some(receiver) = receiver {
                 inner.delivered = Some(msg);
                 let closed = if last {
                     self.close_locked(&mut inner)
@@ -460,28 +469,12 @@ impl<T> Zero<T> {
                 };
                 self.sync_counts(&inner);
                 drop(inner);
-                claim.receiver.unpark();
+                receiver.unpark();
                 self.wake_closed(closed);
                 return Ok(());
             }
-            if inner.delivered.is_none() {
-                // Claim the first offer whose waiter is still free; the
-                // others of a waiter that committed elsewhere are stale.
-                if let Some(offer) = claim_first(&mut inner.offers, me) {
-                    inner.delivered = Some(msg);
-                    let closed = if last {
-                        self.close_locked(&mut inner)
-                    } else {
-                        None
-                    };
-                    self.sync_counts(&inner);
-                    drop(inner);
-                    offer.waiter.unpark();
-                    self.wake_closed(closed);
-                    return Ok(());
-                }
-                self.sync_counts(&inner);
-            }
+            // Stale offers may have been unlisted.
+            self.sync_counts(&inner);
             if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(SendTimeoutError::Timeout(msg));
             }
