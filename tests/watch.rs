@@ -516,6 +516,39 @@ fn resync_replaces_a_stale_buffer() {
     assert_eq!(w.missed(), 2);
 }
 
+/// `resync_on_lag` under `DropOldest`: the loss shows as a gap in the
+/// numbers of the newest events kept; after the replay, live events go on
+/// numbered from the count of events offered, with no second `Lagged`.
+#[test]
+fn resync_under_drop_oldest_continues_without_a_second_lag() {
+    let store: Store<u64> = Store::new();
+    let w = store.watch(
+        "k",
+        WatchOptions::new()
+            .buffer(2)
+            .overflow(Overflow::DropOldest)
+            .resync_on_lag(),
+    );
+    for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        store.set("k", name, i as u64);
+    }
+    // The two oldest were evicted: c and d are kept.
+    assert_eq!(w.recv(), Err(WatchError::Lagged(2)));
+    let replay: Vec<_> = w.try_iter().map(|e| e.name.clone()).collect();
+    assert_eq!(
+        replay,
+        ["a", "b", "c", "d"],
+        "the replay of the current state"
+    );
+    for round in 0..3u64 {
+        store.set("k", "e", round);
+        let ev = w.recv().expect("live events continue after the replay");
+        assert_eq!((ev.name.as_str(), *ev.object), ("e", round));
+    }
+    assert_eq!(w.try_recv(), Ok(None));
+    assert_eq!(w.missed(), 2);
+}
+
 /// A loss found after the last store handle went (at the tail, as the
 /// channel closes) is still followed by the replay: the watcher converges to
 /// the store's final state, then the watch ends.
