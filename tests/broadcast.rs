@@ -339,6 +339,23 @@ fn drop_oldest_catch_up_then_lag_again() {
     assert_eq!(tx.dropped(), 5);
 }
 
+/// The position a lagged subscriber continues from is evicted too before
+/// its next receive: a second `Lagged`, for that gap alone.
+#[test]
+fn drop_oldest_lag_twice_in_a_row() {
+    let (tx, rx) = dropping(2);
+    for i in 0..5 {
+        tx.send(i).unwrap();
+    }
+    assert_eq!(rx.recv(), Err(RecvError::Lagged(3)));
+    tx.send(5).unwrap();
+    tx.send(6).unwrap(); // evicts 3 and 4, where rx was to continue
+    assert_eq!(rx.recv(), Err(RecvError::Lagged(2)));
+    assert_eq!(rx.recv(), Ok(5));
+    assert_eq!(rx.recv(), Ok(6));
+    assert_eq!(tx.dropped(), 5, "every message the subscriber missed");
+}
+
 #[test]
 fn drop_oldest_sender_dropped_while_a_subscriber_lags() {
     let (tx, rx) = dropping(2);

@@ -72,8 +72,10 @@
 //! by its last reader or evicted by a sender, never both. A subscriber whose
 //! position is more than `capacity` behind the tail has lagged: its next
 //! receive returns `Lagged(n)` with `n` the positions it skipped, and it
-//! continues from the oldest position still held (`tail - capacity`). Under
-//! this policy the stamp is only changed with read-modify-writes, so the
+//! continues from the oldest position still held (`tail - capacity`). If
+//! the sender evicts that one too before the next receive, that receive
+//! returns `Lagged` again (each gap reported once, where it happened; the
+//! sum is what the subscriber missed). Under this policy the stamp is only changed with read-modify-writes, so the
 //! `busy` counts of subscribers passing through are never overwritten.
 //!
 //! After publishing, a sender issues the light barrier and loads the
