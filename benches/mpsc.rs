@@ -81,6 +81,16 @@ fn cb_make64() -> (
     crossbeam_channel::bounded(64)
 }
 
+fn rillet_make16() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
+    rillet::mpsc::channel(16)
+}
+fn cb_make16() -> (
+    crossbeam_channel::Sender<u64>,
+    crossbeam_channel::Receiver<u64>,
+) {
+    crossbeam_channel::bounded(16)
+}
+
 fn mpsc_producers(c: &mut Criterion) {
     // One producer through a ring of 64: the consumer's batch wait (see
     // `Array::before_recv_wait`) at a size where it is a few lines.
@@ -91,6 +101,19 @@ fn mpsc_producers(c: &mut Criterion) {
     });
     g.bench_function("crossbeam", |b| {
         b.iter_custom(|iters| producers(iters, 1, cb_make64, cb_send, cb_recv_all))
+    });
+    g.finish();
+    // Four producers through a ring of 16: they wait for room most of the
+    // time (see `Array::before_send_wait`).
+    let mut g = c.benchmark_group("mpsc/cap16_4_producers");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            producers(iters.max(4), 4, rillet_make16, rillet_send, rillet_recv_all)
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| producers(iters.max(4), 4, cb_make16, cb_send, cb_recv_all))
     });
     g.finish();
     for p in [2u64, 4, 8] {

@@ -1219,6 +1219,26 @@ fn main() {
                 (scaled(MPSC_MESSAGES), Box::new(|n| kanal_mpsc(4, n))),
             )),
         },
+        // A small ring: its producers wait for room most of the time.
+        Scenario {
+            name: "mpsc cap 16, 4 producers",
+            unit: "M msg/s",
+            rillet: (
+                scaled(1_000_000),
+                Box::new(|n| mpsc_run(4, n, |i| i, |v| *v, || rillet::mpsc::channel(16))),
+            ),
+            crossbeam: (
+                scaled(1_000_000),
+                Box::new(|n| mpsc_run(4, n, |i| i, |v| *v, || crossbeam_channel::bounded(16))),
+            ),
+            other: Some((
+                "kanal",
+                (
+                    scaled(1_000_000),
+                    Box::new(|n| mpsc_run(4, n, |i| i, |v| *v, || kanal::bounded(16))),
+                ),
+            )),
+        },
         Scenario {
             name: "mpsc cap 1024, 8 producers",
             unit: "M msg/s",

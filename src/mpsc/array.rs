@@ -31,6 +31,10 @@ struct Slot<T> {
 /// slots look free; below, it sends one message at a time.
 const MIN_BATCH: usize = 16;
 
+/// The smallest ring whose blocked producers pause for a batch of free
+/// slots (see `Array::before_send_wait`).
+const PAUSE_MIN_CAP: usize = 48;
+
 /// How many positions past its claim a producer prefetches (see
 /// `Array::prefetch_ahead`).
 const PREFETCH_AHEAD: usize = 4;
@@ -1134,10 +1138,26 @@ impl<T> Sending<T> for Array<T> {
     /// (versus, select over 4 channels with a producer each: 8.9 -> 12.3 M
     /// msg/s spinning, 13.3 yielding; one channel with 2 and 4 producers
     /// unchanged yielding, 6-9% slower spinning).
+    ///
+    /// Not on a ring of fewer than [`PAUSE_MIN_CAP`] slots: the consumer
+    /// drains it in less time than a yield takes, so the producers that
+    /// yielded to one another found it empty each time and moved a few
+    /// messages per context switch, while the consumer waited for them.
+    /// Without the pause, a producer spins in its wait (`park::block_on`)
+    /// and takes each batch as it is freed. Two CPUs, u64, `send`/`recv`
+    /// loops, medians of 5 runs, two turns (crossbeam-channel beside):
+    /// capacity 8, 2/4/8 producers 7.2-8.4/4.4-4.7/3.9-4.7 -> 26/25/23-25
+    /// M msg/s (crossbeam 12-16/10-15/8-9); capacity 16, 18-22/14/12-15 ->
+    /// 53-106/53-62/25-55 (9-19/8-13/9-11), 236,000 -> 2,900 context
+    /// switches; capacity 32, 53-67/53/45-47 -> 99-115/101-105/99-124; a
+    /// select over 4 such channels, one producer each, 5.2-5.6 -> 12-13 at
+    /// capacity 8, 10 -> 12-13 at 16, but 17 -> 12-14 at 32, and at 48
+    /// 20-23 -> 13-15 (the plain loops unchanged there), so the pause
+    /// stays from 48 on.
     fn before_send_wait(&self) {
         let cap = self.config.cap;
         let slack = park::slack_for::<Slot<T>>(cap);
-        if self.config.overflow == Overflow::Block && slack >= 2 {
+        if self.config.overflow == Overflow::Block && cap >= PAUSE_MIN_CAP && slack >= 2 {
             let want = cap - slack;
             park::pause_until(false, || self.head_distance() <= want);
         }
