@@ -91,6 +91,30 @@ fn cb_make16() -> (
     crossbeam_channel::bounded(16)
 }
 
+/// A timeout long enough never to expire here.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn rillet_send_timeout(tx: &rillet::mpsc::Sender<u64>, v: u64) {
+    tx.send_timeout(v, TIMEOUT).unwrap();
+}
+fn rillet_recv_timeout_all(rx: rillet::mpsc::Receiver<u64>) -> (u64, u64) {
+    let (mut c, mut s) = (0, 0);
+    while let Ok(v) = rx.recv_timeout(TIMEOUT) {
+        (c, s) = (c + 1, s + v);
+    }
+    (c, s)
+}
+fn cb_send_timeout(tx: &crossbeam_channel::Sender<u64>, v: u64) {
+    tx.send_timeout(v, TIMEOUT).unwrap();
+}
+fn cb_recv_timeout_all(rx: crossbeam_channel::Receiver<u64>) -> (u64, u64) {
+    let (mut c, mut s) = (0, 0);
+    while let Ok(v) = rx.recv_timeout(TIMEOUT) {
+        (c, s) = (c + 1, s + v);
+    }
+    (c, s)
+}
+
 fn mpsc_producers(c: &mut Criterion) {
     // One producer through a ring of 64: the consumer's batch wait (see
     // `Array::before_recv_wait`) at a size where it is a few lines.
@@ -101,6 +125,32 @@ fn mpsc_producers(c: &mut Criterion) {
     });
     g.bench_function("crossbeam", |b| {
         b.iter_custom(|iters| producers(iters, 1, cb_make64, cb_send, cb_recv_all))
+    });
+    g.finish();
+    // Two producers with `send_timeout`, the consumer with `recv_timeout`.
+    let mut g = c.benchmark_group("mpsc/cap1024_2_producers_timeouts");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            producers(
+                iters.max(2),
+                2,
+                rillet_make,
+                rillet_send_timeout,
+                rillet_recv_timeout_all,
+            )
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            producers(
+                iters.max(2),
+                2,
+                cb_make,
+                cb_send_timeout,
+                cb_recv_timeout_all,
+            )
+        })
     });
     g.finish();
     // Four producers through a ring of 16: they wait for room most of the
