@@ -5,6 +5,9 @@
 //! And a `select!`'s `send` case on a rendezvous channel (capacity 0)
 //! meeting a receiver in a plain `recv`, one hand-off per iteration: the
 //! selecting sender waits on its offer until the receiver claims it.
+//!
+//! And a one-case `select!` with `default(timeout)` receiving from one
+//! producer (the timeout never expires).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::thread;
@@ -155,6 +158,53 @@ fn select_send_rendezvous(c: &mut Criterion) {
     g.finish();
 }
 
+/// `iters` messages from one producer, received through a one-case
+/// `select!` with `default(timeout)` (a timeout that never expires here),
+/// the loop of a consumer that also watches for a stall.
+macro_rules! select_recv_with_timeout {
+    ($iters:expr, $channel:expr, $select:ident) => {{
+        let iters = $iters;
+        let (tx, rx) = $channel;
+        let producer = thread::spawn(move || {
+            for i in 0..iters {
+                tx.send(i).unwrap();
+            }
+        });
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for _ in 0..iters {
+            $select::select! {
+                recv(rx) -> m => sum += m.unwrap(),
+                default(Duration::from_secs(60)) => panic!("no message in a minute"),
+            }
+        }
+        let elapsed = start.elapsed();
+        producer.join().unwrap();
+        assert_eq!(sum, iters * (iters - 1) / 2);
+        elapsed
+    }};
+}
+
+fn select_recv_timeout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("select/recv_case_default_timeout_cap1024");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| {
+            select_recv_with_timeout!(iters.max(2), rillet::mpsc::channel::<u64>(1024), rillet)
+        })
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            select_recv_with_timeout!(
+                iters.max(2),
+                crossbeam_channel::bounded::<u64>(1024),
+                crossbeam_channel
+            )
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -165,6 +215,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = select_4_producers, select_send_rendezvous
+    targets = select_4_producers, select_send_rendezvous, select_recv_timeout
 }
 criterion_main!(benches);

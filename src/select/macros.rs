@@ -262,7 +262,7 @@ macro_rules! __select_wait {
     }};
     // default(timeout) => body.
     ($biased:tt; $cases:ident; [($t:expr) ($body:expr)]; $index:ident => $dispatch:block) => {{
-        let wait = $crate::select::Wait::Until(::std::time::Instant::now().checked_add($t));
+        let wait = $crate::select::Wait::For($t);
         match $crate::select::__select(&$cases, $biased, wait) {
             Some($index) => $dispatch,
             None => $body,

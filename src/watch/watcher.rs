@@ -187,7 +187,11 @@ impl<T> Watch<T> {
     /// assert!(w.recv_timeout(Duration::from_millis(1)).unwrap().is_none());
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Event<T>>, WatchError> {
-        self.next(Some(Instant::now().checked_add(timeout)))
+        // The first look needs no clock (as the channels' `recv_timeout`).
+        match self.try_recv() {
+            Ok(None) => self.next(Some(Instant::now().checked_add(timeout))),
+            found => found,
+        }
     }
 
     /// Waits for events, skipping over losses (which [`missed`](Self::missed)
