@@ -49,8 +49,9 @@ where
     elapsed
 }
 
-fn rillet_make() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
-    rillet::mpsc::channel(1024)
+/// A channel of `CAP` slots.
+fn rillet_make<const CAP: usize>() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
+    rillet::mpsc::channel(CAP)
 }
 fn rillet_send(tx: &rillet::mpsc::Sender<u64>, v: u64) {
     tx.send(v).unwrap();
@@ -58,37 +59,17 @@ fn rillet_send(tx: &rillet::mpsc::Sender<u64>, v: u64) {
 fn rillet_recv_all(rx: rillet::mpsc::Receiver<u64>) -> (u64, u64) {
     rx.iter().fold((0, 0), |(c, s), v| (c + 1, s + v))
 }
-fn cb_make() -> (
+fn cb_make<const CAP: usize>() -> (
     crossbeam_channel::Sender<u64>,
     crossbeam_channel::Receiver<u64>,
 ) {
-    crossbeam_channel::bounded(1024)
+    crossbeam_channel::bounded(CAP)
 }
 fn cb_send(tx: &crossbeam_channel::Sender<u64>, v: u64) {
     tx.send(v).unwrap();
 }
 fn cb_recv_all(rx: crossbeam_channel::Receiver<u64>) -> (u64, u64) {
     rx.iter().fold((0, 0), |(c, s), v| (c + 1, s + v))
-}
-
-fn rillet_make64() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
-    rillet::mpsc::channel(64)
-}
-fn cb_make64() -> (
-    crossbeam_channel::Sender<u64>,
-    crossbeam_channel::Receiver<u64>,
-) {
-    crossbeam_channel::bounded(64)
-}
-
-fn rillet_make16() -> (rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>) {
-    rillet::mpsc::channel(16)
-}
-fn cb_make16() -> (
-    crossbeam_channel::Sender<u64>,
-    crossbeam_channel::Receiver<u64>,
-) {
-    crossbeam_channel::bounded(16)
 }
 
 /// A timeout long enough never to expire here.
@@ -121,10 +102,10 @@ fn mpsc_producers(c: &mut Criterion) {
     let mut g = c.benchmark_group("mpsc/cap64_1_producer");
     g.throughput(Throughput::Elements(1));
     g.bench_function("rillet", |b| {
-        b.iter_custom(|iters| producers(iters, 1, rillet_make64, rillet_send, rillet_recv_all))
+        b.iter_custom(|iters| producers(iters, 1, rillet_make::<64>, rillet_send, rillet_recv_all))
     });
     g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters, 1, cb_make64, cb_send, cb_recv_all))
+        b.iter_custom(|iters| producers(iters, 1, cb_make::<64>, cb_send, cb_recv_all))
     });
     g.finish();
     // Two producers with `send_timeout`, the consumer with `recv_timeout`.
@@ -135,7 +116,7 @@ fn mpsc_producers(c: &mut Criterion) {
             producers(
                 iters.max(2),
                 2,
-                rillet_make,
+                rillet_make::<1024>,
                 rillet_send_timeout,
                 rillet_recv_timeout_all,
             )
@@ -146,7 +127,7 @@ fn mpsc_producers(c: &mut Criterion) {
             producers(
                 iters.max(2),
                 2,
-                cb_make,
+                cb_make::<1024>,
                 cb_send_timeout,
                 cb_recv_timeout_all,
             )
@@ -159,11 +140,17 @@ fn mpsc_producers(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("rillet", |b| {
         b.iter_custom(|iters| {
-            producers(iters.max(4), 4, rillet_make16, rillet_send, rillet_recv_all)
+            producers(
+                iters.max(4),
+                4,
+                rillet_make::<16>,
+                rillet_send,
+                rillet_recv_all,
+            )
         })
     });
     g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters.max(4), 4, cb_make16, cb_send, cb_recv_all))
+        b.iter_custom(|iters| producers(iters.max(4), 4, cb_make::<16>, cb_send, cb_recv_all))
     });
     g.finish();
     for p in [2u64, 4, 8] {
@@ -171,11 +158,17 @@ fn mpsc_producers(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function("rillet", |b| {
             b.iter_custom(|iters| {
-                producers(iters.max(p), p, rillet_make, rillet_send, rillet_recv_all)
+                producers(
+                    iters.max(p),
+                    p,
+                    rillet_make::<1024>,
+                    rillet_send,
+                    rillet_recv_all,
+                )
             })
         });
         g.bench_function("crossbeam", |b| {
-            b.iter_custom(|iters| producers(iters.max(p), p, cb_make, cb_send, cb_recv_all))
+            b.iter_custom(|iters| producers(iters.max(p), p, cb_make::<1024>, cb_send, cb_recv_all))
         });
         g.finish();
     }
@@ -278,10 +271,18 @@ fn mpsc_batches(c: &mut Criterion) {
         b.iter_custom(|iters| rillet_batches(iters.max(p)))
     });
     g.bench_function("rillet loop", |b| {
-        b.iter_custom(|iters| producers(iters.max(p), p, rillet_make, rillet_send, rillet_recv_all))
+        b.iter_custom(|iters| {
+            producers(
+                iters.max(p),
+                p,
+                rillet_make::<1024>,
+                rillet_send,
+                rillet_recv_all,
+            )
+        })
     });
     g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters.max(p), p, cb_make, cb_send, cb_recv_all))
+        b.iter_custom(|iters| producers(iters.max(p), p, cb_make::<1024>, cb_send, cb_recv_all))
     });
     g.finish();
 }
