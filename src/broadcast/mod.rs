@@ -75,8 +75,9 @@
 //! continues from the oldest position still held (`tail - capacity`). If
 //! the sender evicts that one too before the next receive, that receive
 //! returns `Lagged` again (each gap reported once, where it happened; the
-//! sum is what the subscriber missed). Under this policy the stamp is only changed with read-modify-writes, so the
-//! `busy` counts of subscribers passing through are never overwritten.
+//! sum is what the subscriber missed). Under this policy the stamp is only
+//! changed with read-modify-writes, so the `busy` counts of subscribers
+//! passing through are never overwritten.
 //!
 //! After publishing, a sender issues the light barrier and loads the
 //! subscribers' queue word (waiter count and `ALERT` bit, `src/park.rs`);

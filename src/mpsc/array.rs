@@ -1156,9 +1156,9 @@ impl<T> Sending<T> for Array<T> {
     /// stays from 48 on.
     fn before_send_wait(&self) {
         let cap = self.config.cap;
-        let slack = park::slack_for::<Slot<T>>(cap);
-        if self.config.overflow == Overflow::Block && cap >= PAUSE_MIN_CAP && slack >= 2 {
-            let want = cap - slack;
+        if self.config.overflow == Overflow::Block && cap >= PAUSE_MIN_CAP {
+            // At least `cap / SLACK_DIVISOR`: a batch of 6 or more.
+            let want = cap - park::slack_for::<Slot<T>>(cap);
             park::pause_until(false, || self.head_distance() <= want);
         }
     }
