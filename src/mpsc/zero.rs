@@ -277,19 +277,37 @@ impl<T> Zero<T> {
         {
             return true;
         }
-        let me = thread::current().id();
-        if let Some(offer) = claim_first(&mut inner.send_offers, me) {
-            inner.claim = Some(Claim {
+        let claimed = self.claim_offer(
+            &mut inner,
+            |inner| &mut inner.send_offers,
+            |offer| Claim {
                 sender: offer.waiter.thread().id(),
                 receiver: thread::current(),
-            });
-            self.sync_counts(&inner);
-            drop(inner);
-            offer.waiter.unpark();
-            return true;
+            },
+        );
+        drop(inner);
+        let Some(offer) = claimed else { return false };
+        offer.waiter.unpark();
+        true
+    }
+
+    /// Claims the first free offer of another thread in `list`
+    /// ([`claim_first`]) and records the claim `claim` makes of it; the
+    /// counts are synced either way (stale offers may have been
+    /// unlisted). The caller wakes the claimed offer's waiter once it has
+    /// released the lock.
+    fn claim_offer(
+        &self,
+        inner: &mut ZeroInner<T>,
+        list: impl FnOnce(&mut ZeroInner<T>) -> &mut Vec<Offer>,
+        claim: impl FnOnce(&Offer) -> Claim,
+    ) -> Option<Offer> {
+        let claimed = claim_first(list(inner), thread::current().id());
+        if let Some(offer) = &claimed {
+            inner.claim = Some(claim(offer));
         }
-        self.sync_counts(&inner);
-        false
+        self.sync_counts(inner);
+        claimed
     }
 
     /// Commits a select to its `send` case, which it will complete: `true`
@@ -325,18 +343,18 @@ impl<T> Zero<T> {
         if inner.delivered.is_some() {
             return false;
         }
-        if let Some(offer) = claim_first(&mut inner.offers, me) {
-            inner.claim = Some(Claim {
+        let claimed = self.claim_offer(
+            &mut inner,
+            |inner| &mut inner.offers,
+            |offer| Claim {
                 sender: me,
                 receiver: offer.waiter.thread().clone(),
-            });
-            self.sync_counts(&inner);
-            drop(inner);
-            offer.waiter.unpark();
-            return true;
-        }
-        self.sync_counts(&inner);
-        false
+            },
+        );
+        drop(inner);
+        let Some(offer) = claimed else { return false };
+        offer.waiter.unpark();
+        true
     }
 
     /// A claimed sender will not send (see the module docs): withdraws the
