@@ -96,81 +96,111 @@ fn cb_recv_timeout_all(rx: crossbeam_channel::Receiver<u64>) -> (u64, u64) {
     (c, s)
 }
 
+/// One library's side of a [`producers`] group.
+struct Side<S, R> {
+    make: fn() -> (S, R),
+    send: fn(&S, u64),
+    recv_all: fn(R) -> (u64, u64),
+}
+
+impl<S, R> Clone for Side<S, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S, R> Copy for Side<S, R> {}
+
+fn rillet_side<const CAP: usize>() -> Side<rillet::mpsc::Sender<u64>, rillet::mpsc::Receiver<u64>> {
+    Side {
+        make: rillet_make::<CAP>,
+        send: rillet_send,
+        recv_all: rillet_recv_all,
+    }
+}
+
+fn cb_side<const CAP: usize>(
+) -> Side<crossbeam_channel::Sender<u64>, crossbeam_channel::Receiver<u64>> {
+    Side {
+        make: cb_make::<CAP>,
+        send: cb_send,
+        recv_all: cb_recv_all,
+    }
+}
+
+/// The group `name`: `p` producers and this thread's consumer
+/// ([`producers`]), rillet beside crossbeam-channel.
+fn producers_group<RS, RR, CS, CR>(
+    c: &mut Criterion,
+    name: &str,
+    p: u64,
+    rillet: Side<RS, RR>,
+    crossbeam: Side<CS, CR>,
+) where
+    RS: Clone + Send + 'static,
+    CS: Clone + Send + 'static,
+{
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("rillet", |b| {
+        b.iter_custom(|iters| producers(iters.max(p), p, rillet.make, rillet.send, rillet.recv_all))
+    });
+    g.bench_function("crossbeam", |b| {
+        b.iter_custom(|iters| {
+            producers(
+                iters.max(p),
+                p,
+                crossbeam.make,
+                crossbeam.send,
+                crossbeam.recv_all,
+            )
+        })
+    });
+    g.finish();
+}
+
 fn mpsc_producers(c: &mut Criterion) {
     // One producer through a ring of 64: the consumer's batch wait (see
     // `Array::before_recv_wait`) at a size where it is a few lines.
-    let mut g = c.benchmark_group("mpsc/cap64_1_producer");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("rillet", |b| {
-        b.iter_custom(|iters| producers(iters, 1, rillet_make::<64>, rillet_send, rillet_recv_all))
-    });
-    g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters, 1, cb_make::<64>, cb_send, cb_recv_all))
-    });
-    g.finish();
+    producers_group(
+        c,
+        "mpsc/cap64_1_producer",
+        1,
+        rillet_side::<64>(),
+        cb_side::<64>(),
+    );
     // Two producers with `send_timeout`, the consumer with `recv_timeout`.
-    let mut g = c.benchmark_group("mpsc/cap1024_2_producers_timeouts");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("rillet", |b| {
-        b.iter_custom(|iters| {
-            producers(
-                iters.max(2),
-                2,
-                rillet_make::<1024>,
-                rillet_send_timeout,
-                rillet_recv_timeout_all,
-            )
-        })
-    });
-    g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| {
-            producers(
-                iters.max(2),
-                2,
-                cb_make::<1024>,
-                cb_send_timeout,
-                cb_recv_timeout_all,
-            )
-        })
-    });
-    g.finish();
+    producers_group(
+        c,
+        "mpsc/cap1024_2_producers_timeouts",
+        2,
+        Side {
+            send: rillet_send_timeout,
+            recv_all: rillet_recv_timeout_all,
+            ..rillet_side::<1024>()
+        },
+        Side {
+            send: cb_send_timeout,
+            recv_all: cb_recv_timeout_all,
+            ..cb_side::<1024>()
+        },
+    );
     // Four producers through a ring of 16: they wait for room most of the
     // time (see `Array::before_send_wait`).
-    let mut g = c.benchmark_group("mpsc/cap16_4_producers");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("rillet", |b| {
-        b.iter_custom(|iters| {
-            producers(
-                iters.max(4),
-                4,
-                rillet_make::<16>,
-                rillet_send,
-                rillet_recv_all,
-            )
-        })
-    });
-    g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters.max(4), 4, cb_make::<16>, cb_send, cb_recv_all))
-    });
-    g.finish();
+    producers_group(
+        c,
+        "mpsc/cap16_4_producers",
+        4,
+        rillet_side::<16>(),
+        cb_side::<16>(),
+    );
     for p in [2u64, 4, 8] {
-        let mut g = c.benchmark_group(format!("mpsc/cap1024_{p}_producers"));
-        g.throughput(Throughput::Elements(1));
-        g.bench_function("rillet", |b| {
-            b.iter_custom(|iters| {
-                producers(
-                    iters.max(p),
-                    p,
-                    rillet_make::<1024>,
-                    rillet_send,
-                    rillet_recv_all,
-                )
-            })
-        });
-        g.bench_function("crossbeam", |b| {
-            b.iter_custom(|iters| producers(iters.max(p), p, cb_make::<1024>, cb_send, cb_recv_all))
-        });
-        g.finish();
+        producers_group(
+            c,
+            &format!("mpsc/cap1024_{p}_producers"),
+            p,
+            rillet_side::<1024>(),
+            cb_side::<1024>(),
+        );
     }
 }
 
