@@ -253,14 +253,14 @@ fn mpsc_rendezvous(c: &mut Criterion) {
 }
 
 /// Batches: `BATCH_PRODUCERS` threads send their share of `iters` messages
-/// with `send_many` in batches of `BATCH`; this thread receives with
-/// `recv_many`. Beside it, the same flow message by message (rillet's own
-/// loop, and crossbeam, which has no batch API).
+/// with `send_many` in batches of `BATCH` into a channel of capacity `CAP`;
+/// this thread receives with `recv_many`. Beside it, the same flow message
+/// by message (rillet's own loop, and crossbeam, which has no batch API).
 const BATCH: usize = 256;
 const BATCH_PRODUCERS: u64 = 2;
 
-fn rillet_batches(iters: u64) -> Duration {
-    let (tx, rx) = rillet::mpsc::channel::<u64>(1024);
+fn rillet_batches<const CAP: usize>(iters: u64) -> Duration {
+    let (tx, rx) = rillet::mpsc::channel::<u64>(CAP);
     let per = (iters / BATCH_PRODUCERS).max(1);
     let start = Instant::now();
     let handles: Vec<_> = (0..BATCH_PRODUCERS)
@@ -293,26 +293,35 @@ fn rillet_batches(iters: u64) -> Duration {
     elapsed
 }
 
+/// The batches at capacity 1024, and at 64, where a ring that is often
+/// nearly full once made `send_many` send batches of one or two messages
+/// (0.3-0.7x its loop of `send`).
 fn mpsc_batches(c: &mut Criterion) {
     let p = BATCH_PRODUCERS;
-    let mut g = c.benchmark_group(format!("mpsc/batches_of_{BATCH}_{p}_producers"));
+    batches_group::<1024>(c, format!("mpsc/batches_of_{BATCH}_{p}_producers"));
+    batches_group::<64>(c, format!("mpsc/batches_of_{BATCH}_{p}_producers_cap64"));
+}
+
+fn batches_group<const CAP: usize>(c: &mut Criterion, name: String) {
+    let p = BATCH_PRODUCERS;
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(1));
     g.bench_function("rillet", |b| {
-        b.iter_custom(|iters| rillet_batches(iters.max(p)))
+        b.iter_custom(|iters| rillet_batches::<CAP>(iters.max(p)))
     });
     g.bench_function("rillet loop", |b| {
         b.iter_custom(|iters| {
             producers(
                 iters.max(p),
                 p,
-                rillet_make::<1024>,
+                rillet_make::<CAP>,
                 rillet_send,
                 rillet_recv_all,
             )
         })
     });
     g.bench_function("crossbeam", |b| {
-        b.iter_custom(|iters| producers(iters.max(p), p, cb_make::<1024>, cb_send, cb_recv_all))
+        b.iter_custom(|iters| producers(iters.max(p), p, cb_make::<CAP>, cb_send, cb_recv_all))
     });
     g.finish();
 }

@@ -284,7 +284,7 @@ impl<const F: u32> Laps<F> {
         (0..self.cap).map(move |i| Pos(start.0.wrapping_add(i * Self::UNIT)))
     }
 
-    /// The position `k` after `p` (`k < cap`).
+    /// The position `k` after `p` (`k <= cap`).
     pub(crate) fn forward(&self, p: Pos, k: u64) -> Pos {
         let i = self.index(p) as u64 + k;
         if i < self.cap {

@@ -587,6 +587,30 @@ fn send_many_with_a_reentrant_iterator_racing_the_consumer() {
     });
 }
 
+/// `send_many` of three messages into a ring of 2, racing another
+/// producer and the consumer across a lap. Under `Block` a batch's room
+/// comes from `head` alone (no slot's stamp is read): it must count the
+/// other producer's claim made since `send_many` looked at the ring, and
+/// never take a slot whose message of the lap before is unread (claiming
+/// one slot more than `head` allows fails the model). Every message
+/// arrives once, the batch's in order.
+#[test]
+fn send_many_across_a_lap_racing_a_producer_and_the_consumer() {
+    rillet::loom_accept(false);
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        let other = tx.clone();
+        let a = thread::spawn(move || assert_eq!(tx.send_many(0..3), Ok(3)));
+        let b = thread::spawn(move || other.send(10).unwrap());
+        let got: Vec<usize> = rx.iter().collect();
+        let ours: Vec<usize> = got.iter().copied().filter(|&m| m != 10).collect();
+        assert_eq!(ours, [0, 1, 2]);
+        assert_eq!(got.len(), 4);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
 /// A receive made from inside `send_many`'s iterator sends the pending
 /// batch first (without waiting for room: another producer may have taken
 /// it) and looks again; racing a second producer, the receive finds a

@@ -27,9 +27,10 @@ struct Slot<T> {
     msg: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// Under `DropNewest`, `send_many` batches only when at least this many
-/// slots look free; below, it sends one message at a time.
-const MIN_BATCH: usize = 16;
+/// `send_many` batches only when at least this many slots look free;
+/// below, it sends one message at a time. (Under loom, one: the models'
+/// rings have a few slots, and their `send_many`s must take both paths.)
+const MIN_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// The smallest ring whose blocked producers pause for a batch of free
 /// slots (see `Array::before_send_wait`).
@@ -700,20 +701,47 @@ impl<T> Array<T> {
 
     /// Claims up to `want` consecutive free positions with one
     /// compare-exchange. Returns the first position and how many.
+    ///
+    /// Under `Block` the room is worked out from `head` alone: the consumer
+    /// frees a slot (its stamp, Release) before it moves `head` past it
+    /// (Release), so every position below `head` + capacity is free once
+    /// `head` is read (Acquire), and a slot's stamp need not be read. (The
+    /// dropping policies' consumer claims `head` before it frees the slot,
+    /// and an evicting producer moves it too: there the stamps are read one
+    /// by one.) Reading 64 stamps the consumer had just written, then
+    /// writing them again, moved each line to this core twice.
     fn claim_batch(&self, want: usize) -> Result<(Pos, usize), Claim<'_, T>> {
+        let laps = &self.config.laps;
         let backoff = Backoff::new();
         loop {
+            // `head` before `tail` (Acquire: the consumer's frees of the
+            // slots it passed, and the claims of the messages it read):
+            // then `tail` is at or after it, and their distance is what
+            // was queued when `head` was read, or more.
+            let head = (!self.config.claiming).then(|| self.head());
             let tail = self.tail.load(Ordering::Relaxed);
             if tail & CLOSED != 0 {
                 return Err(Claim::Closed);
             }
-            let first = Pos::of(tail, &self.config.laps);
-            let mut end = first;
-            let mut k = 0;
-            while k < want && self.producer_stamp(end) == self.config.laps.stamp(end) {
-                end = self.next(end);
-                k += 1;
-            }
+            let first = Pos::of(tail, laps);
+            let (end, k) = if let Some(head) = head {
+                let queued = laps.distance(first, head) as usize;
+                let k = want.min(self.config.cap.saturating_sub(queued));
+                if k > 0 {
+                    // The first lap's stamps, up to the last slot we take.
+                    let last = laps.index(first) + k - 1;
+                    self.producer_slot(last.min(self.config.cap - 1));
+                }
+                (laps.forward(first, k as u64), k)
+            } else {
+                let mut end = first;
+                let mut k = 0;
+                while k < want && self.producer_stamp(end) == laps.stamp(end) {
+                    end = self.next(end);
+                    k += 1;
+                }
+                (end, k)
+            };
             if k == 0 {
                 return Err(Claim::Full);
             }
@@ -755,28 +783,39 @@ impl<T> Array<T> {
         let mut msgs = chan::Taken::new(&batch);
         let dropping = self.config.overflow == Overflow::DropNewest;
         loop {
-            // Up to what looks free (at least one: a full ring waits below).
+            // Up to what looks free.
             let free = self.config.cap - self.len();
-            if free < MIN_BATCH && dropping {
-                // Full, or nearly, under `DropNewest`: one message at a
-                // time (up to a batch's worth, then look again), without
-                // the batch, dropped (or sent, if there is room) before
+            if free < MIN_BATCH {
+                // Full, or nearly: one message at a time (up to a batch's
+                // worth, then look again), without the batch, sent (or,
+                // under `DropNewest`, dropped if there is no room) before
                 // the iterator is asked for the next, as in a loop of
-                // `send`. (Through the batch and `send`'s slow path, a full
-                // ring of capacity 1024 discarded 34 M messages a second, a
-                // loop of `send` 256-282.)
+                // `send`. Through the batch, a nearly full ring made a
+                // batch of one or two messages after every look at `head`,
+                // and a full one sent each message the slow way: capacity
+                // 16, one producer, two CPUs, u64 in `send_many` calls of
+                // 256: 39-41 M msg/s, a loop of `send` 134-160 (and under
+                // `DropNewest`, a full ring of capacity 1024 discarded 34 M
+                // messages a second, a loop of `send` 256-282).
                 for _ in 0..MAX_BATCH {
                     let Some(msg) = iter.next() else {
                         return Ok(taken);
                     };
                     taken += 1;
                     match self.claim(&Backoff::new(), false) {
-                        Claim::Full => {
+                        Claim::Ok(claimed) => self.fill(claimed, msg),
+                        Claim::Full if dropping => {
                             // Counted first, so that its `Drop` sees it.
                             self.count_dropped(1);
                             drop(msg);
                         }
-                        Claim::Ok(claimed) => self.fill(claimed, msg),
+                        // Waits for room, as `send` (with the hand-off on
+                        // one CPU).
+                        Claim::Full => {
+                            if let Err(e) = chan::send(self, msg, None, SendMode::Wait) {
+                                return Err(SendError(vec![e.into_inner()]));
+                            }
+                        }
                         Claim::Closed => return Err(SendError(vec![msg])),
                         Claim::Evict(_) => unreachable!("only a final message evicts"),
                     }
@@ -791,13 +830,17 @@ impl<T> Array<T> {
             while !msgs.is_empty() {
                 match self.claim_batch(msgs.len()) {
                     Ok((mut pos, k)) => {
+                        let laps = &self.config.laps;
                         for msg in msgs.drain(..k) {
-                            // SAFETY: we claimed `k` free positions from `pos`.
-                            unsafe { self.write(pos, msg) };
-                            self.slot(pos)
-                                .stamp
-                                .store(self.config.laps.stamp(pos) | FULL, Ordering::Release);
-                            pos = self.next(pos);
+                            let index = laps.index(pos);
+                            // SAFETY: `index` is `pos`'s (below the capacity).
+                            let slot = unsafe { self.slots.get(index) };
+                            // SAFETY: we claimed `k` free positions from
+                            // `pos`: nobody else reads or writes this one.
+                            slot.msg
+                                .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
+                            slot.stamp.store(laps.stamp(pos) | FULL, Ordering::Release);
+                            pos = laps.next_at(pos, index);
                         }
                         self.recv_waiters.notify_one();
                     }

@@ -171,8 +171,9 @@
 //! - `send_many` is a loop of `send` that takes a batch from the iterator
 //!   (up to 64 messages, no more than look free, and more than one only
 //!   while the iterator's `size_hint` promises them), then claims slots for
-//!   it with one compare-exchange: it never runs the iterator while it
-//!   holds a claim. While the iterator runs, the batch is registered on the
+//!   it with one compare-exchange (under `Block` the room it claims is
+//!   worked out from `head` alone, without reading the slots' stamps): it
+//!   never runs the iterator while it holds a claim. While the iterator runs, the batch is registered on the
 //!   thread (`chan::Batch`): a send, `close_with`, select send or close
 //!   that the iterator makes on this channel first sends the batch, so the
 //!   result is the loop's (a close sends what finds room without waiting,
@@ -183,10 +184,12 @@
 //!   it first: the iterator finds what the loop had sent. On close it
 //!   returns the messages taken but not enqueued (the one that failed,
 //!   unless a concurrent close raced a batch); items the iterator has not
-//!   yielded stay in it. On a full ring under `DropNewest` it takes one
-//!   message at a time, outside the batch, and drops it (or sends it, if
-//!   room came) before it asks for the next, as the loop does; under
-//!   `DropOldest` it is a loop of `send` (each send evicts one message).
+//!   yielded stay in it. With fewer than 16 slots free (a ring of fewer
+//!   than 16 always) it takes one message at a time, outside the batch,
+//!   and sends it (under `DropNewest`, drops it if there is no room)
+//!   before it asks for the next, as the loop does, then looks again
+//!   after 64; under `DropOldest` it is a loop of `send` (each send evicts
+//!   one message).
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
