@@ -3,7 +3,7 @@
 //! of `broadcast`.
 
 use super::TryRecvError;
-use crate::chan::{Core, SendMode, Sending, MAX_BATCH};
+use crate::chan::{Core, SendMode, Sending, MAX_BATCH, MIN_BATCH};
 use crate::close;
 use crate::error::{SendError, TrySendError};
 use crate::pad::{Spaced, SpacedEnd};
@@ -474,11 +474,43 @@ impl<T> Chan<T> {
         let _registered = pending.register();
         let mut batch = Vec::new();
         loop {
-            // No more than looks free: on a full channel a loop of `send`
+            // No more than looks free (a loop of `send` on a full channel
             // waits in the send of the item it just took, and asks for no
-            // other.
-            let room = self.free_ahead(MAX_BATCH);
-            let (n, ended) = pending.collect(iter, room.max(1), || {
+            // other).
+            // Room for `MIN_BATCH` first (one stamp to read when there
+            // is), then for a whole batch (no more than the ring holds:
+            // then too, one stamp when there is).
+            let room = match self.free_ahead(MIN_BATCH.min(self.cap)) {
+                r if r < MIN_BATCH => r,
+                _ => self.free_ahead(MAX_BATCH.min(self.cap)),
+            };
+            if room < MIN_BATCH {
+                // Full, or nearly (see `MIN_BATCH`): one message at a time
+                // (up to a batch's worth, then look again), without the
+                // batch, sent before the iterator is asked for the next,
+                // as in a loop of `send`.
+                for _ in 0..MAX_BATCH {
+                    let Some(msg) = iter.next() else {
+                        return Ok(taken);
+                    };
+                    taken += 1;
+                    let failed = match self.try_send_block(msg, false) {
+                        Ok(()) => None,
+                        // Waits for room, as `send`.
+                        Err(TrySendError::Full(msg)) => {
+                            crate::chan::send(self, msg, None, SendMode::Wait)
+                                .err()
+                                .map(|e| e.into_inner())
+                        }
+                        Err(TrySendError::Closed(msg)) => Some(msg),
+                    };
+                    if let Some(msg) = failed {
+                        return Err(SendError(vec![msg]));
+                    }
+                }
+                continue;
+            }
+            let (n, ended) = pending.collect(iter, room, || {
                 self.tail.load(Ordering::Relaxed) & CLOSED != 0
             });
             taken += n;

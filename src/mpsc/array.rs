@@ -2,7 +2,7 @@
 //! stamps, specialised for one consumer. The algorithm is described in the
 //! module docs of `mpsc`.
 
-use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH};
+use crate::chan::{self, Core, Receiving, SendMode, Sending, MAX_BATCH, MIN_BATCH};
 use crate::close;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
@@ -26,11 +26,6 @@ struct Slot<T> {
     stamp: AtomicU64,
     msg: UnsafeCell<MaybeUninit<T>>,
 }
-
-/// `send_many` batches only when at least this many slots look free;
-/// below, it sends one message at a time. (Under loom, one: the models'
-/// rings have a few slots, and their `send_many`s must take both paths.)
-const MIN_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// The smallest ring whose blocked producers pause for a batch of free
 /// slots (see `Array::before_send_wait`).
@@ -786,17 +781,13 @@ impl<T> Array<T> {
             // Up to what looks free.
             let free = self.config.cap - self.len();
             if free < MIN_BATCH {
-                // Full, or nearly: one message at a time (up to a batch's
-                // worth, then look again), without the batch, sent (or,
-                // under `DropNewest`, dropped if there is no room) before
-                // the iterator is asked for the next, as in a loop of
-                // `send`. Through the batch, a nearly full ring made a
-                // batch of one or two messages after every look at `head`,
-                // and a full one sent each message the slow way: capacity
-                // 16, one producer, two CPUs, u64 in `send_many` calls of
-                // 256: 39-41 M msg/s, a loop of `send` 134-160 (and under
-                // `DropNewest`, a full ring of capacity 1024 discarded 34 M
-                // messages a second, a loop of `send` 256-282).
+                // Full, or nearly (see `MIN_BATCH`): one message at a time
+                // (up to a batch's worth, then look again), without the
+                // batch, sent (or, under `DropNewest`, dropped if there is
+                // no room) before the iterator is asked for the next, as in
+                // a loop of `send`. (Under `DropNewest`, through the batch
+                // a full ring of capacity 1024 discarded 34 M messages a
+                // second, a loop of `send` 256-282.)
                 for _ in 0..MAX_BATCH {
                     let Some(msg) = iter.next() else {
                         return Ok(taken);
