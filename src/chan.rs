@@ -33,10 +33,11 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// `send`. A nearly full ring otherwise made batches of one or two
 /// messages, each after a look at the ring, and a full one sent each
 /// message the slow way: MPSC, capacity 64, two producers, u64 in calls of
-/// 256, 21-22 M msg/s against 127-137 for the loop (criterion); broadcast,
-/// capacity 64, one subscriber, 30 against 55-58 (a probe). (Under loom,
-/// one: the models' rings have a few slots, and their `send_many`s must
-/// take both paths.)
+/// 256, 21-22 M msg/s against 127-137 for the loop (criterion; now
+/// 136-159); broadcast, capacity 64, one subscriber, 30 against 55-58 (a
+/// probe; now 71-73 against 75-94, still below). (Under loom, one: the
+/// models' rings have a few slots, and their `send_many`s must take both
+/// paths.)
 pub(crate) const MIN_BATCH: usize = if cfg!(loom) { 1 } else { 16 };
 
 /// How a send attempt is made.

@@ -476,10 +476,9 @@ impl<T> Chan<T> {
         loop {
             // No more than looks free (a loop of `send` on a full channel
             // waits in the send of the item it just took, and asks for no
-            // other).
-            // Room for `MIN_BATCH` first (one stamp to read when there
-            // is), then for a whole batch (no more than the ring holds:
-            // then too, one stamp when there is).
+            // other): room for `MIN_BATCH` first (one stamp to read when
+            // there is), then for a whole batch (no more than the ring
+            // holds, so that there too one stamp tells).
             let room = match self.free_ahead(MIN_BATCH.min(self.cap)) {
                 r if r < MIN_BATCH => r,
                 _ => self.free_ahead(MAX_BATCH.min(self.cap)),

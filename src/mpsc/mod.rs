@@ -173,8 +173,9 @@
 //!   while the iterator's `size_hint` promises them), then claims slots for
 //!   it with one compare-exchange (under `Block` the room it claims is
 //!   worked out from `head` alone, without reading the slots' stamps): it
-//!   never runs the iterator while it holds a claim. While the iterator runs, the batch is registered on the
-//!   thread (`chan::Batch`): a send, `close_with`, select send or close
+//!   never runs the iterator while it holds a claim. While the iterator
+//!   runs, the batch is registered on the thread (`chan::Batch`): a send,
+//!   `close_with`, select send or close
 //!   that the iterator makes on this channel first sends the batch, so the
 //!   result is the loop's (a close sends what finds room without waiting,
 //!   and the rest comes back in `send_many`'s error); if the iterator
