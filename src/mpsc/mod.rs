@@ -175,9 +175,9 @@
 //!   worked out from `head` alone, without reading the slots' stamps): it
 //!   never runs the iterator while it holds a claim. While the iterator
 //!   runs, the batch is registered on the thread (`chan::Batch`): a send,
-//!   `close_with`, select send or close
-//!   that the iterator makes on this channel first sends the batch, so the
-//!   result is the loop's (a close sends what finds room without waiting,
+//!   `close_with`, select send or close that the iterator makes on this
+//!   channel first sends the batch, so the result is the loop's (a close
+//!   sends what finds room without waiting,
 //!   and the rest comes back in `send_many`'s error); if the iterator
 //!   panics, the batch is sent. A receive or select readiness of the
 //!   receiver on this thread that finds nothing sends the batch (without
