@@ -592,8 +592,8 @@ fn send_many_with_a_reentrant_iterator_racing_the_consumer() {
 /// comes from `head` alone (no slot's stamp is read): it must count the
 /// other producer's claim made since `send_many` looked at the ring, and
 /// never take a slot whose message of the lap before is unread (claiming
-/// one slot more than `head` allows fails the model). Every message
-/// arrives once, the batch's in order.
+/// one slot more than `head` allows fails the model, and so does reading
+/// `head` Relaxed). Every message arrives once, the batch's in order.
 #[test]
 fn send_many_across_a_lap_racing_a_producer_and_the_consumer() {
     rillet::loom_accept(false);
