@@ -298,7 +298,8 @@ pub(crate) enum Claim<'a, T> {
 /// CPU 105-108 -> 113-117, four producers 81-82 -> 87-89 (kanal 106-107),
 /// in turns with the build before.)
 ///
-/// Only [`Array::claim`] makes one, and [`Array::fill`] consumes it (it is
+/// Only the claims make one ([`Array::claim`], and `send_many` for each
+/// position of its batch's claim), and [`Array::fill`] consumes it (it is
 /// not `Clone`): each claimed slot is written once, by its claimer.
 pub(crate) struct Claimed<'a, T> {
     slot: &'a Slot<T>,
@@ -663,13 +664,20 @@ impl<T> Array<T> {
     /// stamp from the claim.
     #[inline(always)]
     pub(crate) fn fill(&self, claimed: Claimed<'_, T>, msg: T) {
+        Self::fill_quietly(claimed, msg);
+        self.recv_waiters.notify_one();
+    }
+
+    /// [`fill`](Self::fill) without waking the receiver (`send_many`
+    /// wakes it once per batch).
+    #[inline(always)]
+    fn fill_quietly(claimed: Claimed<'_, T>, msg: T) {
         let Claimed { slot, free } = claimed;
         // SAFETY: the claim holds the slot's position, and the slot is free
         // for it (its stamp): nobody else reads or writes the message.
         slot.msg
             .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
         slot.stamp.store(free | FULL, Ordering::Release);
-        self.recv_waiters.notify_one();
     }
 
     /// Publishes the message written at `pos` and wakes the receiver if it
@@ -826,11 +834,9 @@ impl<T> Array<T> {
                             let index = laps.index(pos);
                             // SAFETY: `index` is `pos`'s (below the capacity).
                             let slot = unsafe { self.slots.get(index) };
-                            // SAFETY: we claimed `k` free positions from
-                            // `pos`: nobody else reads or writes this one.
-                            slot.msg
-                                .with_mut(|p| unsafe { p.write(MaybeUninit::new(msg)) });
-                            slot.stamp.store(laps.stamp(pos) | FULL, Ordering::Release);
+                            // One of the `k` free positions we claimed.
+                            let free = laps.stamp(pos);
+                            Self::fill_quietly(Claimed { slot, free }, msg);
                             pos = laps.next_at(pos, index);
                         }
                         self.recv_waiters.notify_one();
