@@ -611,6 +611,27 @@ fn send_many_across_a_lap_racing_a_producer_and_the_consumer() {
     });
 }
 
+/// `recv_many` frees its run a part at a time (under loom a ring of 2
+/// publishes `head` after each message) and wakes a producer blocked on
+/// the full ring then, not only at the end: the producer's `send_many`
+/// (whose room comes from `head`) refills the freed slot while the run
+/// goes on, and the run may take that message too (runs of 1 to 4 are
+/// explored). Every message arrives once, in order, and nobody waits
+/// forever. Publishing one position too many mid-run fails the model (the
+/// batch overwrites a message the run has not read).
+#[test]
+fn recv_many_frees_its_run_to_a_blocked_producer() {
+    rillet::loom_accept(false);
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(2);
+        let h = thread::spawn(move || assert_eq!(tx.send_many(0..4), Ok(4)));
+        let mut got = Vec::new();
+        while rx.recv_many(&mut got, 4).is_ok() {}
+        assert_eq!(got, [0, 1, 2, 3]);
+        h.join().unwrap();
+    });
+}
+
 /// A receive made from inside `send_many`'s iterator sends the pending
 /// batch first (without waiting for room: another producer may have taken
 /// it) and looks again; racing a second producer, the receive finds a

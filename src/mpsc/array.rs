@@ -821,7 +821,13 @@ impl<T> Array<T> {
                 }
                 continue;
             }
-            let free = free.clamp(1, MAX_BATCH);
+            // No more than a quarter of the ring at once (but `MIN_BATCH`):
+            // a batch of the whole ring left the consumer idle while it was
+            // written and the producer idle while it was read. Two CPUs
+            // pinned, one producer, capacity 64, u64 in calls of 256 with a
+            // loop of `recv`: 49 -> 64 M msg/s (the loop of `send` 63-65);
+            // capacity 1024 unchanged (a quarter is more than `MAX_BATCH`).
+            let free = free.clamp(1, MAX_BATCH.min((self.config.cap / 4).max(MIN_BATCH)));
             let (n, ended) =
                 batch.collect(iter, free, || self.config.closed.load(Ordering::Relaxed));
             taken += n;
@@ -941,6 +947,16 @@ impl<T> Array<T> {
         let first = Pos::of(self.head.load(Ordering::Relaxed), &self.config.laps);
         let mut head = first;
         let mut n = 0;
+        // The run is freed a quarter of the ring at a time (but at least
+        // `MIN_BATCH` messages), not only at its end: a producer waiting
+        // for room (it watches `head`, and a batch's room comes from it)
+        // refills that part while the rest is read. Two CPUs pinned, one
+        // producer, capacity 64, `send_many` and `recv_many` in calls of
+        // 256: 55-57 -> 77-78 M msg/s (loops of `send` and `recv`: 63-65);
+        // two producers 50-53 -> 63-71; capacity 1024 unchanged. (A counter,
+        // not `n % chunk`: the division cost 15% at capacity 1024.)
+        let chunk = (self.config.cap / 4).max(MIN_BATCH);
+        let mut publish_at = chunk;
         while n < max {
             if !self.written(head) {
                 break;
@@ -953,6 +969,13 @@ impl<T> Array<T> {
             );
             head = self.next(head);
             n += 1;
+            if n == publish_at && n < max {
+                self.head.store(head.word(), Ordering::Release);
+                if self.config.overflow == Overflow::Block {
+                    self.notify_senders();
+                }
+                publish_at += chunk;
+            }
         }
         if n == 0 {
             return Err(self.empty_or_closed(first));
