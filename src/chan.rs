@@ -92,7 +92,7 @@ pub(crate) fn send<T, S: Sending<T>>(
 /// passes, which hands the message back.
 #[cold]
 #[inline(never)]
-fn send_slow<T, S: Sending<T>>(
+pub(crate) fn send_slow<T, S: Sending<T>>(
     s: &S,
     msg: T,
     deadline: Option<Instant>,

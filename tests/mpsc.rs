@@ -288,6 +288,28 @@ fn parked_senders_are_woken_by_receiver_close() {
     assert_eq!(rx.recv(), Err(RecvError));
 }
 
+/// DESIGN.md: a deadline is looked at only after the operation was tried.
+/// `send_deadline` has no attempt of its own before the wait (the wait's
+/// first attempt is it), so a deadline already past still sends into a
+/// ring with room, also with the consumer parked, and on a full ring it
+/// times out with the message handed back.
+#[test]
+fn send_deadline_already_past_still_tries_first() {
+    let past = Instant::now();
+    for cap in [1, 64, 1024] {
+        let (tx, rx) = mpsc::channel(cap);
+        assert_eq!(tx.send_deadline(1, past), Ok(()));
+        assert_eq!(rx.recv(), Ok(1));
+        let h = thread::spawn(move || rx.recv());
+        thread::sleep(ms(10));
+        assert_eq!(tx.send_deadline(2, past), Ok(()));
+        assert_eq!(h.join().unwrap(), Ok(2));
+    }
+    let (tx, _rx) = mpsc::channel(1);
+    tx.send(1).unwrap();
+    assert_eq!(tx.send_deadline(2, past), Err(SendTimeoutError::Timeout(2)));
+}
+
 #[test]
 fn timeouts() {
     let (tx, rx) = mpsc::channel(1);

@@ -784,39 +784,36 @@ impl<T> Array<T> {
         // Dropped before the registration: on a panic, its messages go back
         // to the batch, which the registration then sends.
         let mut msgs = chan::Taken::new(&batch);
-        let dropping = self.config.overflow == Overflow::DropNewest;
         loop {
             // Up to what looks free.
             let free = self.config.cap - self.len();
             if free < MIN_BATCH {
                 // Full, or nearly (see `MIN_BATCH`): one message at a time
                 // (up to a batch's worth, then look again), without the
-                // batch, sent (or, under `DropNewest`, dropped if there is
-                // no room) before the iterator is asked for the next, as in
-                // a loop of `send`. (Under `DropNewest`, through the batch
-                // a full ring of capacity 1024 discarded 34 M messages a
-                // second, a loop of `send` 256-282.)
+                // batch, each sent as `send` sends it (waiting for room, with
+                // the hand-off on one CPU; under `DropNewest`, dropped if
+                // there is no room) before the iterator is asked for the
+                // next. (Under `DropNewest`, through the batch a full ring
+                // of capacity 1024 discarded 34 M messages a second, a loop
+                // of `send` 256-282. A claim of our own here, then on a
+                // full ring `chan::send`, which tried once more before it
+                // waited, was slower than `send`: two CPUs pinned, one
+                // producer, capacity 16, 21-22 -> 26 M msg/s (the loop
+                // 29-30), 64 58-64 -> 70-75 (the loop 64-66).)
                 for _ in 0..MAX_BATCH {
                     let Some(msg) = iter.next() else {
                         return Ok(taken);
                     };
                     taken += 1;
-                    match self.claim(&Backoff::new(), false) {
-                        Claim::Ok(claimed) => self.fill(claimed, msg),
-                        Claim::Full if dropping => {
-                            // Counted first, so that its `Drop` sees it.
-                            self.count_dropped(1);
-                            drop(msg);
+                    let failed = match self.try_send_as(msg, SendMode::Wait) {
+                        Ok(()) => None,
+                        Err(TrySendError::Full(msg)) => {
+                            self.send_until(msg, None).err().map(|e| e.into_inner())
                         }
-                        // Waits for room, as `send` (with the hand-off on
-                        // one CPU).
-                        Claim::Full => {
-                            if let Err(e) = chan::send(self, msg, None, SendMode::Wait) {
-                                return Err(SendError(vec![e.into_inner()]));
-                            }
-                        }
-                        Claim::Closed => return Err(SendError(vec![msg])),
-                        Claim::Evict(_) => unreachable!("only a final message evicts"),
+                        Err(TrySendError::Closed(msg)) => Some(msg),
+                    };
+                    if let Some(msg) = failed {
+                        return Err(SendError(vec![msg]));
                     }
                 }
                 continue;
@@ -1019,7 +1016,11 @@ impl<T> Array<T> {
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
         if !self.config.handoff || !self.handoff.reserve() {
-            return chan::send(self, msg, deadline, SendMode::Wait);
+            // Straight to the wait: every caller has just tried (`send`,
+            // `send_timeout`, `send_many`; `send_deadline`'s first try is
+            // the wait's first attempt, made before the deadline is looked
+            // at).
+            return chan::send_slow(self, msg, deadline, SendMode::Wait);
         }
         // Holding the cell: look once more before offering.
         let msg = match self.try_send_as(msg, SendMode::Try) {
