@@ -275,18 +275,25 @@ fn spsc_fill_drain(c: &mut Criterion) {
     g.finish();
 }
 
-/// Batches of 256 through a capacity-1024 channel across threads:
+/// Batches of 256 through a channel of capacity `cap` across threads:
 /// `send_many`/`recv_many` against the per-message loop (rillet and
-/// crossbeam).
+/// crossbeam). Capacity 64 as well: there a batch is larger than the ring,
+/// and `recv_many` once freed its run only at its end (the sender waited
+/// for the whole ring to be read).
 fn spsc_batches(c: &mut Criterion) {
+    batches_group(c, 1024);
+    batches_group(c, 64);
+}
+
+fn batches_group(c: &mut Criterion, cap: usize) {
     const BATCH: u64 = 256;
-    let mut g = c.benchmark_group("spsc/batches_256_cap1024");
+    let mut g = c.benchmark_group(format!("spsc/batches_256_cap{cap}"));
     g.throughput(Throughput::Elements(BATCH));
     let check = |sum: u64, n: u64| assert_eq!(sum, n * (n - 1) / 2);
     g.bench_function("rillet_send_many_recv_many", |b| {
         b.iter_custom(|iters| {
             let n = iters * BATCH;
-            let (tx, rx) = rillet::spsc::channel::<u64>(1024);
+            let (tx, rx) = rillet::spsc::channel::<u64>(cap);
             let h = thread::spawn(move || {
                 let mut i = 0;
                 while i < n {
@@ -311,13 +318,13 @@ fn spsc_batches(c: &mut Criterion) {
     g.bench_function("rillet_loop", |b| {
         b.iter_custom(|iters| {
             let n = iters * BATCH;
-            throughput::<u64, _, _>(n, || rillet::spsc::channel(1024), rillet_send, rillet_recv)
+            throughput::<u64, _, _>(n, || rillet::spsc::channel(cap), rillet_send, rillet_recv)
         })
     });
     g.bench_function("crossbeam_loop", |b| {
         b.iter_custom(|iters| {
             let n = iters * BATCH;
-            throughput::<u64, _, _>(n, || crossbeam_channel::bounded(1024), cb_send, cb_recv)
+            throughput::<u64, _, _>(n, || crossbeam_channel::bounded(cap), cb_send, cb_recv)
         })
     });
     g.finish();

@@ -50,6 +50,26 @@ fn send_recv_capacity_2_wraps() {
     });
 }
 
+/// `recv_many` frees its run a part at a time (under loom a ring of 2
+/// publishes `head` after each message) and tells the sender, which may
+/// be parked on the full ring, then rather than only at the end: the
+/// sender's `send_many` refills the freed slot while the run goes on.
+/// Every message arrives once, in order, and nobody waits forever.
+/// Publishing one position too many mid-run fails the model (the sender
+/// overwrites a message the run has not read).
+#[test]
+fn recv_many_frees_its_run_to_a_blocked_sender() {
+    rillet::loom_accept(false);
+    loom::model(|| {
+        let (tx, rx) = spsc::channel::<usize>(2);
+        let h = thread::spawn(move || assert_eq!(tx.send_many(0..4), Ok(4)));
+        let mut got = Vec::new();
+        while rx.recv_many(&mut got, 4).is_ok() {}
+        assert_eq!(got, [0, 1, 2, 3]);
+        h.join().unwrap();
+    });
+}
+
 /// The last sender is dropped while the receiver parks: the receiver must
 /// wake and see `Closed` (no lost wake-up).
 #[test]
