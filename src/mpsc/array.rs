@@ -953,25 +953,52 @@ impl<T> Array<T> {
         // two producers 50-53 -> 63-71; capacity 1024 unchanged. (A counter,
         // not `n % chunk`: the division cost 15% at capacity 1024.)
         let chunk = (self.config.cap / 4).max(MIN_BATCH);
-        let mut publish_at = chunk;
+        // Per message as `written_head`, `read` and `passed`, with the
+        // slot's index carried from one message to the next, the stamped
+        // prefix read once (a snapshot: a slot stamped meanwhile ends the
+        // run early, as an unwritten one does), and each part's room in
+        // `buf` reserved before it (one capacity check per part).
+        let laps = &self.config.laps;
+        // Acquire: as in `written_head`.
+        let ready = self.config.ready.load(Ordering::Acquire);
+        let mut index = laps.index(head);
         while n < max {
-            if !self.written(head) {
+            let end = (n + chunk).min(max);
+            buf.reserve(end - n);
+            let (base, dst) = (buf.len(), buf.as_mut_ptr());
+            let mut k = 0;
+            while n + k < end && index < ready {
+                // SAFETY: `index` is `head`'s (below the capacity).
+                let slot = unsafe { self.slots.get(index) };
+                // Acquire: the producer's write of the message.
+                if self.checked(slot.stamp.load(Ordering::Acquire)) != laps.stamp(head) | FULL {
+                    break;
+                }
+                // SAFETY: written (stamp), and we are the only consumer;
+                // `base + k` is below the capacity reserved above.
+                unsafe {
+                    dst.add(base + k)
+                        .write(slot.msg.with(|p| p.read().assume_init()))
+                };
+                slot.stamp
+                    .store(laps.stamp(laps.next_lap(head)), Ordering::Release);
+                head = laps.next_at(head, index);
+                index = if index + 1 < self.config.cap {
+                    index + 1
+                } else {
+                    0
+                };
+                k += 1;
+            }
+            // SAFETY: the `k` messages past `base` were written above.
+            unsafe { buf.set_len(base + k) };
+            n += k;
+            if n < end || n == max {
                 break;
             }
-            // SAFETY: written (stamp), and we are the only consumer.
-            buf.push(unsafe { self.read(head) });
-            self.slot(head).stamp.store(
-                self.config.laps.stamp(self.config.laps.next_lap(head)),
-                Ordering::Release,
-            );
-            head = self.next(head);
-            n += 1;
-            if n == publish_at && n < max {
-                self.head.store(head.word(), Ordering::Release);
-                if self.config.overflow == Overflow::Block {
-                    self.notify_senders();
-                }
-                publish_at += chunk;
+            self.head.store(head.word(), Ordering::Release);
+            if self.config.overflow == Overflow::Block {
+                self.notify_senders();
             }
         }
         if n == 0 {
