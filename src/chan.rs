@@ -69,6 +69,16 @@ pub(crate) trait Sending<T> {
     }
     /// Runs once when a send is about to wait.
     fn before_send_wait(&self) {}
+    /// A blocking send, as `send` makes it (a batch's flush from inside
+    /// its iterator, see [`Batch`]): the one sending wait loop, unless the
+    /// kind waits its own way (the rendezvous channel queues the message
+    /// for the receiver).
+    fn send_blocking(&self, msg: T) -> Result<(), SendTimeoutError<T>>
+    where
+        Self: Sized,
+    {
+        send(self, msg, None, SendMode::Wait)
+    }
 }
 
 /// Sends through `s`, waiting until `deadline` (`None`: forever) while the
@@ -318,7 +328,9 @@ impl<'a, T, S: Sending<T> + 'a> Batch<'a, T, S> {
         let mut sent = false;
         while let Some(msg) = rest.next() {
             let failed = if wait {
-                send(self.sender, msg, None, SendMode::Wait).map_err(SendTimeoutError::into_inner)
+                self.sender
+                    .send_blocking(msg)
+                    .map_err(SendTimeoutError::into_inner)
             } else {
                 self.sender
                     .try_send_as(msg, SendMode::Try)

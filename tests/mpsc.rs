@@ -591,6 +591,148 @@ fn rendezvous_send_completes_only_when_received() {
     assert_eq!(rx.recv(), Err(RecvError));
 }
 
+/// A rendezvous `send_many` hands its messages over together (the
+/// receiver takes them one by one, or a run at a time with `recv_many`),
+/// in order, and returns only once the receiver took the last: the
+/// receiver holds the last back until a flag is set, and `send_many` finds
+/// the flag set when it returns.
+#[test]
+fn rendezvous_send_many_returns_once_the_last_is_taken() {
+    let total = n(100);
+    for batch_recv in [false, true] {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let released = Arc::new(AtomicBool::new(false));
+        let r = released.clone();
+        let h = thread::spawn(move || {
+            assert_eq!(tx.send_many(0..total), Ok(total));
+            assert!(
+                r.load(Ordering::SeqCst),
+                "send_many returned before its last message was taken"
+            );
+            assert_eq!(tx.send_many(std::iter::empty()), Ok(0));
+        });
+        let mut got = Vec::new();
+        while got.len() < total - 1 {
+            if batch_recv {
+                let max = total - 1 - got.len();
+                rx.recv_many(&mut got, max).unwrap();
+            } else {
+                got.push(rx.recv().unwrap());
+            }
+        }
+        thread::sleep(ms(20));
+        released.store(true, Ordering::SeqCst);
+        got.push(rx.recv().unwrap());
+        assert_eq!(got, (0..total).collect::<Vec<_>>());
+        h.join().unwrap();
+        assert_eq!(rx.recv(), Err(RecvError));
+    }
+}
+
+/// Several rendezvous `send_many`s and plain sends at once: every message
+/// arrives once, each sender's in its order.
+#[test]
+fn rendezvous_send_many_from_many_senders_keeps_each_order() {
+    let per = n(2_000);
+    let (tx, rx) = mpsc::channel::<(usize, usize)>(0);
+    let hs: Vec<_> = (0..3)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                if p == 2 {
+                    for i in 0..per {
+                        tx.send((p, i)).unwrap();
+                    }
+                } else {
+                    let mut i = 0;
+                    while i < per {
+                        let next = (i + 1 + i % 70).min(per);
+                        assert_eq!(tx.send_many((i..next).map(|i| (p, i))), Ok(next - i));
+                        i = next;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut next = [0; 3];
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match rx.recv_many(&mut buf, 1 + next[0] % 40) {
+            Ok(_) => {}
+            Err(RecvError) => break,
+        }
+        for &(p, i) in &buf {
+            assert_eq!(i, next[p], "sender {p} out of order");
+            next[p] += 1;
+        }
+    }
+    assert_eq!(next, [per; 3]);
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// The receiver leaves in the middle of a rendezvous `send_many`: the
+/// messages it did not take come back in the error, in order, and nothing
+/// is lost or received twice.
+#[test]
+fn rendezvous_send_many_racing_the_receivers_drop_hands_back_the_rest() {
+    let total = n(200);
+    for take in [0, 1, 5, 63, 64, 65, 200].map(|t| t.min(total)) {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let h = thread::spawn(move || {
+            let mut got = Vec::new();
+            while got.len() < take {
+                let max = take - got.len();
+                rx.recv_many(&mut got, max).unwrap();
+            }
+            got
+        });
+        let back = match tx.send_many(0..total) {
+            Ok(sent) => {
+                assert_eq!((sent, take), (total, total));
+                Vec::new()
+            }
+            Err(SendError(back)) => back,
+        };
+        let got = h.join().unwrap();
+        assert_eq!(got, (0..take).collect::<Vec<_>>());
+        let resumed = back.first().copied().unwrap_or(total);
+        assert!(
+            resumed >= take,
+            "message {resumed} both received and handed back"
+        );
+        assert_eq!(back, (resumed..resumed + back.len()).collect::<Vec<_>>());
+        // What the iterator still held was never taken from it: only the
+        // current batch comes back.
+        assert!(resumed + back.len() <= total);
+    }
+}
+
+/// A rendezvous `send_many` whose iterator sends on the same channel while
+/// producing an item: the items before it are handed over first (the send
+/// waits for the receiver to take them, as the loop's sends had), so the
+/// receiver sees the loop's order.
+#[test]
+fn rendezvous_send_many_with_a_reentrant_iterator_keeps_loop_order() {
+    let (tx, rx) = mpsc::channel::<usize>(0);
+    let h = thread::spawn(move || {
+        let inner = tx.clone();
+        let items = (0..6).map(move |i| {
+            if i % 2 == 1 {
+                inner.send(100 + i).unwrap();
+            }
+            i
+        });
+        assert_eq!(tx.send_many(items), Ok(6));
+    });
+    let got: Vec<usize> = rx.iter().collect();
+    assert_eq!(got, [0, 101, 1, 2, 103, 3, 4, 105, 5]);
+    h.join().unwrap();
+}
+
 #[test]
 fn rendezvous_timeout_hands_the_message_back() {
     let (tx, rx) = mpsc::channel(0);

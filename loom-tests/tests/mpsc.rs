@@ -189,6 +189,65 @@ fn rendezvous_close_wakes_a_waiting_sender() {
     });
 }
 
+/// Rendezvous `send_many`: its messages wait for the receiver together
+/// (one packet; the first goes straight to a receiver already waiting),
+/// the receiver takes them with `recv_many` (the rest of the packet in one
+/// run after its first, which wakes the sender), and `send_many` returns
+/// only once the last is taken. Not waking the sender whose packet a run
+/// emptied fails the model.
+#[test]
+fn rendezvous_send_many_to_recv_many() {
+    model(|| {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let h = thread::spawn(move || {
+            let r = tx.send_many(0..3);
+            drop(tx);
+            r
+        });
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            rx.recv_many(&mut got, 3).unwrap();
+        }
+        assert_eq!(got, [0, 1, 2]);
+        assert_eq!(h.join().unwrap(), Ok(3));
+        assert_eq!(rx.recv(), Err(RecvError));
+    });
+}
+
+/// Rendezvous `send_many` racing the receiver, which takes one message
+/// and closes, and a second sender: the messages `send_many` took and the
+/// receiver did not come back, in order, the ones it did not take yet stay
+/// in the iterator (as a loop of `send` stops at its first failure), and
+/// nothing is received twice or lost; the second sender's message goes to
+/// the receiver or back to it.
+#[test]
+fn rendezvous_send_many_racing_a_sender_and_the_receivers_close() {
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(0);
+        let other = tx.clone();
+        let a = thread::spawn(move || {
+            let mut items = 0..3;
+            let r = tx.send_many(&mut items);
+            (r, items.collect::<Vec<usize>>())
+        });
+        let b = thread::spawn(move || other.send(10));
+        let first = rx.recv().unwrap();
+        assert!(rx.close());
+        let (back_a, left) = match a.join().unwrap() {
+            (Ok(n), _) => panic!("send_many sent {n} with one receive"),
+            (Err(SendError(back)), left) => (back, left),
+        };
+        let back_b = b.join().unwrap().err().map(|SendError(m)| m);
+        let ours: Vec<usize> = std::iter::once(first)
+            .filter(|&m| m != 10)
+            .chain(back_a)
+            .chain(left)
+            .collect();
+        assert_eq!(ours, [0, 1, 2]);
+        assert_eq!((first == 10) as usize + back_b.is_some() as usize, 1);
+    });
+}
+
 /// `DropOldest` at capacity 1: a send racing a receiver-side close. An
 /// eviction happens only for a send that succeeds: if the send fails, the
 /// buffered message is still there for the receiver to drain.

@@ -191,6 +191,23 @@
 //!   before it asks for the next, as the loop does, then looks again
 //!   after 64; under `DropOldest` it is a loop of `send` (each send evicts
 //!   one message).
+//! - On a rendezvous channel `send_many` hands over a batch (up to 64
+//!   messages, taken from the iterator as above, in the same registered
+//!   `chan::Batch`) in one packet: the first goes straight to a receiver
+//!   already waiting, the rest wait for it together, and `send_many`
+//!   returns once the receiver took the last, as the loop's last `send`
+//!   does. Each `recv` takes the next of them; `recv_many` takes a run of
+//!   them under one lock. So a message of the batch is taken without a
+//!   meeting of its own (a park and a wake-up each, in the loop): two
+//!   CPUs pinned, one sender, u64 in calls of 256, medians of 7 runs: the
+//!   loop of `send` 1.1-1.2 M msg/s (with `recv` or `recv_many`),
+//!   `send_many` 21 with a loop of `recv`, 27 with `recv_many`. A send,
+//!   `close_with` or close
+//!   that the iterator makes first sends the batch as `send` would (the
+//!   close: only to a receiver already waiting); on close, the messages
+//!   taken and not received come back in the error; nothing else in the
+//!   rendezvous changes (a `send` alone still completes only when its
+//!   message is taken).
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
@@ -394,7 +411,9 @@ impl<T> Sender<T> {
     }
 
     /// Sends every message of `msgs` like a loop of [`send`](Self::send),
-    /// claiming up to 64 free slots per compare-exchange. Returns how many
+    /// claiming up to 64 free slots per compare-exchange (on a rendezvous
+    /// channel: handing up to 64 to the receiver at once, and returning
+    /// once it took the last). Returns how many
     /// messages were taken from the iterator; on close, the messages taken
     /// but not enqueued come back in the error and items not yet yielded stay
     /// in the iterator.
@@ -430,16 +449,7 @@ impl<T> Sender<T> {
         let mut iter = msgs.into_iter();
         match &*self.chan {
             Chan::Array(c) => c.send_many(&mut iter),
-            Chan::Zero(c) => {
-                let mut n = 0;
-                for msg in iter {
-                    n += 1;
-                    if let Err(e) = c.send(msg, None, true) {
-                        return Err(SendError(vec![e.into_inner()]));
-                    }
-                }
-                Ok(n)
-            }
+            Chan::Zero(c) => c.send_many(&mut iter),
         }
     }
 
@@ -544,7 +554,9 @@ impl<T> Receiver<T> {
             }
             Chan::Zero(c) => {
                 buf.push(c.recv(None, true).map_err(|_| RecvError)?);
-                let mut n = 1;
+                // Waiting senders' messages under one lock, then one at a
+                // time (a selecting sender's offer).
+                let mut n = 1 + c.take_run(buf, max - 1);
                 while n < max {
                     match c.recv(None, false) {
                         Ok(m) => buf.push(m),

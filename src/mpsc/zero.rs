@@ -14,7 +14,11 @@
 //!   with its next receive.
 //! - A sender that finds no offer queues a packet holding its message and
 //!   waits until the receiver takes it (or the channel closes, or its
-//!   deadline passes and it takes the message back).
+//!   deadline passes and it takes the message back). A `send_many` queues
+//!   one packet for a batch (its first message delivered to an offer if
+//!   there is one): the receiver takes the batch's messages one by one
+//!   (`recv_many` a run of them under one lock), the packet staying first
+//!   in the list until its last is taken, which completes the send.
 //! - A sender waiting in a select registers a *send offer* (it has no
 //!   message yet: a send case's value is evaluated only once the case won).
 //!   It makes the receiver's `recv` case ready, so that a receiver whose
@@ -46,8 +50,8 @@
 //! a waiter needs no barrier pairing for them: whichever of a sender and an
 //! offering receiver takes the lock second sees the other.
 
-use crate::chan::Core;
-use crate::error::{RecvTimeoutError, SendError, SendTimeoutError};
+use crate::chan::{self, Core, SendMode, Sending, MAX_BATCH};
+use crate::error::{RecvTimeoutError, SendError, SendTimeoutError, TrySendError};
 use crate::park::{self, WaitQueue, Waiter};
 use crate::select::case::Case;
 use crate::select::{self, Wait};
@@ -63,11 +67,13 @@ const DONE: u8 = 1;
 /// The channel closed while the packet waited; the message is still in it.
 const CLOSED: u8 = 2;
 
-/// A blocked sender's message. Owned by the sending thread and the list (an
-/// `Arc`).
+/// A blocked sender's message, or a `send_many`'s batch of them (`msg`
+/// first, then `more`, taken in order, the packet leaving the list with
+/// its last). Owned by the sending thread and the list (an `Arc`).
 struct Packet<T> {
     state: AtomicU8,
     msg: UnsafeCell<Option<T>>,
+    more: UnsafeCell<VecDeque<T>>,
     thread: thread::Thread,
     /// A sender's `close_with`: taking this message closes the channel.
     last: bool,
@@ -75,9 +81,14 @@ struct Packet<T> {
 
 impl<T> Packet<T> {
     fn new(msg: T, last: bool) -> Arc<Self> {
+        Self::batch(msg, VecDeque::new(), last)
+    }
+
+    fn batch(msg: T, more: VecDeque<T>, last: bool) -> Arc<Self> {
         Arc::new(Packet {
             state: AtomicU8::new(WAITING),
             msg: UnsafeCell::new(Some(msg)),
+            more: UnsafeCell::new(more),
             thread: thread::current(),
             last,
         })
@@ -91,6 +102,38 @@ impl<T> Packet<T> {
     unsafe fn take(&self) -> Option<T> {
         // SAFETY: guaranteed by the caller.
         self.msg.with_mut(|p| unsafe { (*p).take() })
+    }
+
+    /// Takes the next message and moves the one after it up; `true` if
+    /// the packet has more (it stays listed).
+    ///
+    /// # Safety
+    ///
+    /// As [`take`](Self::take).
+    unsafe fn take_next(&self) -> (Option<T>, bool) {
+        // SAFETY: guaranteed by the caller (both cells are the packet's
+        // messages).
+        unsafe {
+            let msg = self.take();
+            let next = self.more.with_mut(|q| (*q).pop_front());
+            let more = next.is_some();
+            self.msg.with_mut(|p| *p = next);
+            (msg, more)
+        }
+    }
+
+    /// Every message still in the packet, in order.
+    ///
+    /// # Safety
+    ///
+    /// As [`take`](Self::take).
+    unsafe fn take_all(&self) -> Vec<T> {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            let mut all: Vec<T> = self.take().into_iter().collect();
+            all.extend(self.more.with_mut(|q| std::mem::take(&mut *q)));
+            all
+        }
     }
 
     /// Marks the packet (the caller removed it from the list under the
@@ -449,6 +492,8 @@ impl<T> Zero<T> {
         wait: bool,
         last: bool,
     ) -> Result<(), SendTimeoutError<T>> {
+        // A `send_many` of ours whose iterator called us goes first.
+        chan::flush_batches(self.pending_key(), true);
         if !wait
             && self.offers_waiting.load(Ordering::Relaxed) == 0
             && !self.claimed.load(Ordering::Relaxed)
@@ -464,21 +509,7 @@ impl<T> Zero<T> {
             if inner.closed {
                 return Err(SendTimeoutError::Closed(msg));
             }
-            // The receiver waiting for this message: it claimed this
-            // thread's select offer, or we claim the first of its offers
-            // whose waiter is still free (the others of a waiter that
-            // committed elsewhere are stale).
-            let me = thread::current().id();
-            let receiver = if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
-                let claim = inner.claim.take().expect("checked above");
-                debug_assert!(inner.delivered.is_none(), "a claim waits for an empty slot");
-                Some(claim.receiver)
-            } else if inner.delivered.is_none() {
-                claim_first(&mut inner.offers, me).map(|o| o.waiter.thread().clone())
-            } else {
-                None
-            };
-            if let Some(receiver) = receiver {
+            if let Some(receiver) = self.waiting_receiver(&mut inner) {
                 inner.delivered = Some(msg);
                 let closed = if last {
                     self.close_locked(&mut inner)
@@ -534,6 +565,141 @@ impl<T> Zero<T> {
         }
     }
 
+    /// The receiver waiting for a message of this thread: it claimed this
+    /// thread's select offer, or we claim the first of its offers whose
+    /// waiter is still free (the others of a waiter that committed
+    /// elsewhere are stale). The caller delivers to it and wakes it.
+    fn waiting_receiver(&self, inner: &mut ZeroInner<T>) -> Option<thread::Thread> {
+        let me = thread::current().id();
+        if inner.claim.as_ref().is_some_and(|c| c.sender == me) {
+            let claim = inner.claim.take().expect("checked above");
+            debug_assert!(inner.delivered.is_none(), "a claim waits for an empty slot");
+            Some(claim.receiver)
+        } else if inner.delivered.is_none() {
+            claim_first(&mut inner.offers, me).map(|o| o.waiter.thread().clone())
+        } else {
+            None
+        }
+    }
+
+    /// `send_many`: a loop of `send` whose messages wait for the receiver
+    /// together, up to [`MAX_BATCH`] in one packet that the receiver takes
+    /// from message by message (`recv_many` takes a run of them under one
+    /// lock); it returns once the receiver took the last of them. The
+    /// iterator runs only while no message of ours waits, and the batch it
+    /// fills is a [`chan::Batch`] (see there for an iterator that calls
+    /// into this channel, panics or waits for its next item).
+    pub(crate) fn send_many(
+        &self,
+        iter: &mut impl Iterator<Item = T>,
+    ) -> Result<usize, SendError<Vec<T>>> {
+        let batch = chan::Batch::new(self);
+        let _registered = batch.register();
+        let mut msgs = Vec::new();
+        let mut taken = 0;
+        loop {
+            let (n, ended) = batch.collect(iter, MAX_BATCH, || Core::is_closed(self));
+            taken += n;
+            batch.take_into(&mut msgs);
+            if !msgs.is_empty() {
+                self.meet_many(&mut msgs).map_err(SendError)?;
+            }
+            if ended {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Hands `msgs` (taken out, leaving it empty) to the receiver and waits
+    /// until it took the last; on a close, the ones it did not take come
+    /// back.
+    fn meet_many(&self, msgs: &mut Vec<T>) -> Result<(), Vec<T>> {
+        let mut rest: VecDeque<T> = std::mem::take(msgs).into();
+        let packet = {
+            let mut inner = self.inner.lock();
+            if inner.closed {
+                return Err(rest.into());
+            }
+            // The first to a receiver waiting for it, as `send` does.
+            let receiver = self.waiting_receiver(&mut inner);
+            if receiver.is_some() {
+                inner.delivered = rest.pop_front();
+            }
+            let packet = rest.pop_front().map(|first| {
+                let packet = Packet::batch(first, rest, false);
+                inner.senders.push_back(packet.clone());
+                packet
+            });
+            self.sync_counts(&inner);
+            drop(inner);
+            if let Some(receiver) = receiver {
+                receiver.unpark();
+            }
+            match packet {
+                Some(packet) => packet,
+                None => return Ok(()),
+            }
+        };
+        // The receiver takes the last (or the channel closes) under the lock
+        // and then unparks us.
+        park::block_on_any(
+            &[],
+            None,
+            None,
+            true,
+            || (packet.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
+            |_| unreachable!("a sender registers no offer"),
+        );
+        match packet.state.load(Ordering::Acquire) {
+            DONE => Ok(()),
+            // SAFETY: the closer removed the packet and set its state, which
+            // we acquired; nobody else touches it now.
+            _ => Err(unsafe { packet.take_all() }),
+        }
+    }
+
+    /// `recv_many` after its first message: takes up to `max` messages of
+    /// waiting senders, in their order, under one lock (the senders whose
+    /// last message it took are woken after). Nothing if a delivered
+    /// message or a claimed sender comes first (`take_locked`'s order).
+    pub(crate) fn take_run(&self, buf: &mut Vec<T>, max: usize) -> usize {
+        if max == 0 || self.senders_waiting.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let mut done = Vec::new();
+        let mut closed = None;
+        let mut n = 0;
+        {
+            let mut inner = self.inner.lock();
+            if inner.delivered.is_some() || inner.claim.is_some() {
+                return 0;
+            }
+            while n < max {
+                let Some(front) = inner.senders.front() else {
+                    break;
+                };
+                // SAFETY: the sender's packet is listed and we hold the lock.
+                let (msg, more) = unsafe { front.take_next() };
+                buf.push(msg.expect("a waiting sender holds its message"));
+                n += 1;
+                if !more {
+                    let sender = inner.senders.pop_front().expect("listed above");
+                    sender.mark(DONE);
+                    let last = sender.last;
+                    done.push(sender);
+                    if last {
+                        closed = self.close_locked(&mut inner);
+                        break;
+                    }
+                }
+            }
+            self.sync_counts(&inner);
+        }
+        done.iter().for_each(|p| p.thread.unpark());
+        self.wake_closed(closed);
+        n
+    }
+
     /// Takes a delivered message or a waiting sender's: `None` if there is
     /// neither and the channel is open. A selecting sender's offer is
     /// claimed, and its message waited for (see the module docs), as
@@ -579,10 +745,16 @@ impl<T> Zero<T> {
         if inner.claim.is_some() {
             return Taken::Claimed;
         }
-        if let Some(sender) = inner.senders.pop_front() {
+        if let Some(front) = inner.senders.front() {
+            // SAFETY: the sender's packet is listed and we hold the lock.
+            let (msg, more) = unsafe { front.take_next() };
+            let msg = msg.expect("a waiting sender holds its message");
+            if more {
+                // A batch (`send_many`) with messages left: it stays first.
+                return Taken::Done(Ok(msg));
+            }
+            let sender = inner.senders.pop_front().expect("listed above");
             self.sync_counts(&inner);
-            // SAFETY: the sender's packet was listed and we hold the lock.
-            let msg = unsafe { sender.take() }.expect("a waiting sender holds its message");
             sender.mark(DONE);
             let closed = if sender.last {
                 self.close_locked(&mut inner)
@@ -683,6 +855,9 @@ impl<T> Zero<T> {
     /// The receiver's drop: closes, and drops a message delivered to it
     /// but not yet received.
     pub(crate) fn close_and_drain(&self) {
+        // A `send_many` of ours whose iterator drops the receiver: nobody
+        // can take its messages now (nothing to wait for); it finds the
+        // channel closed.
         // One critical section for both (a channel made and dropped at
         // once paid for a lock per step).
         let (closed, delivered) = {
@@ -776,7 +951,35 @@ impl<T> Core for Zero<T> {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
+        // A `send_many` of ours whose iterator closes: its messages go to a
+        // receiver waiting for them, if there is one, before the close.
+        chan::flush_batches(self.pending_key(), false);
         let closed = self.close_locked(&mut self.inner.lock());
         self.wake_closed(closed)
+    }
+}
+
+/// The sending side as [`chan::Batch`] sees it (`send_many`'s flushes).
+impl<T> Sending<T> for Zero<T> {
+    /// Meets a receiver waiting for it, or fails `Full`.
+    fn try_send_as(&self, msg: T, mode: SendMode) -> Result<(), TrySendError<T>> {
+        debug_assert!(
+            mode != SendMode::Last,
+            "close_with meets through `close_with`"
+        );
+        self.send(msg, None, false).map_err(|e| match e {
+            SendTimeoutError::Timeout(m) => TrySendError::Full(m),
+            SendTimeoutError::Closed(m) => TrySendError::Closed(m),
+        })
+    }
+
+    /// Not waited on: a blocking send queues its message instead
+    /// (`send_blocking`).
+    fn send_queue(&self) -> &WaitQueue {
+        &self.send_select
+    }
+
+    fn send_blocking(&self, msg: T) -> Result<(), SendTimeoutError<T>> {
+        self.send(msg, None, true)
     }
 }
