@@ -293,13 +293,19 @@ fn rillet_batches<const CAP: usize>(iters: u64) -> Duration {
     elapsed
 }
 
-/// The batches at capacity 1024, and at 64, where a ring that is often
+/// The batches at capacity 1024, at 64, where a ring that is often
 /// nearly full once made `send_many` send batches of one or two messages
-/// (0.3-0.7x its loop of `send`).
+/// (0.3-0.7x its loop of `send`), and at 0, the rendezvous channel, whose
+/// `send_many` was a loop of `send` (a meeting per message) until it
+/// handed a batch over at once.
 fn mpsc_batches(c: &mut Criterion) {
     let p = BATCH_PRODUCERS;
     batches_group::<1024>(c, format!("mpsc/batches_of_{BATCH}_{p}_producers"));
     batches_group::<64>(c, format!("mpsc/batches_of_{BATCH}_{p}_producers_cap64"));
+    batches_group::<0>(
+        c,
+        format!("mpsc/batches_of_{BATCH}_{p}_producers_rendezvous"),
+    );
 }
 
 fn batches_group<const CAP: usize>(c: &mut Criterion, name: String) {
