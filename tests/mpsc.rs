@@ -720,11 +720,10 @@ fn rendezvous_send_many_with_a_reentrant_iterator_keeps_loop_order() {
     let (tx, rx) = mpsc::channel::<usize>(0);
     let h = thread::spawn(move || {
         let inner = tx.clone();
-        let items = (0..6).map(move |i| {
+        let items = (0..6).inspect(move |i| {
             if i % 2 == 1 {
                 inner.send(100 + i).unwrap();
             }
-            i
         });
         assert_eq!(tx.send_many(items), Ok(6));
     });
