@@ -116,7 +116,11 @@
 //!   it (each dropped exactly once), as `std` does for a dropped receiver.
 //! - `iter()`/`try_iter()` skip lag gaps (use `recv` to see `Lagged`).
 //! - `recv_many` returns `Err(Lagged(n))` only if the lag comes first;
-//!   otherwise it stops at the gap and the next receive reports it.
+//!   otherwise it stops at the gap and the next receive reports it. A
+//!   call that follows one that took every message there was (fewer than
+//!   its `max`) first pauses, a few microseconds at most, for a batch to
+//!   be there, as a loop of `recv` does when it catches up; it then
+//!   returns what is there, as always. (Off on one CPU.)
 //! - `Sender::len()` is the number of messages the channel holds (not yet
 //!   passed by every subscriber, nor evicted); `Receiver::len()` is what that
 //!   subscriber has not received yet (at most `capacity`).

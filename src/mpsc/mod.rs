@@ -208,6 +208,12 @@
 //!   taken and not received come back in the error; nothing else in the
 //!   rendezvous changes (a `send` alone still completes only when its
 //!   message is taken).
+//! - `recv_many` on the ring frees the slots of its run a quarter of the
+//!   ring at a time (producers waiting for room refill them while the
+//!   rest is read). A call that follows one that took every message there
+//!   was (fewer than its `max`) first pauses, a few microseconds at most,
+//!   for a batch to be there, as a loop of `recv` does when it catches
+//!   up; it then returns what is there, as always. (Off on one CPU.)
 //! - Dropping the `Receiver` closes the channel and drops the buffered
 //!   messages at once (as std and crossbeam do), not with the last sender.
 //! - `len()` of a rendezvous channel is 0 and `is_full()` is `true`.
