@@ -202,12 +202,11 @@
 //!   CPUs pinned, one sender, u64 in calls of 256, medians of 7 runs: the
 //!   loop of `send` 1.1-1.2 M msg/s (with `recv` or `recv_many`),
 //!   `send_many` 21 with a loop of `recv`, 27 with `recv_many`. A send,
-//!   `close_with` or close
-//!   that the iterator makes first sends the batch as `send` would (the
-//!   close: only to a receiver already waiting); on close, the messages
-//!   taken and not received come back in the error; nothing else in the
-//!   rendezvous changes (a `send` alone still completes only when its
-//!   message is taken).
+//!   `close_with` or close that the iterator makes first sends the batch
+//!   as `send` would (the close: only to a receiver already waiting); on
+//!   close, the messages taken and not received come back in the error;
+//!   nothing else in the rendezvous changes (a `send` alone still
+//!   completes only when its message is taken).
 //! - `recv_many` on the ring frees the slots of its run a quarter of the
 //!   ring at a time (producers waiting for room refill them while the
 //!   rest is read). A call that follows one that took every message there
