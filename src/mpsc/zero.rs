@@ -136,6 +136,21 @@ impl<T> Packet<T> {
         }
     }
 
+    /// Waits (its sender) until the receiver took its last message or the
+    /// channel closed, which happen under the lock and then unpark us;
+    /// `false` if `deadline` passed first.
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        park::block_on_any(
+            &[],
+            None,
+            deadline,
+            true,
+            || (self.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
+            |_| unreachable!("a sender registers no offer"),
+        )
+        .is_some()
+    }
+
     /// Marks the packet (the caller removed it from the list under the
     /// lock), then the caller wakes its thread after releasing the lock.
     fn mark(&self, state: u8) {
@@ -532,17 +547,7 @@ impl<T> Zero<T> {
             self.sync_counts(&inner);
             packet
         };
-        // The receiver takes it (or the channel closes) under the lock and
-        // then unparks us.
-        let done = park::block_on_any(
-            &[],
-            None,
-            deadline,
-            true,
-            || (packet.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
-            |_| unreachable!("a sender registers no offer"),
-        );
-        if done.is_none() {
+        if !packet.wait(deadline) {
             // Timed out: take the message back unless the receiver got it.
             let mut inner = self.inner.lock();
             if let Some(i) = inner.senders.iter().position(|p| Arc::ptr_eq(p, &packet)) {
@@ -640,16 +645,7 @@ impl<T> Zero<T> {
                 None => return Ok(()),
             }
         };
-        // The receiver takes the last (or the channel closes) under the lock
-        // and then unparks us.
-        park::block_on_any(
-            &[],
-            None,
-            None,
-            true,
-            || (packet.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
-            |_| unreachable!("a sender registers no offer"),
-        );
+        packet.wait(None);
         match packet.state.load(Ordering::Acquire) {
             DONE => Ok(()),
             // SAFETY: the closer removed the packet and set its state, which
