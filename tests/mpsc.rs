@@ -732,6 +732,30 @@ fn rendezvous_send_many_with_a_reentrant_iterator_keeps_loop_order() {
     h.join().unwrap();
 }
 
+/// A rendezvous `send_many` whose iterator panics: what it yielded before
+/// the panic is handed to the receiver (as the loop had sent it), then
+/// the panic goes on; nothing is lost or dropped twice.
+#[test]
+fn rendezvous_send_many_whose_iterator_panics_keeps_what_it_yielded() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel::<Counted>(0);
+    let receiver = thread::spawn(move || rx.iter().map(|m| m.id).collect::<Vec<_>>());
+    let d = drops.clone();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        tx.send_many((0..5).map(|i| {
+            if i == 3 {
+                panic!("the iterator panics");
+            }
+            Counted::new(i, &d)
+        }))
+    }));
+    assert!(result.is_err());
+    tx.send(Counted::new(9, &drops)).unwrap();
+    drop(tx);
+    assert_eq!(receiver.join().unwrap(), [0, 1, 2, 9]);
+    assert_eq!(drops.load(Ordering::SeqCst), 4);
+}
+
 #[test]
 fn rendezvous_timeout_hands_the_message_back() {
     let (tx, rx) = mpsc::channel(0);
