@@ -447,6 +447,47 @@ fn rendezvous_selecting_receiver_meets_a_blocking_sender() {
     h.join().unwrap();
 }
 
+/// A rendezvous `send_many` whose batch waits in one packet: a selecting
+/// receiver sees the channel ready and takes the batch's messages one by
+/// one, in order, beside a `try_recv` and a `recv_timeout`; `send_many`
+/// returns once the last is taken.
+#[test]
+fn rendezvous_selecting_receiver_takes_a_send_many_batch() {
+    let total = n(200) as u32;
+    let (tx, rx) = mpsc::channel::<u32>(0);
+    let h = thread::spawn(move || {
+        let mut i = 0;
+        while i < total {
+            let next = (i + 1 + i % 90).min(total);
+            assert_eq!(tx.send_many(i..next), Ok((next - i) as usize));
+            i = next;
+        }
+    });
+    let never = never();
+    let mut got = Vec::new();
+    while got.len() < total as usize {
+        match got.len() % 3 {
+            0 => got.push(select! {
+                recv(rx) -> m => m.unwrap(),
+                recv(never) -> _ => unreachable!(),
+            }),
+            1 => {
+                if let Ok(m) = rx.try_recv() {
+                    got.push(m);
+                }
+            }
+            _ => {
+                if let Ok(m) = rx.recv_timeout(Duration::from_millis(1)) {
+                    got.push(m);
+                }
+            }
+        }
+    }
+    assert_eq!(got, (0..total).collect::<Vec<_>>());
+    h.join().unwrap();
+    assert!(rx.recv().is_err());
+}
+
 #[test]
 fn rendezvous_selecting_sender_meets_a_blocking_receiver() {
     let (tx, rx) = mpsc::channel::<u32>(0);
