@@ -571,6 +571,14 @@ impl<T> Receiver<T> {
                     // 25-28), 64, 43 -> 53 (58), 1024, 76 -> 81 (85);
                     // `send_many` against it, capacity 16, 27 -> 32, 64, 77
                     // -> 67-72 (the one loss), 1024 as before (217).
+                    // Pausing for half the ring was measured on 2026-12-06
+                    // and not kept: after every run, after runs shorter
+                    // than the ring, or unless a quarter was written
+                    // already, a loop of `send` against `recv_many` gained
+                    // (capacity 64, 49-52 -> 56-63; 128, 63-67 -> 69-77),
+                    // but `send_many` against it lost (128, 130-140 ->
+                    // 74-127), and so did capacity 16 with two producers
+                    // (35 -> 18-27).
                     c.before_recv_wait();
                 }
                 let got = chan::recv_with(c, None, || c.try_recv_many(buf, max));
