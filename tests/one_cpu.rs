@@ -63,6 +63,46 @@ fn direct_hand_off_on_one_cpu() {
     mpsc_close_with_after_given_messages_is_last();
     a_receiver_moved_to_another_thread_is_woken_there();
     a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned);
+    recv_many_moves_runs_across_the_ring_end();
+}
+
+/// On one CPU an SPSC `recv_many` moves each part of its run with at most
+/// two copies of contiguous slots (`spsc::move_run`): runs of every length
+/// up to past the capacity, starting at every slot, so that they end at,
+/// before and across the ring's end, keep their order, and every message
+/// (owning heap memory) is dropped exactly once, also those the receiver
+/// leaves in the ring.
+fn recv_many_moves_runs_across_the_ring_end() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut made = 0;
+    for cap in [1, 3, 5, 8] {
+        let (tx, rx) = spsc::channel::<(String, Tracked)>(cap);
+        let (mut next, mut expect, mut queued) = (0usize, 0usize, 0usize);
+        let mut buf = Vec::new();
+        for round in 0..n(6 * cap + 8) {
+            // A varying fill and take move the run's start around the ring.
+            let room = cap - queued;
+            let fill = if room == 0 { 0 } else { 1 + round % room };
+            for _ in 0..fill {
+                tx.send((next.to_string(), Tracked(drops.clone()))).unwrap();
+                next += 1;
+            }
+            made += fill;
+            queued += fill;
+            let max = 1 + round % (cap + 2);
+            buf.clear();
+            let got = rx.recv_many(&mut buf, max).unwrap();
+            assert_eq!(got, max.min(queued), "capacity {cap}, round {round}");
+            for (text, _) in buf.drain(..) {
+                assert_eq!(text, expect.to_string(), "capacity {cap}, round {round}");
+                expect += 1;
+            }
+            queued -= got;
+        }
+        // What is still in the ring goes with the handles.
+        drop((tx, rx));
+    }
+    assert_eq!(drops.load(Ordering::Relaxed), made);
 }
 
 /// A receiver waiting in a rendezvous `recv` (or a select) can be reached
