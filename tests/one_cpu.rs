@@ -67,11 +67,11 @@ fn direct_hand_off_on_one_cpu() {
 }
 
 /// On one CPU an SPSC `recv_many` moves each part of its run with at most
-/// two copies of contiguous slots (`spsc::move_run`): runs of every length
-/// up to past the capacity, starting at every slot, so that they end at,
-/// before and across the ring's end, keep their order, and every message
-/// (owning heap memory) is dropped exactly once, also those the receiver
-/// leaves in the ring.
+/// two copies of contiguous slots (`spsc::move_run`): runs of lengths from
+/// one to the capacity, starting all around the ring, so that they end
+/// before, at and across the ring's end, keep their order, and every
+/// message (owning heap memory) is dropped exactly once, also those the
+/// receiver leaves in the ring.
 fn recv_many_moves_runs_across_the_ring_end() {
     let drops = Arc::new(AtomicUsize::new(0));
     let mut made = 0;
