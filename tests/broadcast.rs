@@ -1261,6 +1261,54 @@ fn clone_that_sends_on_the_same_channel() {
     }
 }
 
+/// A message whose `Clone` (run by `recv_many`, another subscriber still
+/// to read it) drops that other subscriber and receives from this one:
+/// `recv_many` goes on after what the clone took, as a loop of `recv`
+/// would, moving out the messages it is now the last subscriber of. Its
+/// run is kept in registers between messages, so it must read its
+/// position again after user code ran.
+#[test]
+fn recv_many_goes_on_after_a_clone_that_receives() {
+    #[derive(Debug, PartialEq)]
+    struct Msg(u32);
+    thread_local! {
+        static RX: std::cell::RefCell<Option<broadcast::Receiver<Msg>>> =
+            const { std::cell::RefCell::new(None) };
+        static OTHER: std::cell::RefCell<Option<broadcast::Receiver<Msg>>> =
+            const { std::cell::RefCell::new(None) };
+        static TAKEN: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    impl Clone for Msg {
+        fn clone(&self) -> Self {
+            if self.0 == 0 {
+                OTHER.with(|o| drop(o.borrow_mut().take()));
+                let got = RX.with(|rx| rx.borrow().as_ref().unwrap().try_recv());
+                TAKEN.with(|t| t.borrow_mut().push(got.unwrap().0));
+            }
+            Msg(self.0)
+        }
+    }
+    let (tx, rx) = broadcast::channel(8);
+    OTHER.with(|o| *o.borrow_mut() = Some(tx.subscribe()));
+    RX.with(|r| *r.borrow_mut() = Some(rx));
+    for i in 0..5 {
+        tx.send(Msg(i)).unwrap();
+    }
+    let mut buf = Vec::new();
+    let n = RX.with(|rx| rx.borrow().as_ref().unwrap().recv_many(&mut buf, 10));
+    let rx = RX.with(|rx| rx.borrow_mut().take().unwrap());
+    if buf != [Msg(0), Msg(2), Msg(3), Msg(4)] {
+        // A subscriber whose position went wrong may wait forever in its
+        // drop for a message that was taken already: fail instead.
+        std::mem::forget(rx);
+        panic!("recv_many took {buf:?}");
+    }
+    assert_eq!(n, Ok(4));
+    assert_eq!(TAKEN.with(|t| t.borrow().clone()), [1]);
+    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    assert_eq!(tx.len(), 0);
+}
+
 /// Dropping every subscriber drops the buffered messages at once, while a
 /// sender still exists.
 #[test]

@@ -725,53 +725,130 @@ impl<T> Chan<T> {
     /// about the slots it freed (before any `Clone` runs, and at the end)
     /// rather than once per slot: one look at the send queue per batch.
     ///
+    /// The messages it is the last subscriber of are moved out with the
+    /// position and the slot's index carried from one message to the next
+    /// in registers, each part of the run (up to `MAX_BATCH` messages)
+    /// written into room reserved before it, and `head` and the buffer's
+    /// length stored once per part; the ones other subscribers still have
+    /// to read are cloned out of line (`take_shared`). Until 2026-12-06
+    /// each message's position went through `head` and the `Vec`'s
+    /// length, a store the next message's load waited for. One thread,
+    /// 1000 u64 sent then received, the receive phase, pinned: calls of
+    /// 256 630-640 -> 780-815 M msg/s (a loop of `recv`: 670-735), calls
+    /// of 16 475-485 -> 600-670 (still below the loop: the call costs
+    /// about 10 ns); two subscribers, the one that clones as before
+    /// (170-185), the last one 640-655 -> 750-830. Two CPUs pinned, a
+    /// loop of `send` against it: capacity 1024 as before (78), capacity
+    /// 64 33.8 -> 32.3 (medians of 9; the faster receiver waits on the
+    /// sender's lines sooner), a loop of `recv` 22.
+    ///
     /// A version that kept the position, the ring's geometry and the
-    /// buffer's end in locals and wrote each message straight into reserved
-    /// room (as MPSC's `try_recv_many`) measured level with this one (one
-    /// thread, 1000 messages in then out, the receive phase, medians of 7
-    /// in turns: this one 577, that one 569 M msg/s; a loop of `recv`
-    /// 638-645), and was not kept (2026-12-05 and 2026-12-06).
+    /// buffer's end in locals for every message, the cloned ones too,
+    /// measured level with the per-message loop (2026-12-05): the clone's
+    /// branch in the loop cost the moving loop its registers.
     pub(crate) fn take_run_block(&self, head: &Cell<Pos>, buf: &mut Vec<T>, max: usize) -> usize
     where
         T: Clone,
     {
         debug_assert!(!self.evicting());
+        let laps = &self.laps;
         let mut freed = false;
+        let mut n = 0;
+        let mut pos = head.get();
+        let mut index = laps.index(pos);
+        while n < max {
+            let end = n + (max - n).min(MAX_BATCH);
+            buf.reserve(end - n);
+            let (base, dst) = (buf.len(), buf.as_mut_ptr());
+            let mut k = 0;
+            let mut shared = false;
+            while n + k < end {
+                debug_assert_eq!(index, laps.index(pos));
+                // SAFETY: `index` is `pos`'s, below the capacity (the
+                // length of `slots`).
+                let slot = unsafe { self.slots.get_unchecked(index) };
+                // Acquire: the sender's write of the message and `refs`.
+                if slot.stamp.load(Ordering::Acquire) != pos.word() | FULL {
+                    break;
+                }
+                // Acquire: the other subscribers' reads are done if we
+                // are the only one left (as in `try_take`).
+                if slot.refs.load(Ordering::Acquire) != 1 {
+                    shared = true;
+                    break;
+                }
+                let msg = slot.msg.with(|p| {
+                    // SAFETY: as in `try_take`: the last subscriber counted
+                    // in `refs`, we own the message.
+                    unsafe { p.read().assume_init() }
+                });
+                // SAFETY: `base + k` is below `end - n` past the length,
+                // reserved above.
+                unsafe { dst.add(base + k).write(msg) };
+                // Release: senders that see the slot free see it emptied.
+                slot.stamp
+                    .store(laps.next_lap(pos).word(), Ordering::Release);
+                freed = true;
+                pos = laps.next_at(pos, index);
+                index = if index + 1 < self.cap { index + 1 } else { 0 };
+                k += 1;
+            }
+            // SAFETY: the `k` messages past `base` were written above.
+            unsafe { buf.set_len(base + k) };
+            n += k;
+            head.set(pos);
+            if shared {
+                // User code next (`Clone`), which might wait for a sender
+                // that waits for the room we made: tell them first.
+                if std::mem::take(&mut freed) {
+                    self.send_waiters.notify_all();
+                }
+                let (cloned, more) = self.take_shared(head, buf, max - n);
+                n += cloned;
+                if !more {
+                    break;
+                }
+                pos = head.get();
+                index = laps.index(pos);
+            } else if n < end {
+                break;
+            }
+        }
+        if freed {
+            self.send_waiters.notify_all();
+        }
+        n
+    }
+
+    /// `take_run_block`'s messages that other subscribers still have to
+    /// read: up to `max` of them cloned, as a loop of `try_recv` does,
+    /// `head` past each before its `Clone` runs (a panicking `Clone` has
+    /// passed it) and read again after it (the clone may receive from this
+    /// subscriber). Returns how many, and whether the run goes on (the
+    /// next message is there, and we are its last subscriber). Out of
+    /// line: the moving loop keeps its registers.
+    #[inline(never)]
+    fn take_shared(&self, head: &Cell<Pos>, buf: &mut Vec<T>, max: usize) -> (usize, bool)
+    where
+        T: Clone,
+    {
         let mut n = 0;
         while n < max {
             let pos = head.get();
             let slot = self.slot(pos);
             // Acquire: the sender's write of the message and `refs`.
             if slot.stamp.load(Ordering::Acquire) != pos.word() | FULL {
-                break;
+                return (n, false);
             }
-            head.set(self.next(pos));
             // Acquire: as in `try_take`.
             if slot.refs.load(Ordering::Acquire) == 1 {
-                let msg = slot.msg.with(|p| {
-                    // SAFETY: as in `try_take`: the last subscriber counted
-                    // in `refs`, we own the message.
-                    unsafe { p.read().assume_init() }
-                });
-                // Release: senders that see the slot free see it emptied.
-                slot.stamp
-                    .store(self.laps.next_lap(pos).word(), Ordering::Release);
-                freed = true;
-                buf.push(msg);
-            } else {
-                // User code next (`Clone`), which might wait for a sender
-                // that waits for the room we made: tell them first.
-                if std::mem::take(&mut freed) {
-                    self.send_waiters.notify_all();
-                }
-                buf.push(self.clone_passing(slot, pos));
+                return (n, true);
             }
+            head.set(self.next(pos));
+            buf.push(self.clone_passing(slot, pos));
             n += 1;
         }
-        if freed {
-            self.send_waiters.notify_all();
-        }
-        n
+        (n, false)
     }
 
     /// `Block`, another subscriber still to come: clones the message of

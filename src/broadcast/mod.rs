@@ -698,15 +698,28 @@ impl<T: Clone> Receiver<T> {
 
     /// `recv_many` after its pause.
     fn recv_run(&self, buf: &mut Vec<T>, max: usize) -> Result<usize, RecvError> {
-        buf.push(self.recv()?);
-        // A pending batch of this thread is in the channel for a loop of
-        // `send` (see `chan::Batch`).
-        crate::chan::flush_batches(Handle::pending_key(self), false);
         if !self.chan.evicting() {
             // Up to the first message not there: no look at the tail, the
-            // line every send writes.
-            return Ok(1 + self.chan.take_run_block(&self.head, buf, max - 1));
+            // line every send writes. The run is taken first, and `recv`
+            // (which waits) runs only if it is empty: a call that finds
+            // messages pays no more than their run.
+            // A pending batch of this thread is in the channel for a loop
+            // of `send` (see `chan::Batch`): what the run stopped at may be
+            // in it.
+            let key = Handle::pending_key(self);
+            let mut n = self.chan.take_run_block(&self.head, buf, max);
+            if n == 0 {
+                buf.push(self.recv()?);
+                crate::chan::flush_batches(key, false);
+                n = 1 + self.chan.take_run_block(&self.head, buf, max - 1);
+            } else if n < max && crate::chan::flush_batches(key, false) {
+                n += self.chan.take_run_block(&self.head, buf, max - n);
+            }
+            return Ok(n);
         }
+        buf.push(self.recv()?);
+        // As above.
+        crate::chan::flush_batches(Handle::pending_key(self), false);
         // What is there now, read once per batch (not once per message);
         // on a lag, stop before the gap so that the next receive reports it.
         let tail = self.chan.tail();
