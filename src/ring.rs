@@ -208,6 +208,15 @@ impl<const F: u32> Laps<F> {
         Pos(lap.wrapping_shl(self.lap_shift))
     }
 
+    /// The position of slot `index` in the lap whose stamp is `stamp`
+    /// (`stamp(p)` of any position `p` of that lap): `at(stamp(p),
+    /// index(p)) == p`.
+    #[inline(always)]
+    pub(crate) fn at(&self, stamp: u64, index: usize) -> Pos {
+        debug_assert_eq!(stamp & Self::FLAGS, 0);
+        Pos(stamp | (index as u64) << F)
+    }
+
     /// The slot of `p` (below the capacity).
     #[inline(always)]
     pub(crate) fn index(&self, p: Pos) -> usize {

@@ -751,11 +751,22 @@ impl<T> Chan<T> {
         T: Clone,
     {
         debug_assert!(!self.evicting());
-        let laps = &self.laps;
+        // The ring's geometry and address in locals (read through `self`,
+        // the compiler loads them again after every `Acquire`), as MPSC's
+        // `try_recv_many` (where it took the loop from 30 instructions a
+        // message to 20); here it measured level with the loop before it
+        // (one thread, calls of 16 589 / 601, 256 744 / 722 M msg/s).
+        let laps = self.laps;
+        let cap = self.cap;
+        let slots = self.slots.as_ptr();
+        let lap = laps.lap_word();
         let mut freed = false;
         let mut n = 0;
-        let mut pos = head.get();
+        // The position as its slot's index and its lap (`laps.at`): a
+        // message's position is not computed from the previous one's.
+        let pos = head.get();
         let mut index = laps.index(pos);
+        let mut lap_of = laps.stamp(pos);
         while n < max {
             let end = n + (max - n).min(MAX_BATCH);
             buf.reserve(end - n);
@@ -763,12 +774,12 @@ impl<T> Chan<T> {
             let mut k = 0;
             let mut shared = false;
             while n + k < end {
-                debug_assert_eq!(index, laps.index(pos));
-                // SAFETY: `index` is `pos`'s, below the capacity (the
-                // length of `slots`).
-                let slot = unsafe { self.slots.get_unchecked(index) };
+                let word = laps.at(lap_of, index).word();
+                // SAFETY: `index` is below the capacity (the length of
+                // `slots`, which live as long as `self`).
+                let slot = unsafe { &*slots.add(index) };
                 // Acquire: the sender's write of the message and `refs`.
-                if slot.stamp.load(Ordering::Acquire) != pos.word() | FULL {
+                if slot.stamp.load(Ordering::Acquire) != word | FULL {
                     break;
                 }
                 // Acquire: the other subscribers' reads are done if we
@@ -786,17 +797,21 @@ impl<T> Chan<T> {
                 // reserved above.
                 unsafe { dst.add(base + k).write(msg) };
                 // Release: senders that see the slot free see it emptied.
-                slot.stamp
-                    .store(laps.next_lap(pos).word(), Ordering::Release);
-                freed = true;
-                pos = laps.next_at(pos, index);
-                index = if index + 1 < self.cap { index + 1 } else { 0 };
+                slot.stamp.store(word.wrapping_add(lap), Ordering::Release);
+                if index + 1 < cap {
+                    index += 1;
+                } else {
+                    index = 0;
+                    lap_of = lap_of.wrapping_add(lap);
+                }
                 k += 1;
             }
             // SAFETY: the `k` messages past `base` were written above.
             unsafe { buf.set_len(base + k) };
             n += k;
-            head.set(pos);
+            // Every message moved out freed its slot.
+            freed |= k > 0;
+            head.set(laps.at(lap_of, index));
             if shared {
                 // User code next (`Clone`), which might wait for a sender
                 // that waits for the room we made: tell them first.
@@ -808,8 +823,9 @@ impl<T> Chan<T> {
                 if !more {
                     break;
                 }
-                pos = head.get();
+                let pos = head.get();
                 index = laps.index(pos);
+                lap_of = laps.stamp(pos);
             } else if n < end {
                 break;
             }
