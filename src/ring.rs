@@ -217,6 +217,20 @@ impl<const F: u32> Laps<F> {
         Pos(stamp | (index as u64) << F)
     }
 
+    /// Moves a run's position, kept as its slot's `index` and its lap's
+    /// `stamp` (see [`at`](Self::at)), to the next slot: after the last
+    /// slot, the first of the next lap. (A receive loop that keeps these
+    /// two in registers computes no position from the previous one.)
+    #[inline(always)]
+    pub(crate) fn step(&self, index: &mut usize, stamp: &mut u64) {
+        if (*index as u64) + 1 < self.cap {
+            *index += 1;
+        } else {
+            *index = 0;
+            *stamp = stamp.wrapping_add(self.lap);
+        }
+    }
+
     /// The slot of `p` (below the capacity).
     #[inline(always)]
     pub(crate) fn index(&self, p: Pos) -> usize {

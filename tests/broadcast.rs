@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 mod alloc;
 #[path = "common/scale.rs"]
 mod scale;
+#[path = "common/ring_end.rs"]
+#[macro_use]
+mod ring_end;
 use scale::n;
 
 fn ms(n: u64) -> Duration {
@@ -767,36 +770,7 @@ fn panicking_drop_on_eviction_wedges_nothing() {
     assert_eq!(live.load(Ordering::SeqCst), 0);
 }
 
-/// `recv_many` takes every message there is, also across the end of the
-/// ring, lap after lap: rings of 1 to 8 slots (not only powers of two),
-/// runs that start at every slot and end before, at and past the end.
-/// (Its run carries the slot's index and the lap from one message to the
-/// next: a lap that did not advance at the end stopped the run there.)
-#[test]
-fn recv_many_takes_every_message_across_the_ring_end() {
-    for cap in [1, 2, 3, 5, 8] {
-        let (tx, rx) = broadcast::channel::<u64>(cap);
-        let mut next = 0;
-        let mut buf = Vec::new();
-        for round in 0..(10 * cap as u64) {
-            let k = round % cap as u64 + 1;
-            for v in next..next + k {
-                tx.send(v).unwrap();
-            }
-            buf.clear();
-            let got = rx.recv_many(&mut buf, k as usize + 2);
-            let want: Vec<u64> = (next..next + k).collect();
-            if got != Ok(k as usize) || buf != want || !rx.is_empty() {
-                // A receiver whose position went wrong may wait for ever
-                // (in its next call, or in its drop) for a message it took
-                // already: fail instead.
-                std::mem::forget(rx);
-                panic!("capacity {cap}, round {round}: {got:?}, {buf:?}, want {want:?}");
-            }
-            next += k;
-        }
-    }
-}
+recv_many_across_the_ring_end!(broadcast);
 
 #[test]
 fn send_many_and_recv_many() {

@@ -140,7 +140,7 @@ impl<T> Slots<T> {
     }
 
     /// The first slot's address, for a loop that keeps it in a register
-    /// (see [`Slots::at`]).
+    /// (see [`slot_at`]).
     #[inline(always)]
     fn base(&self) -> *const Slot<T> {
         self.ptr.as_ptr()
@@ -995,7 +995,6 @@ impl<T> Array<T> {
         // (a loop of `recv`: 540-560); two CPUs level or ahead (`send_many`
         // against it, capacity 1024, 200 -> 224).
         let laps = self.config.laps;
-        let cap = self.config.cap;
         let slots = self.slots.base();
         let lap = laps.lap_word();
         // Acquire: as in `written_head`.
@@ -1023,12 +1022,7 @@ impl<T> Array<T> {
                 };
                 // Free for the next lap (`laps.stamp(laps.next_lap(head))`).
                 slot.stamp.store(stamp.wrapping_add(lap), Ordering::Release);
-                if index + 1 < cap {
-                    index += 1;
-                } else {
-                    index = 0;
-                    stamp = stamp.wrapping_add(lap);
-                }
+                laps.step(&mut index, &mut stamp);
                 k += 1;
             }
             head = laps.at(stamp, index);
