@@ -728,6 +728,46 @@ fn panicking_clone_leaves_the_receiver_usable() {
     }
 }
 
+/// `recv_many` clones a run of messages another subscriber still has to
+/// read; a `Clone` that panics in the middle leaves what was taken before
+/// it in the buffer, passes its own message, and the next call goes on
+/// after it (as a loop of `recv` would); nothing is dropped twice or kept.
+#[test]
+fn panicking_clone_inside_recv_many_keeps_the_run_before_it() {
+    let (live, drops) = counters();
+    {
+        let (tx, a) = broadcast::channel::<Counted>(8);
+        let b = tx.subscribe();
+        tx.send(Counted::new(0, &live, &drops)).unwrap();
+        let bomb = Counted::new(1, &live, &drops);
+        let fuse = bomb.panic_on_clone.clone();
+        tx.send(bomb).unwrap();
+        tx.send(Counted::new(2, &live, &drops)).unwrap();
+        fuse.store(true, Ordering::SeqCst);
+        let mut buf = Vec::new();
+        let err = catch_unwind(AssertUnwindSafe(|| a.recv_many(&mut buf, 10))).unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("panics in clone"), "{msg}");
+        fuse.store(false, Ordering::SeqCst);
+        let ids = |v: &[Counted]| v.iter().map(|m| m.id).collect::<Vec<_>>();
+        let first = ids(&buf);
+        buf.clear();
+        let again = a.recv_many(&mut buf, 10);
+        let second = ids(&buf);
+        // b is the last one for every message: it moves them out.
+        let mut rest = Vec::new();
+        let last = b.recv_many(&mut rest, 10);
+        let seen = (first, again, second, last, ids(&rest), tx.len());
+        if seen != (vec![0], Ok(1), vec![2], Ok(3), vec![0, 1, 2], 0) {
+            // A subscriber whose position went wrong may wait for ever in
+            // its drop for a message that is not coming: fail instead.
+            std::mem::forget((tx, a, b, buf, rest));
+            panic!("after the panicking clone: {seen:?}");
+        }
+    }
+    assert_eq!(live.load(Ordering::SeqCst), 0);
+}
+
 #[test]
 fn panicking_drop_of_a_buffered_message_wedges_nothing() {
     let (live, drops) = counters();
