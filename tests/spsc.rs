@@ -754,6 +754,49 @@ fn send_many_and_recv_many_move_batches() {
     assert_eq!(rx.recv_many(&mut buf, 0), Ok(0));
 }
 
+/// A `recv_many` cut at its `max` with fewer than a batch left (an eighth
+/// of this ring) makes the next call pause for more: with the sender idle
+/// (here, this very thread) that call still takes the leftovers, at once
+/// and in order, round after round.
+#[test]
+fn recv_many_takes_the_leftovers_of_a_run_cut_at_max() {
+    let (tx, rx) = spsc::channel::<usize>(1024);
+    let mut buf = Vec::new();
+    let mut next = 0;
+    for round in 0..n(50) {
+        let sent = 100 + round % 20;
+        assert_eq!(tx.send_many(next..next + sent), Ok(sent));
+        // 64 and then the rest: fewer than 128 are left after the first.
+        assert_eq!(rx.recv_many(&mut buf, 64), Ok(64));
+        assert_eq!(rx.recv_many(&mut buf, 64), Ok(sent - 64));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        next += sent;
+    }
+    assert_eq!(buf, (0..next).collect::<Vec<_>>());
+}
+
+/// The same against a sender on another thread: calls of 64 into a ring
+/// of 1024 leave a few behind, and the pauses after them lose nothing.
+#[test]
+fn recv_many_cut_at_max_against_a_sending_thread_loses_nothing() {
+    let total = n(200_000);
+    let (tx, rx) = spsc::channel::<usize>(1024);
+    let h = thread::spawn(move || {
+        for i in 0..total {
+            tx.send(i).unwrap();
+        }
+    });
+    let mut buf = Vec::new();
+    let mut calls = 0;
+    while let Ok(k) = rx.recv_many(&mut buf, 64) {
+        assert!((1..=64).contains(&k));
+        calls += 1;
+    }
+    h.join().unwrap();
+    assert_eq!(buf, (0..total).collect::<Vec<_>>());
+    assert!(calls >= total / 64);
+}
+
 #[test]
 fn recv_many_waits_for_at_least_one() {
     let (tx, rx) = spsc::channel(4);
