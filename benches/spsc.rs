@@ -315,6 +315,32 @@ fn batches_group(c: &mut Criterion, cap: usize) {
             elapsed
         })
     });
+    // A loop of `send` against `recv_many` in calls of 64: runs cut at
+    // their `max` with a few messages left behind (see
+    // `spsc::Receiver::recv_many`).
+    g.bench_function("rillet_send_loop_recv_many_64", |b| {
+        b.iter_custom(|iters| {
+            let n = iters * BATCH;
+            let (tx, rx) = rillet::spsc::channel::<u64>(cap);
+            let h = thread::spawn(move || {
+                for i in 0..n {
+                    tx.send(i).unwrap();
+                }
+            });
+            let start = Instant::now();
+            let mut buf = Vec::with_capacity(64);
+            let (mut got, mut sum) = (0u64, 0u64);
+            while got < n {
+                buf.clear();
+                got += rx.recv_many(&mut buf, 64).unwrap() as u64;
+                sum = buf.iter().fold(sum, |s, v| s.wrapping_add(*v));
+            }
+            let elapsed = start.elapsed();
+            h.join().unwrap();
+            check(sum, n);
+            elapsed
+        })
+    });
     g.bench_function("rillet_loop", |b| {
         b.iter_custom(|iters| {
             let n = iters * BATCH;
