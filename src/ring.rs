@@ -165,8 +165,9 @@ pub(crate) struct Laps<const F: u32> {
 impl<const F: u32> Laps<F> {
     /// The flag bits of a word.
     pub(crate) const FLAGS: u64 = (1 << F) - 1;
-    /// One index step.
-    const UNIT: u64 = 1 << F;
+    /// One index step: the words of two neighbouring slots' positions in
+    /// one lap are this far apart.
+    pub(crate) const UNIT: u64 = 1 << F;
 
     /// A ring of `cap` slots whose words keep `F` low bits for flags;
     /// `None` if that leaves fewer than `min_lap_bits` bits for the lap
@@ -215,6 +216,12 @@ impl<const F: u32> Laps<F> {
     pub(crate) fn at(&self, stamp: u64, index: usize) -> Pos {
         debug_assert_eq!(stamp & Self::FLAGS, 0);
         Pos(stamp | (index as u64) << F)
+    }
+
+    /// The number of slots (the capacity).
+    #[inline(always)]
+    pub(crate) fn slots(&self) -> usize {
+        self.cap as usize
     }
 
     /// Moves a run's position, kept as its slot's `index` and its lap's
