@@ -45,9 +45,9 @@ const CAP: usize = 1024;
 fn fanout<S, R>(
     n: u64,
     subs: usize,
-    make: fn(usize, u64) -> (S, Vec<R>),
-    send: fn(&mut S, u64),
-    recv: fn(&mut R) -> u64,
+    make: impl FnOnce(usize, u64) -> (S, Vec<R>),
+    send: impl Fn(&mut S, u64) + Send + 'static,
+    recv: impl Fn(&mut R) -> u64 + Send + Copy + 'static,
 ) -> Duration
 where
     S: Send + 'static,

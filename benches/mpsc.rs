@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 fn producers<S, R>(
     iters: u64,
     producers: u64,
-    make: fn() -> (S, R),
-    send: fn(&S, u64),
-    recv_all: fn(R) -> (u64, u64),
+    make: impl FnOnce() -> (S, R),
+    send: impl Fn(&S, u64) + Send + Copy + 'static,
+    recv_all: impl FnOnce(R) -> (u64, u64),
 ) -> Duration
 where
     S: Clone + Send + 'static,
@@ -372,8 +372,8 @@ fn mpsc_msg64(c: &mut Criterion) {
     fn run<S: Send + 'static>(
         iters: u64,
         (tx, rx): (S, impl FnMut() -> Option<Msg64>),
-        send: fn(&S, Msg64),
-        clone: fn(&S) -> S,
+        send: impl Fn(&S, Msg64) + Send + Copy + 'static,
+        clone: impl Fn(&S) -> S,
     ) -> Duration {
         let per = (iters / 2).max(1);
         let mut rx = rx;

@@ -53,8 +53,8 @@ impl Msg for Msg64 {
 fn throughput<T: Msg, S, R>(
     iters: u64,
     make: impl FnOnce() -> (S, R),
-    send: fn(&mut S, T),
-    recv: fn(&mut R) -> T,
+    send: impl Fn(&mut S, T) + Send + 'static,
+    recv: impl Fn(&mut R) -> T,
 ) -> Duration
 where
     S: Send + 'static,
@@ -153,11 +153,11 @@ type TwoPairs<S1, R1, S2, R2> = ((S1, R1), (S2, R2));
 /// trip.
 fn pingpong<S1, R1, S2, R2>(
     iters: u64,
-    make: fn() -> TwoPairs<S1, R1, S2, R2>,
-    send1: fn(&mut S1, u64),
-    recv1: fn(&mut R1) -> u64,
-    send2: fn(&mut S2, u64),
-    recv2: fn(&mut R2) -> u64,
+    make: impl FnOnce() -> TwoPairs<S1, R1, S2, R2>,
+    send1: impl Fn(&mut S1, u64),
+    recv1: impl Fn(&mut R1) -> u64 + Send + 'static,
+    send2: impl Fn(&mut S2, u64) + Send + 'static,
+    recv2: impl Fn(&mut R2) -> u64,
 ) -> Duration
 where
     R1: Send + 'static,
