@@ -607,13 +607,26 @@ const SPIN_POLLS: u32 = 128;
 /// Exponential spin rounds of `wait_brief`.
 const SPIN_STEPS: u32 = 6;
 /// Yields before parking, when the thread we wait for is probably running
-/// (a yield with nothing else runnable returns at once, so these 32 are a
-/// few tens of microseconds before the thread parks and uses no CPU). With
-/// 4, two threads on two CPUs handing messages through a capacity-1 channel
-/// kept parking each other: 0.16-0.43 M msg/s, a futex wake per message;
-/// with 16, 1.5; with 32, 1.9-2.0 (kanal 2.7 in the same run); 64 was no
-/// better.
-const YIELD_STEPS: u32 = 32;
+/// (a yield with nothing else runnable returns at once: 256 of them are
+/// about 40 microseconds on the development machine, after which the
+/// thread parks and uses no CPU). With 4, two threads on two CPUs handing
+/// messages through a capacity-1 channel kept parking each other:
+/// 0.16-0.43 M msg/s, a futex wake per message; with 16, 1.5; with 32,
+/// 1.9-2.0 (kanal 2.7 in the same run); 64 was no better there.
+///
+/// 32 until 2026-12-06: about 5 microseconds, and a thread parked whenever
+/// the other side paused longer, at every start of a new pair of threads
+/// (the one that came first waited for the other to be scheduled) and in
+/// the machine's short stalls; each park's heavy barrier is a membarrier,
+/// 15-18 microseconds on this VM while another thread of the process runs
+/// (0.1 while none does). SPSC capacity 1024, u64, a fresh channel and
+/// sender thread for each 7,400 messages (a criterion sample's shape):
+/// 125 -> 280 M msg/s (64: 190-290, 128: 285-295, 512: 205-310); `versus`
+/// unpinned, two runs each in turns: spsc cap 1024 242/216 -> 307/261,
+/// broadcast 1->4 35.3/39.1 (runs at 19-23) -> 42.6/42.0 (none below 38),
+/// the other rows level; the watch flow level (medians of 15, 12.2 ->
+/// 12.9 M events/s).
+const YIELD_STEPS: u32 = 256;
 /// Yields before parking when this process has one CPU: a yield hands the
 /// CPU straight to the thread we wait for, while parking costs a futex
 /// wake (and a context switch) on the other side for every wait. Many,
