@@ -623,9 +623,10 @@ const SPIN_STEPS: u32 = 6;
 /// sender thread for each 7,400 messages (a criterion sample's shape):
 /// 125 -> 280 M msg/s (64: 190-290, 128: 285-295, 512: 205-310); `versus`
 /// unpinned, two runs each in turns: spsc cap 1024 242/216 -> 307/261,
-/// broadcast 1->4 35.3/39.1 (runs at 19-23) -> 42.6/42.0 (none below 38),
-/// the other rows level; the watch flow level (medians of 15, 12.2 ->
-/// 12.9 M events/s).
+/// the other rows level (broadcast 1->4's slow runs, about one in five at
+/// 19 M msg/s against 40, were absent in those two and came back in later
+/// runs: not parking); the watch flow level (medians of 15, 12.2 -> 12.9
+/// M events/s).
 const YIELD_STEPS: u32 = 256;
 /// Yields before parking when this process has one CPU: a yield hands the
 /// CPU straight to the thread we wait for, while parking costs a futex
