@@ -42,6 +42,11 @@ pub(crate) struct ChanRef<T> {
 
 struct Counts<T> {
     refs: AtomicUsize,
+    /// What the last counted reference does: [`ChanRef::free`] (drop the
+    /// value, free the allocation), or for a value a [`Husk`] keeps,
+    /// spend it and leave the allocation to the husk if it still holds it
+    /// (see [`Kept`]).
+    last: unsafe fn(NonNull<Counts<T>>),
     value: T,
 }
 
@@ -58,7 +63,7 @@ impl<T> ChanRef<T> {
     /// at 2 with a plain store: nothing else can see it yet.
     #[inline(always)]
     pub(crate) fn pair(make: impl FnOnce() -> T) -> (Self, Self) {
-        let ptr = Self::alloc(2, make);
+        let ptr = Self::alloc(2, Self::free, make);
         (
             ChanRef {
                 ptr,
@@ -74,14 +79,19 @@ impl<T> ChanRef<T> {
     /// One reference to `value` (a watch store's event).
     pub(crate) fn new(value: T) -> Self {
         ChanRef {
-            ptr: Self::alloc(1, || value),
+            ptr: Self::alloc(1, Self::free, || value),
             _owns: PhantomData,
         }
     }
 
-    /// The allocation of a value `make` builds in place, counted `refs`.
+    /// The allocation of a value `make` builds in place, counted `refs`;
+    /// `last` is what the last counted reference will do.
     #[inline(always)]
-    fn alloc(refs: usize, make: impl FnOnce() -> T) -> NonNull<Counts<T>> {
+    fn alloc(
+        refs: usize,
+        last: unsafe fn(NonNull<Counts<T>>),
+        make: impl FnOnce() -> T,
+    ) -> NonNull<Counts<T>> {
         // A `Box` while the value is built, so that a panic in `make` frees
         // the allocation.
         let mut place = Box::new(std::mem::MaybeUninit::<Counts<T>>::uninit());
@@ -90,6 +100,7 @@ impl<T> ChanRef<T> {
         // channel was built on the stack and copied.
         place.write(Counts {
             refs: AtomicUsize::new(refs),
+            last,
             value: make(),
         });
         // `MaybeUninit<Counts<T>>` has the layout of `Counts<T>`, which
@@ -246,16 +257,215 @@ impl<T> Drop for Shares<T> {
 
 impl<T> ChanRef<T> {
     /// # Safety
-    /// `ptr` was the last reference to its value.
+    /// `ptr` was the last counted reference to its value.
     #[inline(never)]
     unsafe fn drop_last(ptr: NonNull<Counts<T>>) {
+        // SAFETY: `ptr` is alive (this was its last counted reference,
+        // which a husk may outlive: see `Kept`); `last` was set when it
+        // was made, for the way it was made, and is called once.
+        unsafe { (ptr.as_ref().last)(ptr) }
+    }
+
+    /// The last reference's part for a value no husk keeps: drops it and
+    /// frees the allocation.
+    ///
+    /// # Safety
+    /// `ptr` was the last reference to its value, and nothing else holds
+    /// its allocation.
+    unsafe fn free(ptr: NonNull<Counts<T>>) {
         let layout = std::alloc::Layout::new::<Counts<T>>();
         // SAFETY: this was the last reference: nothing else can reach the
-        // value, which `pair` initialized, and the allocation was made
+        // value, which `alloc` initialized, and the allocation was made
         // with this layout.
         unsafe {
             std::ptr::drop_in_place(ptr.as_ptr());
             std::alloc::dealloc(ptr.as_ptr().cast(), layout);
+        }
+    }
+}
+
+/// A value whose drop comes in two parts: [`spend`](Spend::spend) drops
+/// what its users can observe (a value's `Drop`), [`drop_spent`]
+/// (Spend::drop_spent) the rest, which is only memory. A [`Husk`] holds
+/// the rest (see [`Kept`]).
+pub(crate) trait Spend {
+    /// Drops the parts of `*this` whose drop its users can observe.
+    ///
+    /// # Safety
+    /// `this` is valid, nothing else reaches it, and it was not spent.
+    unsafe fn spend(this: *mut Self);
+
+    /// Drops the rest of `*this`, after [`spend`](Spend::spend).
+    ///
+    /// # Safety
+    /// `this` is valid, was spent, nothing else reaches it, and this is
+    /// called once.
+    unsafe fn drop_spent(this: *mut Self);
+}
+
+/// A counted value whose allocation a [`Husk`] can keep past its last
+/// counted reference. The watch store's events: the last watcher to drop
+/// an event is usually on another thread than the writer that made it,
+/// and freeing it there (the event, its kind and its name: three
+/// allocations) sent each allocation from one thread's allocator cache to
+/// another's; the writers then allocated from the allocator's shared
+/// lists, a third of a writer's time in the watch flow (4 writers, 8
+/// watchers). The store keeps a husk of each of its recent events and
+/// drops it a while later on a writer's thread: by then the watchers are
+/// usually done, and the allocations go back to the writer's cache. The
+/// value's own drop (the event's object, a user's `T`) still happens
+/// when its last user lets go: only memory waits for the husk.
+///
+/// `holders` counts the two parties that may free the allocation: the
+/// counted references (as one) and the husk. Each lets go once: the
+/// counted references when their count reaches zero, after spending the
+/// value; the husk when dropped. Whoever lets go last frees; one that
+/// finds the count at 1 is last without a read-modify-write (the other
+/// party let go and cannot come back).
+pub(crate) struct Kept<V> {
+    holders: AtomicUsize,
+    value: V,
+}
+
+impl<V> Deref for Kept<V> {
+    type Target = V;
+    #[inline(always)]
+    fn deref(&self) -> &V {
+        &self.value
+    }
+}
+
+impl<V> Kept<V> {
+    /// The value, while nobody else can reach it.
+    pub(crate) fn get_mut(&mut self) -> &mut V {
+        &mut self.value
+    }
+}
+
+/// The holders count of a kept value's allocation, reached without a
+/// reference to the rest of it (which the other party may be dropping
+/// meanwhile: a reference to the whole would assert that nobody writes it).
+///
+/// # Safety
+/// The allocation is alive for `'a`.
+unsafe fn holders_of<'a, V>(ptr: NonNull<Counts<Kept<V>>>) -> &'a AtomicUsize {
+    // SAFETY: alive, as the caller says; the field is only ever reached
+    // through shared references (it is atomic).
+    unsafe { &*std::ptr::addr_of!((*ptr.as_ptr()).value.holders) }
+}
+
+impl<V: Spend> ChanRef<Kept<V>> {
+    /// One counted reference to `value` and a husk that keeps its
+    /// allocation (see [`Kept`]).
+    pub(crate) fn kept(value: V) -> (Self, Husk<V>) {
+        let ptr = Self::alloc(1, Self::spend_last, || Kept {
+            holders: AtomicUsize::new(2),
+            value,
+        });
+        (
+            ChanRef {
+                ptr,
+                _owns: PhantomData,
+            },
+            Husk {
+                ptr,
+                _owns: PhantomData,
+            },
+        )
+    }
+
+    /// A counted reference to `value` that no husk keeps.
+    pub(crate) fn unkept(value: V) -> Self {
+        ChanRef::new(Kept {
+            holders: AtomicUsize::new(1),
+            value,
+        })
+    }
+
+    /// The last counted reference of a kept value: spends it, and frees
+    /// the allocation if the husk is gone.
+    ///
+    /// # Safety
+    /// `ptr` was the last counted reference, made by [`ChanRef::kept`].
+    unsafe fn spend_last(ptr: NonNull<Counts<Kept<V>>>) {
+        // SAFETY: the allocation is alive (we have not let go).
+        let holders = unsafe { holders_of(ptr) };
+        // Acquire: the husk's release happened before (it did nothing to
+        // the value, but the allocation is ours alone now).
+        if holders.load(Ordering::Acquire) == 1 {
+            // SAFETY: the husk let go, and this was the last counted
+            // reference: nothing else holds the allocation.
+            unsafe { Self::free(ptr) };
+            return;
+        }
+        /// Lets go after the spend, also when it unwinds (a user's `drop`
+        /// that panics): the rest is then still freed, by whichever party
+        /// is last.
+        struct LetGo<V: Spend>(NonNull<Counts<Kept<V>>>);
+        impl<V: Spend> Drop for LetGo<V> {
+            fn drop(&mut self) {
+                // SAFETY: we have not let go yet: the allocation is alive.
+                let holders = unsafe { holders_of(self.0) };
+                // Release: the spend happens before the husk frees the
+                // rest; Acquire: see `spend_last`.
+                if holders.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    // SAFETY: the husk let go meanwhile: ours alone, and
+                    // spent (a spend that unwound dropped what it began
+                    // to: its part is not dropped again).
+                    unsafe { Husk::free_spent(self.0) };
+                }
+            }
+        }
+        let go = LetGo(ptr);
+        // SAFETY: the last counted reference: no user reaches the value,
+        // and the husk never reads it; spent once, here.
+        unsafe { V::spend(std::ptr::addr_of_mut!((*ptr.as_ptr()).value.value)) };
+        drop(go);
+    }
+}
+
+/// Holds the allocation of a [`Kept`] value (not the value: see there).
+/// Dropping it lets go.
+pub(crate) struct Husk<V: Spend> {
+    ptr: NonNull<Counts<Kept<V>>>,
+    _owns: PhantomData<Counts<Kept<V>>>,
+}
+
+// SAFETY: a husk only frees memory: it drops the spent rest of a value
+// (`Spend::drop_spent`) that its users, on any thread, are done with; as
+// an `Arc<V>` would, it needs `V: Send + Sync`.
+unsafe impl<V: Spend + Send + Sync> Send for Husk<V> {}
+// SAFETY: a husk has no methods that take `&self`.
+unsafe impl<V: Spend + Send + Sync> Sync for Husk<V> {}
+
+impl<V: Spend> Husk<V> {
+    /// Frees a spent value's allocation.
+    ///
+    /// # Safety
+    /// Both holders let go (the last one calls this, once), and the value
+    /// was spent.
+    unsafe fn free_spent(ptr: NonNull<Counts<Kept<V>>>) {
+        let layout = std::alloc::Layout::new::<Counts<Kept<V>>>();
+        // SAFETY: nothing else holds the allocation; the value was spent,
+        // so only its rest is dropped; made with this layout.
+        unsafe {
+            V::drop_spent(std::ptr::addr_of_mut!((*ptr.as_ptr()).value.value));
+            std::alloc::dealloc(ptr.as_ptr().cast(), layout);
+        }
+    }
+}
+
+impl<V: Spend> Drop for Husk<V> {
+    fn drop(&mut self) {
+        // SAFETY: the allocation is alive while we hold it.
+        let holders = unsafe { holders_of(self.ptr) };
+        // Acquire on both paths: the counted references' spend (released
+        // by their decrement) happens before we free the rest. A load of
+        // 1: they let go, so it is ours alone (nobody can come back).
+        if holders.load(Ordering::Acquire) == 1 || holders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: both let go; the counted references spent the value
+            // before they did.
+            unsafe { Self::free_spent(self.ptr) };
         }
     }
 }
@@ -400,5 +610,61 @@ mod tests {
             });
         }
         assert_eq!(drops(&c), rounds);
+    }
+}
+
+/// Under loom only: a [`Kept`] value whose two parts count their drops,
+/// for the models of the husk's protocol (`loom-tests/tests/watch.rs`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_kept {
+    use super::{ChanRef, Husk, Kept, Spend};
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+
+    /// Counts of the probe's spends and of the drops of its rest.
+    pub struct Probe {
+        spent: Arc<AtomicUsize>,
+        rest: Arc<AtomicUsize>,
+    }
+
+    impl Drop for Probe {
+        /// A whole drop: both parts.
+        fn drop(&mut self) {
+            self.spent.fetch_add(1, Ordering::Relaxed);
+            self.rest.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Spend for Probe {
+        unsafe fn spend(this: *mut Self) {
+            // SAFETY: as the trait says: valid, ours alone, not spent.
+            unsafe {
+                (*this).spent.fetch_add(1, Ordering::Relaxed);
+                std::ptr::drop_in_place(std::ptr::addr_of_mut!((*this).spent));
+            }
+        }
+
+        unsafe fn drop_spent(this: *mut Self) {
+            // SAFETY: as the trait says: valid, spent, ours alone, once.
+            unsafe {
+                (*this).rest.fetch_add(1, Ordering::Relaxed);
+                std::ptr::drop_in_place(std::ptr::addr_of_mut!((*this).rest));
+            }
+        }
+    }
+
+    /// A counted reference to a kept probe.
+    #[derive(Clone)]
+    pub struct ProbeRef(#[allow(dead_code)] ChanRef<Kept<Probe>>);
+
+    /// The husk of a kept probe.
+    pub struct ProbeHusk(#[allow(dead_code)] Husk<Probe>);
+
+    /// A kept probe counting into `spent` and `rest`: one counted
+    /// reference and the husk.
+    pub fn kept(spent: Arc<AtomicUsize>, rest: Arc<AtomicUsize>) -> (ProbeRef, ProbeHusk) {
+        let (r, h) = ChanRef::kept(Probe { spent, rest });
+        (ProbeRef(r), ProbeHusk(h))
     }
 }

@@ -268,7 +268,7 @@ mod error;
 mod handoff;
 #[cfg(loom)]
 #[doc(hidden)]
-pub use counter::loom_last_by_load;
+pub use counter::{loom_kept, loom_last_by_load};
 #[cfg(loom)]
 #[doc(hidden)]
 pub use handoff::loom_accept;

@@ -5,7 +5,7 @@ use rillet::watch::{Event, EventType, Store, WatchError, WatchOptions, WatchStor
 use rillet::{mpsc, select, Overflow};
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -156,6 +156,83 @@ fn one_event_is_shared_by_every_watcher() {
     let (ea, eb) = (a.recv().unwrap(), b.recv().unwrap());
     assert!(std::ptr::eq(&*ea, &*eb), "the same event, not a copy");
     assert!(Arc::ptr_eq(&ea.object, &store.get("k", "x").unwrap()));
+}
+
+/// A value whose drops are counted.
+#[derive(Debug)]
+struct Counted(u64, Arc<AtomicUsize>);
+
+impl PartialEq for Counted {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The store keeps the memory of its latest events (their husks, freed on
+/// a writer's thread later), not their objects: a value drops when its
+/// last holder lets go, as with an `Arc`.
+#[test]
+fn a_value_drops_with_the_last_event_that_holds_it() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let store: Store<Counted> = Store::new();
+    let w = store.watch("k", WatchOptions::new().buffer(8));
+    store.set("k", "a", Counted(1, drops.clone()));
+    // The entry lets go of 1; its event still holds it.
+    store.set("k", "a", Counted(2, drops.clone()));
+    assert_eq!(drops.load(Ordering::Relaxed), 0);
+    let first = w.recv().unwrap();
+    assert_eq!(first.object.0, 1);
+    drop(first);
+    assert_eq!(drops.load(Ordering::Relaxed), 1, "1 went with its event");
+    let second = w.recv().unwrap();
+    store.delete("k", "a");
+    drop(second);
+    assert_eq!(drops.load(Ordering::Relaxed), 1, "2 is in the delete event");
+    let deleted = w.recv().unwrap();
+    assert_eq!(
+        (deleted.event_type, deleted.object.0),
+        (EventType::Delete, 2)
+    );
+    drop(deleted);
+    assert_eq!(drops.load(Ordering::Relaxed), 2, "2 went with the delete");
+    drop((w, store));
+}
+
+/// Events held past the store's memory of them (more changes than its
+/// largest buffer pushed their husks out), and past the store itself,
+/// stay whole, and each is freed once by its last holder (Miri checks the
+/// frees).
+#[test]
+fn events_outlive_the_stores_memory_of_them_and_the_store() {
+    let store: Store<u64> = Store::new();
+    let w = store.watch("k", WatchOptions::new().buffer(4));
+    let other = store.watch("k", WatchOptions::new().buffer(2));
+    let mut held = Vec::new();
+    for v in 0..12 {
+        store.set("k", &format!("n{v}"), v);
+        held.push(w.recv().unwrap());
+        // The other watcher takes some and drops them at once.
+        if v % 2 == 0 {
+            while let Ok(Some(_)) = other.try_recv() {}
+        }
+    }
+    drop(store);
+    drop(other);
+    for (v, ev) in held.iter().enumerate() {
+        assert_eq!(
+            (ev.name.as_str(), *ev.object),
+            (format!("n{v}").as_str(), v as u64)
+        );
+    }
+    assert_eq!(w.recv(), Err(WatchError::Closed));
+    drop(w);
+    drop(held);
 }
 
 #[test]
