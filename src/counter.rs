@@ -362,6 +362,39 @@ impl<V: Spend> ChanRef<Kept<V>> {
             holders: AtomicUsize::new(2),
             value,
         });
+        Self::kept_at(ptr)
+    }
+
+    /// The layout of a kept value's allocation (see [`kept_in`]
+    /// (Self::kept_in)).
+    pub(crate) fn layout() -> std::alloc::Layout {
+        std::alloc::Layout::new::<Counts<Kept<V>>>()
+    }
+
+    /// As [`kept`](Self::kept), in memory a [`Husk::reclaim`] gave back
+    /// (no allocation).
+    ///
+    /// # Safety
+    /// `mem` was allocated by the global allocator with [`layout`]
+    /// (Self::layout), is ours, and holds nothing that needs dropping.
+    pub(crate) unsafe fn kept_in(mem: NonNull<u8>, value: V) -> (Self, Husk<V>) {
+        let ptr = mem.cast::<Counts<Kept<V>>>();
+        // SAFETY: ours, allocated with this type's layout (so aligned and
+        // large enough), and nothing in it is dropped by the write.
+        unsafe {
+            ptr.as_ptr().write(Counts {
+                refs: AtomicUsize::new(1),
+                last: Self::spend_last,
+                value: Kept {
+                    holders: AtomicUsize::new(2),
+                    value,
+                },
+            })
+        };
+        Self::kept_at(ptr)
+    }
+
+    fn kept_at(ptr: NonNull<Counts<Kept<V>>>) -> (Self, Husk<V>) {
         (
             ChanRef {
                 ptr,
@@ -439,6 +472,32 @@ unsafe impl<V: Spend + Send + Sync> Send for Husk<V> {}
 unsafe impl<V: Spend + Send + Sync> Sync for Husk<V> {}
 
 impl<V: Spend> Husk<V> {
+    /// Lets go, as dropping it does; but if the counted references let go
+    /// first (so the value is spent), keeps the allocation instead of
+    /// freeing it: `take` moves the rest of the spent value out, and the
+    /// memory comes back, ours, for [`ChanRef::kept_in`]. `None` when the
+    /// counted references still hold it (the last of them frees it).
+    ///
+    /// # Safety
+    /// `take` leaves nothing in the value that needs dropping (it moves or
+    /// drops the rest), and does not read the spent parts.
+    pub(crate) unsafe fn reclaim<R>(
+        self,
+        take: impl FnOnce(*mut V) -> R,
+    ) -> Option<(NonNull<u8>, R)> {
+        let husk = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the allocation is alive while we hold it.
+        let holders = unsafe { holders_of(husk.ptr) };
+        // As in `drop`.
+        if holders.load(Ordering::Acquire) == 1 || holders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // SAFETY: both let go: the allocation is ours, the value
+            // spent; `take` empties its rest, as the caller says.
+            let taken = unsafe { take(std::ptr::addr_of_mut!((*husk.ptr.as_ptr()).value.value)) };
+            return Some((husk.ptr.cast(), taken));
+        }
+        None
+    }
+
     /// Frees a spent value's allocation.
     ///
     /// # Safety
@@ -660,6 +719,22 @@ pub mod loom_kept {
 
     /// The husk of a kept probe.
     pub struct ProbeHusk(#[allow(dead_code)] Husk<Probe>);
+
+    /// Lets go of `husk` through [`Husk::reclaim`]: when it is last, the
+    /// rest is taken (and counted) and the memory freed here; `true` then.
+    pub fn reclaim(husk: ProbeHusk) -> bool {
+        // SAFETY: the closure drops the rest (counting it), and reads no
+        // spent part.
+        let reclaimed = unsafe { husk.0.reclaim(|p| Probe::drop_spent(p)) };
+        match reclaimed {
+            Some((mem, ())) => {
+                // SAFETY: ours, allocated with this layout, holding nothing.
+                unsafe { std::alloc::dealloc(mem.as_ptr(), ChanRef::<Kept<Probe>>::layout()) };
+                true
+            }
+            None => false,
+        }
+    }
 
     /// A kept probe counting into `spent` and `rest`: one counted
     /// reference and the husk.

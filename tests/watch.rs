@@ -235,6 +235,57 @@ fn events_outlive_the_stores_memory_of_them_and_the_store() {
     drop(held);
 }
 
+/// A writer reuses the memory of events its watchers are done with (the
+/// store's memory of its latest events: as many as its largest buffer,
+/// 2 here): every event still carries its own kind, name, type, object
+/// and revision, names longer and shorter than the last included, and a
+/// writer thread that ends frees what it kept (Miri checks the frees).
+#[test]
+fn reused_event_memory_carries_each_events_own_fields() {
+    let store: Store<u64> = Store::new();
+    let w = store.watch("a-kind", WatchOptions::new().buffer(2));
+    let other = store.watch("b", WatchOptions::new().buffer(1));
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            for v in 0..n(40) {
+                let name = "x".repeat(1 + (v as usize * 7) % 23);
+                store.set("a-kind", &name, v);
+                let ev = w.recv().unwrap();
+                assert_eq!(
+                    (
+                        ev.kind.as_str(),
+                        ev.name.as_str(),
+                        ev.event_type,
+                        *ev.object
+                    ),
+                    ("a-kind", name.as_str(), EventType::Create, v),
+                    "event {v}"
+                );
+                assert_eq!(ev.revision, store.revision());
+                seen.push(ev.revision);
+                drop(ev);
+                assert_eq!(store.delete("a-kind", &name).as_deref(), Some(&v));
+                let ev = w.recv().unwrap();
+                assert_eq!(
+                    (ev.event_type, ev.name.as_str()),
+                    (EventType::Delete, name.as_str())
+                );
+                store.set("b", "y", v);
+                let ev = other.recv().unwrap();
+                assert_eq!(
+                    (ev.kind.as_str(), ev.name.as_str(), *ev.object),
+                    ("b", "y", v)
+                );
+            }
+            assert!(seen.windows(2).all(|p| p[0] < p[1]));
+        })
+    };
+    writer.join().unwrap();
+    assert_eq!(store.list("b").len(), 1);
+}
+
 #[test]
 fn equal_values_make_no_event() {
     let store: Store<u32> = Store::new();

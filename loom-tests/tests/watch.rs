@@ -1,8 +1,11 @@
 //! loom models of the watch store's protocol: a subscription (with replay)
 //! racing writes, a cancel racing a writer blocked on that watcher, the
 //! in-band report of a loss at the tail (the published count of events
-//! offered against what the channel holds), and one event's references,
-//! taken in one add for its watchers, dropped on several threads. On the
+//! offered against what the channel holds), one event's references,
+//! taken in one add for its watchers, dropped on several threads, and the
+//! husk that keeps an event's memory after its watchers let go
+//! (`counter::Kept`: dropped or reclaimed, directly and through the
+//! store). On the
 //! real `rillet` code built with `--cfg loom` (the store's lock is the loom spin lock of `sync.rs`,
 //! its channels are the loom-built mpsc).
 //!
@@ -183,6 +186,28 @@ fn a_kept_value_is_spent_once_and_freed_once() {
         let r2 = r.clone();
         let a = thread::spawn(move || drop(r2));
         let b = thread::spawn(move || drop(husk));
+        drop(r);
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(spent.load(Ordering::Relaxed), 1, "spent once");
+        assert_eq!(rest.load(Ordering::Relaxed), 1, "the rest dropped once");
+    });
+}
+
+/// As above, with the husk let go through `Husk::reclaim` (a writer keeps
+/// the memory of an event its watchers are done with for its next event):
+/// the rest is taken once, by the husk only when it is last.
+#[test]
+fn a_reclaimed_husk_takes_the_rest_once() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::sync::Arc;
+    model(|| {
+        let spent = Arc::new(AtomicUsize::new(0));
+        let rest = Arc::new(AtomicUsize::new(0));
+        let (r, husk) = rillet::loom_kept::kept(spent.clone(), rest.clone());
+        let r2 = r.clone();
+        let a = thread::spawn(move || drop(r2));
+        let b = thread::spawn(move || rillet::loom_kept::reclaim(husk));
         drop(r);
         a.join().unwrap();
         b.join().unwrap();

@@ -119,13 +119,17 @@
 //!   events were made as its largest watcher buffer (at most 1024), and
 //!   the writer that pushes it out frees it after its lock. A watcher that
 //!   keeps up is done with an event by then, so its memory goes back to
-//!   the allocator's cache of a writer's thread, which allocates the next
-//!   events, instead of a watcher's. In the 4-writer, 8-watcher flow on
-//!   two CPUs the writers spent a third of their time allocating before
-//!   (every allocation came from the allocator's shared lists: the frees
-//!   had gone to the watchers' caches); with the store's memory of its
-//!   events, a probe of that flow in turns with the build before, medians
-//!   of 11 runs: 12.8 -> 15.8 M events/s (the baseline 7.8).
+//!   the writer's thread, which allocates the next events, instead of a
+//!   watcher's. In the 4-writer, 8-watcher flow on two CPUs the writers
+//!   spent a third of their time allocating before (every allocation came
+//!   from the allocator's shared lists: the frees had gone to the
+//!   watchers' caches); with the store's memory of its events, a probe of
+//!   that flow in turns with the build before, medians of 11 runs: 12.8
+//!   -> 15.8 M events/s (the baseline 7.8). The writer that pushes such
+//!   an event out keeps its memory and names for the next event it makes
+//!   (one per thread, freed when the thread ends): an event is then one
+//!   allocation, its value's, instead of four (medians of 15, 14.0 ->
+//!   15.4; one writer alone 15.9 -> 17.2).
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -139,6 +143,7 @@ use crate::counter::{ChanRef, Husk, Kept, Spend};
 use crate::Overflow;
 use std::fmt;
 use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// What happened to an entry.
@@ -241,8 +246,53 @@ impl<T> Event<T> {
         object: Arc<T>,
         revision: u64,
     ) -> (Self, Husk<EventData<T>>) {
+        let layout = ChanRef::<Kept<EventData<T>>>::layout();
+        if let Some(mut spare) = Spare::take(layout) {
+            spare.kind.clear();
+            spare.kind.push_str(kind);
+            spare.name.clear();
+            spare.name.push_str(name);
+            let (mem, kind, name) = spare.into_parts();
+            let data = EventData {
+                kind,
+                name,
+                event_type,
+                object,
+                revision,
+            };
+            // SAFETY: a spare's memory is ours, allocated with its layout
+            // (which `Spare::take` checked is this one), and holds nothing.
+            let (ev, husk) = unsafe { ChanRef::kept_in(mem, data) };
+            return (Event(ev), husk);
+        }
         let (ev, husk) = ChanRef::kept(Self::data(kind, name, event_type, object, revision));
         (Event(ev), husk)
+    }
+
+    /// Lets go of an event's husk (see `kept`): if its watchers are done
+    /// with it, its memory and names become this thread's spare, for the
+    /// next event this thread makes, instead of being freed.
+    fn release(husk: Husk<EventData<T>>) {
+        let layout = ChanRef::<Kept<EventData<T>>>::layout();
+        // SAFETY: the closure moves both names out, and the other fields
+        // need no drop (the object was dropped by the spend, the rest is
+        // `Copy`).
+        let reclaimed = unsafe {
+            husk.reclaim(|data| {
+                (
+                    std::ptr::read(std::ptr::addr_of!((*data).kind)),
+                    std::ptr::read(std::ptr::addr_of!((*data).name)),
+                )
+            })
+        };
+        if let Some((mem, (kind, name))) = reclaimed {
+            Spare::put(Spare {
+                mem,
+                layout,
+                kind,
+                name,
+            });
+        }
     }
 
     /// The fields, while no one else holds the event.
@@ -255,6 +305,55 @@ impl<T> Event<T> {
     fn into_copies(self, n: usize) -> impl Iterator<Item = Event<T>> {
         let others = self.0.share(n.saturating_sub(1)).map(Event);
         others.chain((n > 0).then_some(self))
+    }
+}
+
+/// The memory of an event whose watchers are done with it, and its kind
+/// and name (with their capacity), kept by the thread that let go of its
+/// husk for the next event it makes: a writer then builds an event with
+/// one allocation (its value's) instead of four, and frees none. One per
+/// thread. Its memory's layout is the same for every `T` (an event holds
+/// its object through an `Arc`), and is checked before reuse.
+struct Spare {
+    mem: NonNull<u8>,
+    layout: std::alloc::Layout,
+    kind: String,
+    name: String,
+}
+
+std::thread_local! {
+    static SPARE: std::cell::Cell<Option<Spare>> = const { std::cell::Cell::new(None) };
+}
+
+impl Spare {
+    /// This thread's spare, if it has one of `layout`.
+    fn take(layout: std::alloc::Layout) -> Option<Spare> {
+        let spare = SPARE.try_with(|s| s.take()).ok().flatten()?;
+        (spare.layout == layout).then_some(spare)
+    }
+
+    /// Keeps `spare` as this thread's (the one it replaces is freed;
+    /// while the thread ends, `spare` is).
+    fn put(spare: Spare) {
+        let _ = SPARE.try_with(|s| s.replace(Some(spare)));
+    }
+
+    /// The memory and the names; the memory is then the caller's to free.
+    fn into_parts(self) -> (NonNull<u8>, String, String) {
+        let mut me = std::mem::ManuallyDrop::new(self);
+        (
+            me.mem,
+            std::mem::take(&mut me.kind),
+            std::mem::take(&mut me.name),
+        )
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        // SAFETY: the memory is ours, allocated with `layout`, and holds
+        // nothing that needs dropping (see `Husk::reclaim`).
+        unsafe { std::alloc::dealloc(self.mem.as_ptr(), self.layout) }
     }
 }
 

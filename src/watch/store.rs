@@ -402,7 +402,9 @@ impl<T: Send + Sync + 'static> Store<T> {
             panic
         };
         drop(guard);
-        drop(pushed_out);
+        if let Some(husk) = pushed_out {
+            Event::release(husk);
+        }
         drop(replaced);
         if let Some(p) = panic {
             resume_unwind(p);
@@ -458,7 +460,9 @@ impl<T: Send + Sync + 'static> Store<T> {
             st.kinds.remove(kind);
         }
         drop(guard);
-        drop(pushed_out);
+        if let Some(husk) = pushed_out {
+            Event::release(husk);
+        }
         if let Some(p) = panic {
             resume_unwind(p);
         }
