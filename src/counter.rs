@@ -13,7 +13,7 @@
 //! clone's increment and two decrements.
 
 use crate::chan::Core;
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -289,11 +289,16 @@ impl<T> ChanRef<T> {
 /// (Spend::drop_spent) the rest, which is only memory. A [`Husk`] holds
 /// the rest (see [`Kept`]).
 pub(crate) trait Spend {
-    /// Drops the parts of `*this` whose drop its users can observe.
+    /// Memory a spend may leave for the husk (to reuse, or to free with
+    /// the rest), taken from the parts it dropped.
+    type Left;
+
+    /// Drops the parts of `*this` whose drop its users can observe; may
+    /// leave some of their memory.
     ///
     /// # Safety
     /// `this` is valid, nothing else reaches it, and it was not spent.
-    unsafe fn spend(this: *mut Self);
+    unsafe fn spend(this: *mut Self) -> Option<Self::Left>;
 
     /// Drops the rest of `*this`, after [`spend`](Spend::spend).
     ///
@@ -314,7 +319,10 @@ pub(crate) trait Spend {
 /// drops it a while later on a writer's thread: by then the watchers are
 /// usually done, and the allocations go back to the writer's cache. The
 /// value's own drop (the event's object, a user's `T`) still happens
-/// when its last user lets go: only memory waits for the husk.
+/// when its last user lets go: only memory waits for the husk, and the
+/// husk may hand it back for reuse ([`Husk::reclaim`]), with what the
+/// spend left ([`Spend::Left`]: the memory of the object's `Arc`, if the
+/// event held its last reference).
 ///
 /// `holders` counts the two parties that may free the allocation: the
 /// counted references (as one) and the husk. Each lets go once: the
@@ -322,12 +330,30 @@ pub(crate) trait Spend {
 /// value; the husk when dropped. Whoever lets go last frees; one that
 /// finds the count at 1 is last without a read-modify-write (the other
 /// party let go and cannot come back).
-pub(crate) struct Kept<V> {
+pub(crate) struct Kept<V: Spend> {
     holders: AtomicUsize,
+    /// What the spend left: written by the last counted reference before
+    /// it lets go, taken by the husk (or freed by whoever is last) after.
+    left: LeftCell<V::Left>,
     value: V,
 }
 
-impl<V> Deref for Kept<V> {
+/// [`Kept::left`]: never reached by two threads at once (the holders
+/// count orders the write before the read).
+struct LeftCell<L>(UnsafeCell<Option<L>>);
+
+// SAFETY: one thread at a time (see above), ordered by the holders
+// count's release and acquire; the memory moves between threads as an
+// `Arc`'s does, so `L: Send`.
+unsafe impl<L: Send> Sync for LeftCell<L> {}
+
+impl<L> LeftCell<L> {
+    fn empty() -> Self {
+        LeftCell(UnsafeCell::new(None))
+    }
+}
+
+impl<V: Spend> Deref for Kept<V> {
     type Target = V;
     #[inline(always)]
     fn deref(&self) -> &V {
@@ -335,7 +361,7 @@ impl<V> Deref for Kept<V> {
     }
 }
 
-impl<V> Kept<V> {
+impl<V: Spend> Kept<V> {
     /// The value, while nobody else can reach it.
     pub(crate) fn get_mut(&mut self) -> &mut V {
         &mut self.value
@@ -348,7 +374,7 @@ impl<V> Kept<V> {
 ///
 /// # Safety
 /// The allocation is alive for `'a`.
-unsafe fn holders_of<'a, V>(ptr: NonNull<Counts<Kept<V>>>) -> &'a AtomicUsize {
+unsafe fn holders_of<'a, V: Spend>(ptr: NonNull<Counts<Kept<V>>>) -> &'a AtomicUsize {
     // SAFETY: alive, as the caller says; the field is only ever reached
     // through shared references (it is atomic).
     unsafe { &*std::ptr::addr_of!((*ptr.as_ptr()).value.holders) }
@@ -360,6 +386,7 @@ impl<V: Spend> ChanRef<Kept<V>> {
     pub(crate) fn kept(value: V) -> (Self, Husk<V>) {
         let ptr = Self::alloc(1, Self::spend_last, || Kept {
             holders: AtomicUsize::new(2),
+            left: LeftCell::empty(),
             value,
         });
         Self::kept_at(ptr)
@@ -387,6 +414,7 @@ impl<V: Spend> ChanRef<Kept<V>> {
                 last: Self::spend_last,
                 value: Kept {
                     holders: AtomicUsize::new(2),
+                    left: LeftCell::empty(),
                     value,
                 },
             })
@@ -411,6 +439,7 @@ impl<V: Spend> ChanRef<Kept<V>> {
     pub(crate) fn unkept(value: V) -> Self {
         ChanRef::new(Kept {
             holders: AtomicUsize::new(1),
+            left: LeftCell::empty(),
             value,
         })
     }
@@ -452,7 +481,9 @@ impl<V: Spend> ChanRef<Kept<V>> {
         let go = LetGo(ptr);
         // SAFETY: the last counted reference: no user reaches the value,
         // and the husk never reads it; spent once, here.
-        unsafe { V::spend(std::ptr::addr_of_mut!((*ptr.as_ptr()).value.value)) };
+        let left = unsafe { V::spend(std::ptr::addr_of_mut!((*ptr.as_ptr()).value.value)) };
+        // SAFETY: the husk reaches the cell only after we let go (below).
+        unsafe { (*ptr.as_ptr()).value.left.0.with_mut(|p| *p = left) };
         drop(go);
     }
 }
@@ -474,16 +505,17 @@ unsafe impl<V: Spend + Send + Sync> Sync for Husk<V> {}
 impl<V: Spend> Husk<V> {
     /// Lets go, as dropping it does; but if the counted references let go
     /// first (so the value is spent), keeps the allocation instead of
-    /// freeing it: `take` moves the rest of the spent value out, and the
-    /// memory comes back, ours, for [`ChanRef::kept_in`]. `None` when the
-    /// counted references still hold it (the last of them frees it).
+    /// freeing it: `take` moves the rest of the spent value out (and gets
+    /// what the spend left), and the memory comes back, ours, for
+    /// [`ChanRef::kept_in`]. `None` when the counted references still hold
+    /// it (the last of them frees it).
     ///
     /// # Safety
     /// `take` leaves nothing in the value that needs dropping (it moves or
     /// drops the rest), and does not read the spent parts.
     pub(crate) unsafe fn reclaim<R>(
         self,
-        take: impl FnOnce(*mut V) -> R,
+        take: impl FnOnce(*mut V, Option<V::Left>) -> R,
     ) -> Option<(NonNull<u8>, R)> {
         let husk = std::mem::ManuallyDrop::new(self);
         // SAFETY: the allocation is alive while we hold it.
@@ -492,7 +524,11 @@ impl<V: Spend> Husk<V> {
         if holders.load(Ordering::Acquire) == 1 || holders.fetch_sub(1, Ordering::AcqRel) == 1 {
             // SAFETY: both let go: the allocation is ours, the value
             // spent; `take` empties its rest, as the caller says.
-            let taken = unsafe { take(std::ptr::addr_of_mut!((*husk.ptr.as_ptr()).value.value)) };
+            let taken = unsafe {
+                let kept = std::ptr::addr_of_mut!((*husk.ptr.as_ptr()).value);
+                let left = (*kept).left.0.with_mut(|p| (*p).take());
+                take(std::ptr::addr_of_mut!((*kept).value), left)
+            };
             return Some((husk.ptr.cast(), taken));
         }
         None
@@ -508,7 +544,9 @@ impl<V: Spend> Husk<V> {
         // SAFETY: nothing else holds the allocation; the value was spent,
         // so only its rest is dropped; made with this layout.
         unsafe {
-            V::drop_spent(std::ptr::addr_of_mut!((*ptr.as_ptr()).value.value));
+            let kept = std::ptr::addr_of_mut!((*ptr.as_ptr()).value);
+            V::drop_spent(std::ptr::addr_of_mut!((*kept).value));
+            (*kept).left.0.with_mut(|p| std::ptr::drop_in_place(p));
             std::alloc::dealloc(ptr.as_ptr().cast(), layout);
         }
     }
@@ -696,12 +734,15 @@ pub mod loom_kept {
     }
 
     impl Spend for Probe {
-        unsafe fn spend(this: *mut Self) {
+        type Left = ();
+
+        unsafe fn spend(this: *mut Self) -> Option<()> {
             // SAFETY: as the trait says: valid, ours alone, not spent.
             unsafe {
                 (*this).spent.fetch_add(1, Ordering::Relaxed);
                 std::ptr::drop_in_place(std::ptr::addr_of_mut!((*this).spent));
             }
+            Some(())
         }
 
         unsafe fn drop_spent(this: *mut Self) {
@@ -725,7 +766,7 @@ pub mod loom_kept {
     pub fn reclaim(husk: ProbeHusk) -> bool {
         // SAFETY: the closure drops the rest (counting it), and reads no
         // spent part.
-        let reclaimed = unsafe { husk.0.reclaim(|p| Probe::drop_spent(p)) };
+        let reclaimed = unsafe { husk.0.reclaim(|p, _| Probe::drop_spent(p)) };
         match reclaimed {
             Some((mem, ())) => {
                 // SAFETY: ours, allocated with this layout, holding nothing.

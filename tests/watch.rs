@@ -286,6 +286,59 @@ fn reused_event_memory_carries_each_events_own_fields() {
     assert_eq!(store.list("b").len(), 1);
 }
 
+/// A value the last event drops while a `Weak` to it is held is dropped
+/// as an `Arc`'s would be: the weak reference no longer upgrades (the
+/// store reuses the memory of an event's value only when nothing else
+/// can reach it).
+#[test]
+fn a_weak_reference_to_an_object_sees_it_go() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let store: Store<Counted> = Store::new();
+    let w = store.watch("k", WatchOptions::new().buffer(1));
+    store.set("k", "a", Counted(1, drops.clone()));
+    let ev = w.recv().unwrap();
+    store.delete("k", "a");
+    let weak = Arc::downgrade(&ev.object);
+    drop(ev);
+    // The delete event holds it still.
+    assert!(weak.upgrade().is_some());
+    let deleted = w.recv().unwrap();
+    drop(deleted);
+    assert!(weak.upgrade().is_none());
+    assert_eq!(drops.load(Ordering::Relaxed), 1);
+    // More changes push the events out of the store's memory and reuse
+    // what they can.
+    for v in 2..n(20) {
+        store.set("k", "a", Counted(v, drops.clone()));
+        assert_eq!(w.recv().unwrap().object.0, v);
+    }
+    drop((w, store));
+    assert_eq!(drops.load(Ordering::Relaxed) as u64, n(20) - 1);
+}
+
+/// Stores of values of different sizes, written on one thread: each
+/// value is built in memory of its own size (the thread's spare is
+/// reused only for a value of the same size and alignment).
+#[test]
+fn stores_of_different_value_types_on_one_thread() {
+    let small: Store<u8> = Store::new();
+    let large: Store<String> = Store::new();
+    let ws = small.watch("k", WatchOptions::new().buffer(1));
+    let wl = large.watch("k", WatchOptions::new().buffer(1));
+    for v in 0..n(30) {
+        small.set("k", "a", v as u8);
+        large.set("k", "a", format!("value {v}"));
+        assert_eq!(*ws.recv().unwrap().object, v as u8);
+        assert_eq!(*wl.recv().unwrap().object, format!("value {v}"));
+        if v % 3 == 0 {
+            small.delete("k", "a");
+            large.delete("k", "a");
+            assert_eq!(ws.recv().unwrap().event_type, EventType::Delete);
+            assert_eq!(*wl.recv().unwrap().object, format!("value {v}"));
+        }
+    }
+}
+
 #[test]
 fn equal_values_make_no_event() {
     let store: Store<u32> = Store::new();

@@ -345,7 +345,7 @@ impl<T: Send + Sync + 'static> Store<T> {
         // a hint: a watch registered meanwhile gets its event built under
         // the lock). With no watcher, a `set` cost 1.3 times a
         // `Mutex<HashMap>`'s insert, four allocations against two.
-        let object = Arc::new(value);
+        let object = super::new_object(value);
         let ev = (self.shared.watching.load(Ordering::Relaxed) != 0)
             .then(|| Event::kept(kind, name, EventType::Create, object.clone(), 0));
         let mut guard = self.shared.state.lock();
