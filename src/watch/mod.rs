@@ -114,8 +114,8 @@
 //!   was already delivered, then `Closed` (iteration ends).
 //! - An event's object drops when the event's last holder lets it go (and
 //!   the entry no longer holds it), as with an `Arc`. The event's own
-//!   memory (the event, its kind and its name, about 160 bytes plus the
-//!   name) is freed a while later: the store keeps it until as many later
+//!   memory (the event, its kind and its name: 128 bytes and two small
+//!   allocations, about 200 bytes with short names) is freed a while later: the store keeps it until as many later
 //!   events were made as its largest watcher buffer (at most 1024), and
 //!   the writer that pushes it out frees it after its lock. A watcher that
 //!   keeps up is done with an event by then, so its memory goes back to

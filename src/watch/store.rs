@@ -71,8 +71,8 @@ struct State<T> {
     keep: usize,
 }
 
-/// The most husks a store keeps (about 160 bytes each, plus the event's
-/// name: the events' memory, not their objects).
+/// The most husks a store keeps (about 200 bytes each with short names:
+/// the events' memory, not their objects).
 const KEEP_MAX: usize = 1024;
 
 impl<T> State<T> {
