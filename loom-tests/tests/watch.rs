@@ -170,22 +170,22 @@ fn an_event_shared_by_two_watchers_is_freed_once() {
 }
 
 /// The husk of a kept event (`counter::Kept`): two counted references and
-/// the husk let go on three threads in every order. The value is spent
-/// once (its user-visible part dropped when the last counted reference
-/// goes, whether or not the husk still holds the allocation) and its rest
-/// dropped once, by whichever party lets go last; neither twice, neither
-/// never (loom also reports the probe's `Arc`s leaked).
-#[test]
-fn a_kept_value_is_spent_once_and_freed_once() {
+/// the husk let go on three threads in every order, the husk through
+/// `let_go`. The value is spent once (its user-visible part dropped when
+/// the last counted reference goes, whether or not the husk still holds
+/// the allocation) and its rest dropped once, by whichever party lets go
+/// last; neither twice, neither never (loom also reports the probe's
+/// `Arc`s leaked).
+fn kept_value_let_go_on_three_threads(let_go: fn(rillet::loom_kept::ProbeHusk)) {
     use loom::sync::atomic::{AtomicUsize, Ordering};
     use loom::sync::Arc;
-    model(|| {
+    model(move || {
         let spent = Arc::new(AtomicUsize::new(0));
         let rest = Arc::new(AtomicUsize::new(0));
         let (r, husk) = rillet::loom_kept::kept(spent.clone(), rest.clone());
         let r2 = r.clone();
         let a = thread::spawn(move || drop(r2));
-        let b = thread::spawn(move || drop(husk));
+        let b = thread::spawn(move || let_go(husk));
         drop(r);
         a.join().unwrap();
         b.join().unwrap();
@@ -194,25 +194,19 @@ fn a_kept_value_is_spent_once_and_freed_once() {
     });
 }
 
-/// As above, with the husk let go through `Husk::reclaim` (a writer keeps
-/// the memory of an event its watchers are done with for its next event):
-/// the rest is taken once, by the husk only when it is last.
+/// The husk dropped.
+#[test]
+fn a_kept_value_is_spent_once_and_freed_once() {
+    kept_value_let_go_on_three_threads(drop);
+}
+
+/// The husk let go through `Husk::reclaim` (a writer keeps the memory of
+/// an event its watchers are done with for its next event): the rest is
+/// taken by the husk only when it is last.
 #[test]
 fn a_reclaimed_husk_takes_the_rest_once() {
-    use loom::sync::atomic::{AtomicUsize, Ordering};
-    use loom::sync::Arc;
-    model(|| {
-        let spent = Arc::new(AtomicUsize::new(0));
-        let rest = Arc::new(AtomicUsize::new(0));
-        let (r, husk) = rillet::loom_kept::kept(spent.clone(), rest.clone());
-        let r2 = r.clone();
-        let a = thread::spawn(move || drop(r2));
-        let b = thread::spawn(move || rillet::loom_kept::reclaim(husk));
-        drop(r);
-        a.join().unwrap();
-        b.join().unwrap();
-        assert_eq!(spent.load(Ordering::Relaxed), 1, "spent once");
-        assert_eq!(rest.load(Ordering::Relaxed), 1, "the rest dropped once");
+    kept_value_let_go_on_three_threads(|husk| {
+        rillet::loom_kept::reclaim(husk);
     });
 }
 
