@@ -115,16 +115,19 @@ pub(crate) fn send_slow<T, S: Sending<T>>(
         mode
     };
     let mut pending = Some(msg);
-    let outcome = park::block_on(&[s.send_queue()], deadline, s.spin_on_send(), || {
-        match s.try_send_as(pending.take()?, retry) {
+    let outcome = park::block_on(
+        &[s.send_queue()],
+        deadline,
+        s.spin_on_send().into(),
+        || match s.try_send_as(pending.take()?, retry) {
             Ok(()) => Some(Ok(())),
             Err(TrySendError::Closed(m)) => Some(Err(SendTimeoutError::Closed(m))),
             Err(TrySendError::Full(m)) => {
                 pending = Some(m);
                 None
             }
-        }
-    });
+        },
+    );
     match (outcome, pending) {
         (Some(result), _) => result,
         (None, Some(m)) => Err(SendTimeoutError::Timeout(m)),
@@ -518,6 +521,11 @@ pub(crate) trait Receiving {
     fn spin_on_recv(&self) -> bool {
         true
     }
+    /// How a blocked receiver waits before it parks (`spin_on_recv`,
+    /// unless the kind says more).
+    fn recv_pace(&self) -> park::Pace {
+        self.spin_on_recv().into()
+    }
     /// Runs once when a receive is about to wait.
     fn before_recv_wait(&self) {}
 }
@@ -553,7 +561,7 @@ fn recv_slow<R: Receiving, M>(
     park::block_on(
         &[r.recv_queue()],
         deadline,
-        r.spin_on_recv(),
+        r.recv_pace(),
         || match attempt() {
             Err(e) if e.is_empty() => None,
             other => Some(other),

@@ -191,7 +191,7 @@ impl<T> Handoff<T> {
     ) -> Offered<T> {
         self.offer(msg);
         queue.set_offer();
-        let outcome = park::block_on(&[queue], deadline, spin, || {
+        let outcome = park::block_on(&[queue], deadline, spin.into(), || {
             let mut state = self.state();
             if state == TAKING {
                 // The receiver is moving our message into the ring, a

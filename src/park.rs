@@ -643,6 +643,15 @@ const SINGLE_CORE_YIELD_STEPS: u32 = 64;
 /// threads share the channel than there are CPUs (kept at 8: 64 measured no
 /// better there, broadcast 1->4 on 2 CPUs).
 const CROWDED_YIELD_STEPS: u32 = 8;
+/// Yields before parking for a quiet receiver ([`Pace::Quiet`]). The watch
+/// store's watchers parked after 8, about 200 times each in a run of the
+/// 4-writer, 8-watcher flow on two CPUs, and each park's membarrier
+/// interrupts the other CPU, often a writer holding the store's lock (the
+/// other writers then sleep on it: the flow's slow runs). With 64: probe
+/// of the flow, 12 runs each, median 16.0 -> 18.5 M events/s; with 256,
+/// 19.0 and fewer slow runs. As [`YIELD_STEPS`]: about 40 us when nothing
+/// else runs, then the watcher parks.
+const QUIET_YIELD_STEPS: u32 = 256;
 
 /// `true` when this process may run on one CPU only (`taskset -c 0`, a
 /// one-core container): spinning cannot help there.
@@ -697,7 +706,7 @@ fn expired(deadline: Option<Instant>) -> bool {
 pub(crate) fn block_on<R>(
     queues: &[&WaitQueue],
     deadline: Option<Instant>,
-    spin: bool,
+    pace: Pace,
     mut attempt: impl FnMut() -> Option<R>,
 ) -> Option<R> {
     // Every outcome acts on the one queue it waited on: nothing to pass on
@@ -707,7 +716,7 @@ pub(crate) fn block_on<R>(
         queues,
         None,
         deadline,
-        spin,
+        pace,
         || attempt().map(|r| (Some(0), r)),
         |_| unreachable!("nothing to claim without offers"),
     )
@@ -729,7 +738,7 @@ pub(crate) fn block_on_any<R>(
     queues: &[&WaitQueue],
     offers: Option<&dyn Offers>,
     deadline: Option<Instant>,
-    spin: bool,
+    pace: Pace,
     mut attempt: impl FnMut() -> Option<(Option<usize>, R)>,
     mut claimed: impl FnMut(usize) -> (Option<usize>, R),
 ) -> Option<R> {
@@ -743,7 +752,7 @@ pub(crate) fn block_on_any<R>(
     // 1), and on one CPU a `try_send` loop polled through 64 time slices,
     // 90 ms, before it could reach a waiting receiver.
     if offers.is_none() {
-        match spin_then_yield(deadline, spin, &mut attempt) {
+        match spin_then_yield(deadline, pace, &mut attempt) {
             Spun::Done((_, r)) => return Some(r),
             Spun::Expired => return None,
             Spun::Park => {}
@@ -790,7 +799,7 @@ pub(crate) fn block_on_any<R>(
     // (to the protocol, a park that returned at once, as a spurious
     // wake-up may). Not under loom, like `spin_then_yield`.
     let (spin_polls, yield_steps) = if offers.is_some() && !cfg!(loom) {
-        stages(spin)
+        stages(pace)
     } else {
         (0, 0)
     };
@@ -813,7 +822,7 @@ pub(crate) fn block_on_any<R>(
             if expired(deadline) {
                 break commit(None);
             }
-            paused = pause(paused, spin_polls, yield_steps, spin);
+            paused = pause(paused, spin_polls, yield_steps, pace);
             continue;
         }
         match deadline {
@@ -907,13 +916,13 @@ enum Spun<R> {
 #[inline]
 fn spin_then_yield<R>(
     deadline: Option<Instant>,
-    spin: bool,
+    pace: Pace,
     attempt: &mut impl FnMut() -> Option<R>,
 ) -> Spun<R> {
     if cfg!(loom) {
         return Spun::Park;
     }
-    let (spin_polls, yield_steps) = stages(spin);
+    let (spin_polls, yield_steps) = stages(pace);
     let mut step = 0;
     // On one CPU, yield before the first attempt: every caller has just
     // tried, and nothing can have changed since unless this thread was
@@ -940,7 +949,7 @@ fn spin_then_yield<R>(
             }
             return Spun::Park;
         }
-        step = pause(step, spin_polls, yield_steps, spin);
+        step = pause(step, spin_polls, yield_steps, pace);
     }
 }
 
@@ -949,14 +958,14 @@ fn spin_then_yield<R>(
 /// yield (then the waiter looks once more and parks). A yield that ran
 /// another thread may be followed by a nap. See [`timed_yield`]; crowded
 /// waiters and one CPU only yield.
-fn pause(step: u32, spin_polls: u32, yield_steps: u32, spin: bool) -> u32 {
+fn pause(step: u32, spin_polls: u32, yield_steps: u32, pace: Pace) -> u32 {
     if step < spin_polls {
         // Poll at a constant, short interval: we wait for a store to a
         // line we only read, so polling costs the other side nothing, and
         // a long pause would only add latency.
         crate::sync::spin_loop();
         step + 1
-    } else if spin && !single_core() {
+    } else if pace == Pace::Spin && !single_core() {
         match timed_yield() {
             Yielded::Slow => spin_polls + yield_steps,
             Yielded::Switched => {
@@ -971,13 +980,40 @@ fn pause(step: u32, spin_polls: u32, yield_steps: u32, spin: bool) -> u32 {
     }
 }
 
+/// How a wait uses its CPU before it parks (see [`block_on`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Pace {
+    /// Spin, then yield: the thread it waits for probably runs on another
+    /// CPU.
+    Spin,
+    /// Only yield, a few times: more threads share the channel than there
+    /// are CPUs.
+    Crowded,
+    /// Only yield, for longer: a quiet receiver (the watch store's
+    /// watchers, see `spsc::Builder::build_with`).
+    Quiet,
+}
+
+impl From<bool> for Pace {
+    /// `true`: [`Pace::Spin`]; `false`: [`Pace::Crowded`].
+    fn from(spin: bool) -> Pace {
+        if spin {
+            Pace::Spin
+        } else {
+            Pace::Crowded
+        }
+    }
+}
+
 /// How many polls (one spin hint apart) and then yields a wait makes
-/// before it parks (see the constants; `spin` as for [`block_on`]).
-fn stages(spin: bool) -> (u32, u32) {
+/// before it parks (see the constants).
+fn stages(pace: Pace) -> (u32, u32) {
     if single_core() {
         (0, SINGLE_CORE_YIELD_STEPS)
-    } else if !spin {
+    } else if pace == Pace::Crowded {
         (0, CROWDED_YIELD_STEPS)
+    } else if pace == Pace::Quiet {
+        (0, QUIET_YIELD_STEPS)
     } else if spin_futile() {
         (0, YIELD_STEPS)
     } else {

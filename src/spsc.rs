@@ -329,7 +329,8 @@ impl Builder {
     /// [`build`](Self::build), with a receiver that never spins while it
     /// waits when `quiet`: it pauses for a batch by yielding
     /// (`park::pause_quietly`), and does not poll before it yields and
-    /// parks. For a receiver that is one of many threads waiting on the
+    /// parks, and it yields longer before it parks (`park::Pace::Quiet`).
+    /// For a receiver that is one of many threads waiting on the
     /// same producers (the watch store's watchers): on a
     /// machine with fewer CPUs than threads, a spinning watcher takes the
     /// CPU from the writer it waits for (with spinning watchers, a third
@@ -1919,8 +1920,14 @@ impl<T> Receiving for Receiver<T> {
         &self.chan.recv_waiters
     }
 
-    fn spin_on_recv(&self) -> bool {
-        !self.chan.shared.quiet
+    /// A quiet receiver (see `Builder::build_with`) never spins, and
+    /// yields longer before it parks (`park::Pace::Quiet`).
+    fn recv_pace(&self) -> park::Pace {
+        if self.chan.shared.quiet {
+            park::Pace::Quiet
+        } else {
+            park::Pace::Spin
+        }
     }
 
     fn before_recv_wait(&self) {

@@ -144,7 +144,7 @@ impl<T> Packet<T> {
             &[],
             None,
             deadline,
-            true,
+            park::Pace::Spin,
             || (self.state.load(Ordering::Acquire) != WAITING).then_some((None, ())),
             |_| unreachable!("a sender registers no offer"),
         )
@@ -724,7 +724,7 @@ impl<T> Zero<T> {
             &[],
             None,
             None,
-            true,
+            park::Pace::Spin,
             || (!self.claimed.load(Ordering::Acquire)).then_some((None, ())),
             |_| unreachable!("no offers registered"),
         );

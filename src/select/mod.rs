@@ -851,7 +851,7 @@ fn wait_ready(
             &queues,
             offers,
             wake_at,
-            true,
+            park::Pace::Spin,
             || pick(cases, biased).map(|i| (queue_of[i], i)),
             // A partner completed case `i` for us.
             |i| (queue_of[i], i),

@@ -52,11 +52,13 @@
 //! slot with a locked instruction, each delivery waited for the previous
 //! one's stores to reach the watchers' cache lines; the SPSC channel made
 //! the 4-writer, 8-watcher flow about 1.2x faster. Its receiver is
-//! *quiet*: a watch waiting for an event never spins; it yields a few
-//! times, then parks. A store usually has more watchers than the machine
-//! has CPUs, and a spinning watcher takes the CPU from the writer it waits
-//! for: with spinning watchers, a third of the CPU of that flow on two CPUs
-//! went to watchers pausing for a batch of events. Every event offered to
+//! *quiet*: a watch waiting for an event never spins; it yields (up to
+//! 256 times, about 40 us when nothing else runs: a park costs the other
+//! CPU an interrupt, see `park::Pace::Quiet`), then parks. A store
+//! usually has more watchers than the machine has CPUs, and a spinning
+//! watcher takes the CPU from the writer it waits for: with spinning
+//! watchers, a third of the CPU of that flow on two CPUs went to
+//! watchers pausing for a batch of events. Every event offered to
 //! it carries the watcher's own sequence number. A channel's `dropped()` is a total, not a
 //! position, so the watch finds its losses from the numbers instead: an
 //! event whose number skips ahead reports `Lagged(skipped)` first (and is
