@@ -906,6 +906,42 @@ fn a_panicking_drop_leaves_the_store_usable() {
     assert_eq!(w.recv().unwrap().object.0, 2);
 }
 
+/// A value whose drop panics, dropped by the last event that holds it (the
+/// watcher's drop of that event drops the value in place, and the store
+/// keeps the event's memory): the panic reaches the watcher's drop, the
+/// event's memory is still freed once (Miri checks), and the store goes on.
+#[test]
+fn a_panicking_drop_in_the_last_event_leaves_the_store_usable() {
+    #[derive(Debug, PartialEq)]
+    struct Bomb(u64);
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            if self.0 == 13 && !thread::panicking() {
+                panic!("boom");
+            }
+        }
+    }
+    let store: Store<Bomb> = Store::new();
+    let w = store.watch("k", WatchOptions::new().buffer(4));
+    store.set("k", "a", Bomb(13));
+    store.delete("k", "a");
+    let created = w.recv().unwrap();
+    drop(created); // the delete event still holds the bomb
+    let deleted = w.recv().unwrap();
+    assert_eq!(deleted.event_type, EventType::Delete);
+    let r = catch_unwind(AssertUnwindSafe(|| drop(deleted)));
+    assert!(
+        r.is_err(),
+        "the value's panic reaches the last event's drop"
+    );
+    // More changes push the event's memory out of the store's memory.
+    for v in 0..n(10) {
+        store.set("k", "a", Bomb(v));
+        assert_eq!(w.recv().unwrap().object.0, v);
+    }
+    assert_eq!(store.get("k", "a").as_deref(), Some(&Bomb(n(10) - 1)));
+}
+
 #[test]
 fn a_watch_works_in_select() {
     let store: Store<u64> = Store::new();
