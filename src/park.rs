@@ -699,9 +699,11 @@ fn expired(deadline: Option<Instant>) -> bool {
 /// closed), and must read the channel state fresh (it runs after the heavy
 /// barrier).
 ///
-/// `spin`: spin before yielding. A caller that knows the thread it waits
-/// for is probably not running (more threads on the channel than CPUs)
-/// passes `false`: then only yielding can help it.
+/// `pace`: [`Pace::Spin`] spins before yielding. A caller that knows the
+/// thread it waits for is probably not running (more threads on the
+/// channel than CPUs) passes [`Pace::Crowded`]: then only yielding can
+/// help it; a quiet receiver passes [`Pace::Quiet`] (only yielding, for
+/// longer).
 #[inline]
 pub(crate) fn block_on<R>(
     queues: &[&WaitQueue],

@@ -63,7 +63,7 @@ struct State<T> {
     /// allocations go back to a writer's allocator cache instead of a
     /// watcher's (4 writers and 8 watchers on two CPUs: the writers spent
     /// a third of their time allocating, the watchers a tenth freeing;
-    /// see `Store::set` for the numbers).
+    /// the `watch` module's decisions give the numbers).
     husks: VecDeque<Husk<EventData<T>>>,
     /// How many husks to keep: the largest buffer of the store's
     /// watchers (a watcher that keeps up is at most that many events
