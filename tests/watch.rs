@@ -871,17 +871,20 @@ fn a_panicking_compare_leaves_the_store_usable() {
     assert_eq!(store.revision(), 2);
 }
 
-#[test]
-fn a_panicking_drop_leaves_the_store_usable() {
-    #[derive(Debug, PartialEq)]
-    struct Bomb(u64);
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            if self.0 == 13 && !thread::panicking() {
-                panic!("boom");
-            }
+/// A value whose drop panics when it is 13 (and not already unwinding).
+#[derive(Debug, PartialEq)]
+struct Bomb(u64);
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.0 == 13 && !thread::panicking() {
+            panic!("boom");
         }
     }
+}
+
+#[test]
+fn a_panicking_drop_leaves_the_store_usable() {
     let store: Store<Bomb> = Store::new();
     let w = store.watch(
         "k",
@@ -912,15 +915,6 @@ fn a_panicking_drop_leaves_the_store_usable() {
 /// event's memory is still freed once (Miri checks), and the store goes on.
 #[test]
 fn a_panicking_drop_in_the_last_event_leaves_the_store_usable() {
-    #[derive(Debug, PartialEq)]
-    struct Bomb(u64);
-    impl Drop for Bomb {
-        fn drop(&mut self) {
-            if self.0 == 13 && !thread::panicking() {
-                panic!("boom");
-            }
-        }
-    }
     let store: Store<Bomb> = Store::new();
     let w = store.watch("k", WatchOptions::new().buffer(4));
     store.set("k", "a", Bomb(13));
