@@ -517,14 +517,10 @@ pub(crate) trait Receiving {
     fn try_recv_as(&self) -> Result<Self::Msg, Self::Error>;
     /// The queue a blocked receiver waits on.
     fn recv_queue(&self) -> &WaitQueue;
-    /// Whether a blocked receiver spins before it yields.
-    fn spin_on_recv(&self) -> bool {
-        true
-    }
-    /// How a blocked receiver waits before it parks (`spin_on_recv`,
-    /// unless the kind says more).
+    /// How a blocked receiver waits before it parks: spinning first,
+    /// unless the kind says otherwise.
     fn recv_pace(&self) -> park::Pace {
-        self.spin_on_recv().into()
+        park::Pace::Spin
     }
     /// Runs once when a receive is about to wait.
     fn before_recv_wait(&self) {}

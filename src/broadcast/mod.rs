@@ -639,8 +639,8 @@ impl<T: Clone> Receiving for Receiver<T> {
         self.chan.recv_queue()
     }
 
-    fn spin_on_recv(&self) -> bool {
-        !self.chan.crowded()
+    fn recv_pace(&self) -> crate::park::Pace {
+        (!self.chan.crowded()).into()
     }
 
     fn before_recv_wait(&self) {
