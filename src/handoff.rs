@@ -27,7 +27,7 @@
 
 use crate::error::{RecvTimeoutError, TryRecvError};
 use crate::park::{self, barrier, WaitQueue};
-use crate::sync::{thread, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{thread, AtomicPtr, AtomicUsize, Ordering, UnsafeCell};
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
@@ -145,9 +145,15 @@ impl<T> Handoff<T> {
         self.release();
     }
 
+    /// Receiver: is a message on offer? (A hint: the claim decides.)
+    #[inline]
+    fn offered(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == OFFERED
+    }
+
     /// Receiver: claims the offer, if one is out: its message.
     fn claim(&self) -> Option<T> {
-        if self.state.load(Ordering::Relaxed) != OFFERED {
+        if !self.offered() {
             return None;
         }
         // Acquire: the message the sender wrote before `OFFERED`.
@@ -189,8 +195,12 @@ impl<T> Handoff<T> {
         spin: bool,
         room_or_closed: impl Fn() -> bool,
     ) -> Offered<T> {
-        self.offer(msg);
+        // Counted before it is out: the receiver that claims it (having
+        // acquired `OFFERED`) then takes it off the count after we added
+        // it. (Counted after, a claim could take it off first: the count
+        // would wrap below zero for a moment, a loom model found.)
         queue.set_offer();
+        self.offer(msg);
         let outcome = park::block_on(&[queue], deadline, spin.into(), || {
             let mut state = self.state();
             if state == TAKING {
@@ -301,6 +311,126 @@ impl<T> Handoff<T> {
             // SAFETY: `OFFERED`: the cell holds the message, and no other
             // handle exists.
             drop(self.msg.with(|p| unsafe { p.read().assume_init() }));
+        }
+    }
+}
+
+/// Hand-off cells beyond the first, for an MPSC ring's producers: under
+/// loom one (two offers out at once are a model's worth).
+const MORE: usize = if cfg!(loom) { 1 } else { 7 };
+
+/// The hand-off cells of an MPSC ring: each producer that waits for room
+/// parks its message in a cell of its own, so that the consumer, freeing
+/// slots, moves one message of each of them into the ring before it waits
+/// (with one cell, it moved one: 4 producers on a ring of 16 slots, one
+/// CPU, 7.6 -> 9.0 M msg/s, kanal 9.5; the same number of context
+/// switches as kanal, whose blocked senders each leave their message in
+/// its queue). The first cell is inline; the [`MORE`] others are allocated
+/// by the first producer that finds it taken, so that a channel stays
+/// within the allocator's per-thread cache (see `Array::handoff`) and one
+/// that never has two producers waiting at once never allocates them.
+pub(crate) struct Handoffs<T> {
+    first: Handoff<T>,
+    /// Null until a producer needs another cell; then set once (a
+    /// compare-exchange: the loser frees its own), and freed with the
+    /// channel.
+    more: AtomicPtr<[Handoff<T>; MORE]>,
+}
+
+impl<T> Handoffs<T> {
+    pub(crate) fn new() -> Self {
+        Handoffs {
+            first: Handoff::new(),
+            more: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The cells beyond the first, if allocated.
+    #[inline]
+    fn more(&self) -> Option<&[Handoff<T>; MORE]> {
+        // Acquire: the cells' initialization by the producer that
+        // allocated them.
+        let more = self.more.load(Ordering::Acquire);
+        // SAFETY: non-null, it came from `Box::into_raw` and is freed only
+        // by `drop`, which has `&mut self`.
+        (!more.is_null()).then(|| unsafe { &*more })
+    }
+
+    /// Sender: a cell no other sender holds, reserved ([`Handoff::reserve`]),
+    /// allocating the others when the first is taken; `None` if every
+    /// cell is.
+    pub(crate) fn reserve(&self) -> Option<&Handoff<T>> {
+        if self.first.reserve() {
+            return Some(&self.first);
+        }
+        let more = match self.more() {
+            Some(more) => more,
+            None => self.allocate(),
+        };
+        more.iter().find(|cell| cell.reserve())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocate(&self) -> &[Handoff<T>; MORE] {
+        let mine = Box::into_raw(Box::new(std::array::from_fn(|_| Handoff::new())));
+        // AcqRel: publishes our cells, or acquires the winner's.
+        let more = match self.more.compare_exchange(
+            std::ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => mine,
+            Err(theirs) => {
+                // SAFETY: ours, from `Box::into_raw` above, never shared.
+                drop(unsafe { Box::from_raw(mine) });
+                theirs
+            }
+        };
+        // SAFETY: published (by us or the winner) and freed only by `drop`.
+        unsafe { &*more }
+    }
+
+    /// Receiver, after freeing room: [`Handoff::take_with`] on a cell with
+    /// a message on offer, if any (the first one found: one slot was
+    /// freed). `false` if none was found, or its message was handed back.
+    /// A producer whose offer we do not see (the cells' pointer not yet
+    /// visible, a withdraw under way) is not lost: it looks at the ring
+    /// itself before it parks, as every offer does (see
+    /// [`Handoff::offer_and_wait`]), and then takes its message back.
+    pub(crate) fn take_with(
+        &self,
+        queue: &WaitQueue,
+        place: impl FnOnce(T) -> Result<(), T>,
+    ) -> bool {
+        if self.first.offered() {
+            return self.first.take_with(queue, place);
+        }
+        match self
+            .more()
+            .and_then(|more| more.iter().find(|c| c.offered()))
+        {
+            Some(cell) => cell.take_with(queue, place),
+            None => false,
+        }
+    }
+}
+
+impl<T> Drop for Handoffs<T> {
+    /// The channel is being dropped (its last handle): drops any message
+    /// still on offer (only possible if a sending thread unwound mid-send)
+    /// and frees the cells.
+    fn drop(&mut self) {
+        self.first.drop_offer();
+        let more = self.more.load(Ordering::Acquire);
+        if !more.is_null() {
+            // SAFETY: from `Box::into_raw` (see `allocate`), and nobody
+            // else holds the channel any more.
+            let more = unsafe { Box::from_raw(more) };
+            for cell in more.iter() {
+                cell.drop_offer();
+            }
         }
     }
 }
@@ -587,5 +717,103 @@ impl<T> Accept<T> {
             // handle exists.
             drop(self.msg.with(|p| unsafe { p.read().assume_init() }));
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize as Count;
+    use std::sync::Arc;
+
+    /// Counts its drops.
+    struct Tracked(Arc<Count>);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Every cell goes to one sender at a time: `1 + MORE` reservations
+    /// get distinct cells (the first inline, then the others, allocated on
+    /// the second), the next finds none, and a released cell is found
+    /// again.
+    #[test]
+    fn each_sender_reserves_a_cell_of_its_own() {
+        let cells = Handoffs::<u32>::new();
+        let reserved: Vec<*const Handoff<u32>> = (0..=MORE)
+            .map(|_| cells.reserve().expect("a free cell") as *const _)
+            .collect();
+        assert_eq!(reserved[0], &cells.first as *const _);
+        let mut distinct = reserved.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 1 + MORE);
+        assert!(cells.reserve().is_none(), "every cell is taken");
+        // SAFETY: `reserved[3]` points into `cells`, which is alive.
+        unsafe { &*reserved[3] }.release();
+        assert_eq!(cells.reserve().map(|c| c as *const _), Some(reserved[3]));
+    }
+
+    /// Offers in the first cell and in the allocated ones are each taken
+    /// once, one per freed slot, and each takes its count off the queue's
+    /// word (a miscount trips `clear_offer`'s debug assertion, or leaves
+    /// the word nonzero).
+    #[test]
+    fn the_consumer_takes_every_offer_once() {
+        let queue = WaitQueue::new();
+        let alerted = queue.needs_attention();
+        let cells = Handoffs::<u32>::new();
+        for msg in 0..3 {
+            let cell = cells.reserve().unwrap();
+            queue.set_offer();
+            cell.offer(msg);
+        }
+        assert!(
+            queue.needs_attention(),
+            "offers send notifiers to the slow path"
+        );
+        let mut taken = Vec::new();
+        while cells.take_with(&queue, |msg| {
+            taken.push(msg);
+            Ok(())
+        }) {}
+        taken.sort();
+        assert_eq!(taken, [0, 1, 2]);
+        assert_eq!(
+            queue.needs_attention(),
+            alerted,
+            "every offer taken off the word"
+        );
+        // A message handed back (no room after all) stays on offer, and
+        // counted, until a later freed slot takes it.
+        queue.set_offer();
+        cells.reserve().unwrap().offer(7);
+        assert!(!cells.take_with(&queue, Err));
+        assert!(queue.needs_attention());
+        let mut again = None;
+        assert!(cells.take_with(&queue, |msg| {
+            again = Some(msg);
+            Ok(())
+        }));
+        assert_eq!(again, Some(7));
+        assert_eq!(queue.needs_attention(), alerted);
+    }
+
+    /// A channel dropped with messages on offer (a sending thread that
+    /// unwound mid-send) drops each of them once, in the first cell and in
+    /// the allocated ones, and frees those cells (Miri checks the leak).
+    #[test]
+    fn dropping_the_cells_drops_each_offer_once() {
+        let drops = Arc::new(Count::new(0));
+        let cells = Handoffs::<Tracked>::new();
+        for _ in 0..3 {
+            cells.reserve().unwrap().offer(Tracked(drops.clone()));
+        }
+        // A reserved cell without a message drops nothing.
+        cells.reserve().unwrap();
+        drop(cells);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::Relaxed), 3);
     }
 }

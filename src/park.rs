@@ -387,7 +387,7 @@ pub(crate) trait Offers {
 #[repr(C)]
 pub struct WaitQueue {
     /// Number of registered waiters not yet notified through this queue,
-    /// plus the sticky `ALERT` bit; read (after the light barrier) by every
+    /// plus the sticky `ALERT` bit and the count of offers out ([`OFFER`]); read (after the light barrier) by every
     /// notification, counted under `list`'s lock. Waiters already notified
     /// are not counted, so a notifier skips the lock while every waiter is
     /// awake but not yet re-armed (many producers on few cores). Every
@@ -418,13 +418,19 @@ impl Default for WaitQueue {
 /// fence before it decides), and by [`WaitQueue::alert`].
 const ALERT: usize = 1 << (usize::BITS - 1);
 
-/// The `waiting` bit that is set while a waiter has an *offer* out: a
-/// message parked where a partner may take it (the SPSC sender's direct
-/// hand-off, see `spsc.rs`). It sends notifiers to the channel's slow
-/// path, where the channel looks at its offer; it is not a registration, so
-/// [`WaitQueue::notify_slow`] ignores it. Unlike `ALERT` it is cleared when
-/// the offer is resolved.
-const OFFER: usize = 1 << (usize::BITS - 2);
+/// One *offer* out, in the `waiting` word's count of them ([`OFFERS`]): a
+/// message a waiter parked where a partner may take it (a sender's direct
+/// hand-off, see `spsc.rs` and `mpsc/mod.rs`; an MPSC ring has up to
+/// eight out at once, one per producer that waits for room). A nonzero
+/// count sends notifiers to the channel's slow path, where the channel
+/// looks at its offers; offers are not registrations, so
+/// [`WaitQueue::notify_slow`] ignores them. Unlike `ALERT`, each is taken
+/// off when its offer is resolved.
+const OFFER: usize = 1 << (usize::BITS - 8);
+/// The bits of the offer count: six, below `ALERT` and one spare bit, and
+/// above the registrations' count (which has 2^24 values on a 32-bit
+/// target).
+const OFFERS: usize = 0x3f * OFFER;
 
 impl WaitQueue {
     /// A new queue. A channel with several queues calls
@@ -496,7 +502,7 @@ impl WaitQueue {
     pub(crate) fn notify_slow(&self, all: bool) {
         barrier::settle();
         // Acquire: pairs with `alert`'s release (see `waiting`).
-        if self.waiting.load(Ordering::Acquire) & !(ALERT | OFFER) != 0 {
+        if self.waiting.load(Ordering::Acquire) & !(ALERT | OFFERS) != 0 {
             self.wake(all);
         }
     }
@@ -512,24 +518,28 @@ impl WaitQueue {
         self.waiting.fetch_or(ALERT, Ordering::Release);
     }
 
-    /// Marks an offer out (see [`OFFER`]): until [`clear_offer`], every
-    /// notifier goes to its slow path. Set after the offer is published;
-    /// no barrier is needed, because a waiter with an offer out keeps
-    /// re-checking the channel while it spins and yields, and registers
-    /// (with the heavy barrier) before it parks.
+    /// Counts an offer out (see [`OFFER`]): until its [`clear_offer`],
+    /// every notifier goes to its slow path. Counted before the offer is
+    /// published (so that the partner who takes it off the count does so
+    /// after this); no barrier is needed, because a waiter with an offer
+    /// out keeps re-checking the channel while it spins and yields, and
+    /// registers (with the heavy barrier) before it parks.
     ///
     /// [`clear_offer`]: Self::clear_offer
     pub(crate) fn set_offer(&self) {
-        self.waiting.fetch_or(OFFER, Ordering::Release);
+        let before = self.waiting.fetch_add(OFFER, Ordering::Release);
+        debug_assert!(before & OFFERS != OFFERS, "offer count overflow");
     }
 
-    /// The offer was resolved (taken by the partner or withdrawn).
-    /// `false` if nobody was registered and the queue was not alerted when
-    /// the mark went. A read-modify-write that releases: a waiter that
-    /// registers later (a read-modify-write too, then the heavy barrier)
-    /// sees everything the caller did before.
+    /// An offer was resolved (taken by the partner or withdrawn): takes
+    /// it off the count. `false` if nobody was registered and the queue
+    /// was not alerted when it went. A read-modify-write that releases: a
+    /// waiter that registers later (a read-modify-write too, then the
+    /// heavy barrier) sees everything the caller did before.
     pub(crate) fn clear_offer(&self) -> bool {
-        self.waiting.fetch_and(!OFFER, Ordering::AcqRel) & !OFFER != 0
+        let before = self.waiting.fetch_sub(OFFER, Ordering::AcqRel);
+        debug_assert!(before & OFFERS != 0, "no offer to clear");
+        before & !OFFERS != 0
     }
 
     /// Wakes one (or all) registered waiters not yet notified. The caller

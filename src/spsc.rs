@@ -137,9 +137,9 @@
 //! the hand-off, a `Block` sender that finds the ring full (in a blocking
 //! `send`, `send_timeout` or `send_deadline`) does not only wait for room:
 //! it parks its message in the channel's hand-off cell (`src/handoff.rs`,
-//! shared with the MPSC ring) and sets the `OFFER` bit of the send queue's
-//! word. The receiver's `take` already
-//! loads that word after freeing a slot; the bit sends it to the slow path,
+//! shared with the MPSC ring) and counts an offer out in the send queue's
+//! word (`park::OFFER`). The receiver's `take` already
+//! loads that word after freeing a slot; the count sends it to the slow path,
 //! where it claims the offer (`OFFERED -> TAKING`, a compare-exchange),
 //! moves the message into the slot it just freed, stores the tail on the
 //! sender's behalf, marks the offer `TAKEN` (`Release`) and wakes the
@@ -159,7 +159,7 @@
 //!   offer (it found no room after all: the slot went to the sender's
 //!   previous message), which the sender then takes back.
 //! - The receiver wakes the sender only if the send queue's word had a
-//!   registration when it cleared the `OFFER` bit (a read-modify-write
+//!   registration when it took the offer off the count (a read-modify-write
 //!   after its `TAKING`); a sender never parks while it sees `TAKING` (it
 //!   waits that bounded step out), so one that registers later sees
 //!   `TAKING` or `TAKEN` and does not park. The thread handle the receiver
@@ -173,7 +173,7 @@
 //! - After `TAKEN` the sender reloads its tail and its cached head (the
 //!   receiver freed the slot before it took the offer), which keeps the
 //!   cached head within one capacity of the tail.
-//! - Missing the offer is harmless: the `OFFER` bit needs no barrier,
+//! - Missing the offer is harmless: the offer count needs no barrier,
 //!   because a sender with an offer out re-checks for room on every spin
 //!   and yield, and registers with the heavy barrier before it parks, as
 //!   any waiter does.

@@ -122,7 +122,7 @@ pub(crate) fn set_batch_top(top: *const ()) {
 mod imp {
     pub(crate) use crossbeam_utils::Backoff;
     pub(crate) use std::sync::atomic::{
-        compiler_fence, fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        compiler_fence, fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use std::sync::Arc;
 
@@ -217,7 +217,7 @@ mod imp {
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{
-        fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+        fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
     };
     pub(crate) use loom::sync::Arc;
 

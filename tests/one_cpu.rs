@@ -58,6 +58,7 @@ fn direct_hand_off_on_one_cpu() {
     send_many_and_recv_many_around_offers();
     mpsc_producers_share_the_offer();
     mpsc_close_by_a_producer_while_an_offer_is_out();
+    mpsc_receiver_close_while_several_offers_are_out();
     timed_receives_get_each_message_exactly_once();
     a_send_after_the_senders_close_is_refused();
     mpsc_close_with_after_given_messages_is_last();
@@ -302,8 +303,8 @@ fn mpsc_close_with_after_given_messages_is_last() {
     }
 }
 
-/// MPSC, capacity 1, three producers: one at a time holds the hand-off
-/// cell, the others wait the usual way; each producer's messages arrive
+/// MPSC, capacity 1, three producers: each blocked producer parks its
+/// message in a hand-off cell of its own; each producer's messages arrive
 /// once and in its order.
 fn mpsc_producers_share_the_offer() {
     let per = n(20_000);
@@ -358,6 +359,53 @@ fn mpsc_close_by_a_producer_while_an_offer_is_out() {
         }
         assert!(c.join().unwrap());
         assert_eq!(h.join().unwrap(), received, "round {round}");
+    }
+}
+
+/// MPSC, capacity 1, more producers than hand-off cells (8): the consumer
+/// closes while several of them have a message on offer (each blocked
+/// producer holds a cell, on one CPU they all run while we sleep). Each
+/// producer's failed send has its own message back, and exactly the
+/// messages of its `Ok` sends are received, in its order.
+fn mpsc_receiver_close_while_several_offers_are_out() {
+    const PRODUCERS: usize = 10;
+    for round in 0..n(100) {
+        let (tx, rx) = rillet::mpsc::channel(1);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let tx = tx.clone();
+                thread::spawn(move || {
+                    let mut ok = 0;
+                    loop {
+                        match tx.send((p, ok)) {
+                            Ok(()) => ok += 1,
+                            Err(SendError(v)) => {
+                                assert_eq!(v, (p, ok), "the failed send's own message");
+                                return ok;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut next = [0; PRODUCERS];
+        let mut take = |(p, i): (usize, usize)| {
+            assert_eq!(i, next[p], "producer {p} out of order");
+            next[p] += 1;
+        };
+        for _ in 0..round % 7 {
+            take(rx.recv().unwrap());
+        }
+        if round % 3 != 0 {
+            thread::sleep(Duration::from_micros(300));
+        }
+        assert!(rx.close());
+        rx.try_iter().for_each(&mut take);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+        for (p, h) in producers.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), next[p], "round {round}, producer {p}");
+        }
     }
 }
 

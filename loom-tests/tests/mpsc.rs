@@ -401,9 +401,9 @@ fn handoff_wakes_a_parked_sender() {
     });
 }
 
-/// One producer's message is on offer while a second producer waits the
-/// usual way (the cell is taken) or claims the freed slot first: every
-/// message arrives exactly once.
+/// One producer's message is on offer while a second producer offers
+/// its own in a second cell (allocated then) or claims the freed slot
+/// first: every message arrives exactly once.
 #[test]
 fn handoff_with_a_second_producer() {
     // The accepting direction has its own models (`accept_*`): off here,
@@ -420,6 +420,35 @@ fn handoff_with_a_second_producer() {
         assert_eq!(got, [1, 2, 3]);
         a.join().unwrap();
         b.join().unwrap();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
+}
+
+/// Two producers each have a message on offer (one in the first hand-off
+/// cell, one in the cell allocated for it) while the consumer receives
+/// once and closes: each send reports `Ok` exactly when its message is
+/// drained, and a failed one has its own message back.
+#[test]
+fn two_offers_racing_receiver_close() {
+    rillet::loom_accept(false);
+    model_bound_1(|| {
+        let (tx, rx) = mpsc::channel::<usize>(1);
+        tx.send(1).unwrap();
+        let tx2 = tx.clone();
+        let a = thread::spawn(move || tx.send(2));
+        let b = thread::spawn(move || tx2.send(3));
+        assert_eq!(rx.recv(), Ok(1));
+        assert!(rx.close());
+        let drained: Vec<usize> = rx.try_iter().collect();
+        for (h, v) in [(a, 2), (b, 3)] {
+            match h.join().unwrap() {
+                Ok(()) => assert!(drained.contains(&v), "{v} sent but not drained"),
+                Err(SendError(back)) => {
+                    assert_eq!(back, v);
+                    assert!(!drained.contains(&v), "{v} both drained and handed back");
+                }
+            }
+        }
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
     });
 }

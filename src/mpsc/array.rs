@@ -7,7 +7,7 @@ use crate::close;
 use crate::error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
-use crate::handoff::{Accept, Handoff, Offered};
+use crate::handoff::{Accept, Handoffs, Offered};
 use crate::pad::{Spaced, SpacedEnd};
 use crate::park::{self, WaitQueue};
 use crate::ring::{Laps, Pos, Spill};
@@ -274,12 +274,13 @@ pub(crate) struct Array<T> {
     recv_waiters: WaitQueue,
     /// Producers waiting for room (`Block`).
     send_waiters: WaitQueue,
-    /// The one producer whose message is on offer (direct hand-off). Not
-    /// spaced: it is only used on one CPU, where no other core shares the
-    /// line. (Without the padding of these two fields a channel is under
-    /// 1 KiB, the size the allocator serves from its per-thread cache:
-    /// making and dropping one is about 20% faster.)
-    handoff: Handoff<T>,
+    /// The producers whose messages are on offer (direct hand-off), one
+    /// per cell. Not spaced: it is only used on one CPU, where no other
+    /// core shares the line. (Without the padding of these two fields a
+    /// channel is under 1 KiB, the size the allocator serves from its
+    /// per-thread cache: making and dropping one is about 20% faster. So
+    /// only the first cell is inline: see `Handoffs`.)
+    handoff: Handoffs<T>,
     /// The other direction: the consumer waiting on an empty ring accepts
     /// a message here (one CPU too).
     accept: Accept<T>,
@@ -379,7 +380,7 @@ impl<T> Array<T> {
             dropped: AtomicU64::new(0),
             recv_waiters: WaitQueue::with_word(word),
             send_waiters: WaitQueue::with_word(word),
-            handoff: Handoff::new(),
+            handoff: Handoffs::new(),
             accept: Accept::new(),
             slots,
             _end: SpacedEnd::new(),
@@ -1072,30 +1073,35 @@ impl<T> Array<T> {
 
 impl<T> Array<T> {
     /// A blocking send found the ring full (`Block`). With the hand-off,
-    /// the first producer to get here parks its message in the hand-off
-    /// cell, and the consumer that frees a slot sends it on the producer's
-    /// behalf; the others (the cell is taken) wait as usual.
+    /// a producer that gets here parks its message in a hand-off cell of
+    /// its own, and the consumer that frees a slot sends it on the
+    /// producer's behalf; when every cell is taken, it waits as usual.
     pub(crate) fn send_until(
         &self,
         msg: T,
         deadline: Option<Instant>,
     ) -> Result<(), SendTimeoutError<T>> {
-        if !self.config.handoff || !self.handoff.reserve() {
+        let cell = if self.config.handoff {
+            self.handoff.reserve()
+        } else {
+            None
+        };
+        let Some(cell) = cell else {
             // Straight to the wait: every caller has just tried (`send`,
             // `send_timeout`, `send_many`; `send_deadline`'s first try is
             // the wait's first attempt, made before the deadline is looked
             // at).
             return chan::send_slow(self, msg, deadline, SendMode::Wait);
-        }
+        };
         // Holding the cell: look once more before offering.
         let msg = match self.try_send_as(msg, SendMode::Try) {
             Err(TrySendError::Full(msg)) => msg,
             Ok(()) => {
-                self.handoff.release();
+                cell.release();
                 return Ok(());
             }
             Err(TrySendError::Closed(msg)) => {
-                self.handoff.release();
+                cell.release();
                 return Err(SendTimeoutError::Closed(msg));
             }
         };
@@ -1103,7 +1109,7 @@ impl<T> Array<T> {
         // (another producer's claim, or a slot freed before the consumer saw
         // the offer), or on a close.
         let room_or_closed = || self.send_ready();
-        match self.handoff.offer_and_wait(
+        match cell.offer_and_wait(
             msg,
             &self.send_waiters,
             deadline,
@@ -1133,10 +1139,6 @@ impl<T> Array<T> {
         }
     }
 
-    /// Direct hand-off: claims the offered message and sends it as its
-    /// producer would (a claim of `tail`: another producer may have taken
-    /// the slot we freed, and a close marks `tail`, so a claim that fails
-    /// puts the message back on offer). `true` if it was sent.
     /// Direct hand-off to the consumer (one CPU): if the consumer accepts,
     /// and the ring is empty and open once the cell is ours, `msg` goes
     /// into the cell, which the consumer looks at before the ring: a claim
@@ -1225,6 +1227,10 @@ impl<T> Array<T> {
         accept.finish(got)
     }
 
+    /// Direct hand-off: claims an offered message and sends it as its
+    /// producer would (a claim of `tail`: another producer may have taken
+    /// the slot we freed, and a close marks `tail`, so a claim that fails
+    /// puts the message back on offer). `true` if it was sent.
     fn take_offer(&self) -> bool {
         self.handoff.take_with(&self.send_waiters, |msg| {
             match self.claim(&Backoff::new(), false) {
@@ -1538,8 +1544,8 @@ impl<T> Core for Array<T> {
 
 impl<T> Drop for Array<T> {
     fn drop(&mut self) {
-        // Last handle: every claimed position has been written.
-        self.handoff.drop_offer();
+        // Last handle: every claimed position has been written. (Messages
+        // still on offer drop with `handoff`.)
         self.accept.drop_accepted();
         let laps = &self.config.laps;
         let tail = Pos::of(self.tail.load(Ordering::Relaxed), laps);
