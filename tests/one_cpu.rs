@@ -114,9 +114,12 @@ fn recv_many_moves_runs_across_the_ring_end() {
 /// poller's tries all failed (and a poller that did not yield spun through
 /// 64 time slices, 90 ms, before its `try_send` could succeed). Counted in
 /// tries, not time; only when pinned (elsewhere a yield need not run the
-/// receiver).
+/// receiver), and in the best of the rounds: another process on the same
+/// CPU (a loom run beside the tests) can take a round's yields, while that
+/// bug made every round take at least 64 tries.
 fn a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned: bool) {
     for selecting in [false, true] {
+        let mut fewest = usize::MAX;
         for _ in 0..n(5) {
             let (tx, rx) = rillet::mpsc::channel::<usize>(0);
             let receiver = thread::spawn(move || {
@@ -151,12 +154,13 @@ fn a_waiting_rendezvous_receiver_is_reachable_by_a_polling_sender(pinned: bool) 
                 thread::yield_now();
             }
             assert_eq!(receiver.join().unwrap(), 7);
-            if pinned {
-                assert!(
-                    tries < 16,
-                    "the receiver became claimable only after {tries} tries (select: {selecting})"
-                );
-            }
+            fewest = fewest.min(tries);
+        }
+        if pinned {
+            assert!(
+                fewest < 16,
+                "the receiver became claimable only after {fewest} tries at best (select: {selecting})"
+            );
         }
     }
 }
