@@ -329,12 +329,32 @@ const MORE: usize = if cfg!(loom) { 1 } else { 7 };
 /// by the first producer that finds it taken, so that a channel stays
 /// within the allocator's per-thread cache (see `Array::handoff`) and one
 /// that never has two producers waiting at once never allocates them.
+///
+/// The consumer takes the offers in turn, starting after the cell it took
+/// last: a producer whose offer was taken offers again in the first free
+/// cell, often the same one, and a consumer that always looked at the
+/// first cell first served that producer alone while the others' offers
+/// waited (one CPU, 4 producers at capacity 1 and a consumer that sleeps
+/// between receives: every message from one producer). More producers
+/// than cells wait the usual way, for a free slot, and while every cell
+/// stays on offer the consumer fills each freed slot with an offer: so
+/// with more than `1 + MORE` producers blocked at once, the others wait
+/// until some of those pause.
 pub(crate) struct Handoffs<T> {
     first: Handoff<T>,
     /// Null until a producer needs another cell; then set once (a
     /// compare-exchange: the loser frees its own), and freed with the
     /// channel.
-    more: AtomicPtr<[Handoff<T>; MORE]>,
+    more: AtomicPtr<More<T>>,
+}
+
+/// The cells beyond the first, and where the consumer looks next.
+struct More<T> {
+    cells: [Handoff<T>; MORE],
+    /// The cell (0: the first, `k`: `cells[k - 1]`) where the consumer
+    /// starts looking for an offer: the one after the cell it took last.
+    /// Only the consumer (one thread at a time) reads and writes it.
+    next: AtomicUsize,
 }
 
 impl<T> Handoffs<T> {
@@ -347,7 +367,7 @@ impl<T> Handoffs<T> {
 
     /// The cells beyond the first, if allocated.
     #[inline]
-    fn more(&self) -> Option<&[Handoff<T>; MORE]> {
+    fn more(&self) -> Option<&More<T>> {
         // Acquire: the cells' initialization by the producer that
         // allocated them.
         let more = self.more.load(Ordering::Acquire);
@@ -367,13 +387,16 @@ impl<T> Handoffs<T> {
             Some(more) => more,
             None => self.allocate(),
         };
-        more.iter().find(|cell| cell.reserve())
+        more.cells.iter().find(|cell| cell.reserve())
     }
 
     #[cold]
     #[inline(never)]
-    fn allocate(&self) -> &[Handoff<T>; MORE] {
-        let mine = Box::into_raw(Box::new(std::array::from_fn(|_| Handoff::new())));
+    fn allocate(&self) -> &More<T> {
+        let mine = Box::into_raw(Box::new(More {
+            cells: std::array::from_fn(|_| Handoff::new()),
+            next: AtomicUsize::new(0),
+        }));
         // AcqRel: publishes our cells, or acquires the winner's.
         let more = match self.more.compare_exchange(
             std::ptr::null_mut(),
@@ -393,8 +416,9 @@ impl<T> Handoffs<T> {
     }
 
     /// Receiver, after freeing room: [`Handoff::take_with`] on a cell with
-    /// a message on offer, if any (the first one found: one slot was
-    /// freed). `false` if none was found, or its message was handed back.
+    /// a message on offer, if any (one slot was freed: the first found,
+    /// looking from the cell after the one taken last). `false` if none
+    /// was found, or its message was handed back.
     /// A producer whose offer we do not see (the cells' pointer not yet
     /// visible, a withdraw under way) is not lost: it looks at the ring
     /// itself before it parks, as every offer does (see
@@ -404,16 +428,23 @@ impl<T> Handoffs<T> {
         queue: &WaitQueue,
         place: impl FnOnce(T) -> Result<(), T>,
     ) -> bool {
-        if self.first.offered() {
+        let Some(more) = self.more() else {
             return self.first.take_with(queue, place);
+        };
+        let cell = |k: usize| match k {
+            0 => &self.first,
+            k => &more.cells[k - 1],
+        };
+        // Relaxed: only this thread (the consumer) uses `next`.
+        let start = more.next.load(Ordering::Relaxed);
+        let Some(k) = (start..=MORE).chain(0..start).find(|&k| cell(k).offered()) else {
+            return false;
+        };
+        let taken = cell(k).take_with(queue, place);
+        if taken {
+            more.next.store((k + 1) % (1 + MORE), Ordering::Relaxed);
         }
-        match self
-            .more()
-            .and_then(|more| more.iter().find(|c| c.offered()))
-        {
-            Some(cell) => cell.take_with(queue, place),
-            None => false,
-        }
+        taken
     }
 }
 
@@ -428,7 +459,7 @@ impl<T> Drop for Handoffs<T> {
             // SAFETY: from `Box::into_raw` (see `allocate`), and nobody
             // else holds the channel any more.
             let more = unsafe { Box::from_raw(more) };
-            for cell in more.iter() {
+            for cell in &more.cells {
                 cell.drop_offer();
             }
         }

@@ -59,6 +59,7 @@ fn direct_hand_off_on_one_cpu() {
     mpsc_producers_share_the_offer();
     mpsc_close_by_a_producer_while_an_offer_is_out();
     mpsc_receiver_close_while_several_offers_are_out();
+    mpsc_blocked_producers_take_turns(pinned);
     timed_receives_get_each_message_exactly_once();
     a_send_after_the_senders_close_is_refused();
     mpsc_close_with_after_given_messages_is_last();
@@ -405,10 +406,52 @@ fn mpsc_receiver_close_while_several_offers_are_out() {
             thread::sleep(Duration::from_micros(300));
         }
         assert!(rx.close());
-        rx.try_iter().for_each(&mut take);
+        // `recv`, not `try_iter`: a send that claimed its slot before the
+        // close may still be writing it (`try_recv` answers `Empty` then).
+        while let Ok(m) = rx.recv() {
+            take(m);
+        }
         assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
         for (p, h) in producers.into_iter().enumerate() {
             assert_eq!(h.join().unwrap(), next[p], "round {round}, producer {p}");
+        }
+    }
+}
+
+/// MPSC, capacity 1, four producers that always have a message to send
+/// and a consumer that pauses between receives: on one CPU every producer
+/// blocks with its message in a hand-off cell, and the consumer takes the
+/// offers in turn. It used to look at the first cell first, where the
+/// producer it had just served offered again: that producer sent every
+/// message, the others none. (Counted only when pinned: elsewhere the
+/// producers wait the usual way, which is not this test's subject.)
+fn mpsc_blocked_producers_take_turns(pinned: bool) {
+    const PRODUCERS: usize = 4;
+    let total = n(400).max(4 * PRODUCERS);
+    let (tx, rx) = rillet::mpsc::channel(1);
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let tx = tx.clone();
+            thread::spawn(move || while tx.send(p).is_ok() {})
+        })
+        .collect();
+    drop(tx);
+    let mut got = [0; PRODUCERS];
+    for _ in 0..total {
+        got[rx.recv().unwrap()] += 1;
+        // Every producer runs meanwhile (on one CPU: we are not runnable).
+        thread::sleep(Duration::from_micros(50));
+    }
+    drop(rx);
+    for h in producers {
+        h.join().unwrap();
+    }
+    if pinned {
+        for (p, &count) in got.iter().enumerate() {
+            assert!(
+                count >= total / (2 * PRODUCERS),
+                "producer {p} sent {count} of {total} messages: {got:?}"
+            );
         }
     }
 }

@@ -119,10 +119,14 @@
 //! send finds the ring full reserves one of the channel's hand-off cells
 //! and parks its message there. There are eight: the first in the channel,
 //! seven more allocated the first time a second producer needs one (a
-//! producer that finds all eight taken waits the usual way). Each cell is
-//! one offer, counted in the send queue's word. The consumer, after
-//! freeing a slot, claims an offer (the first it finds: one per freed
-//! slot) and sends the message exactly as a producer would: a claim of
+//! producer that finds all eight taken waits the usual way, and while all
+//! eight stay on offer it waits until one of their producers pauses: the
+//! consumer fills each freed slot with an offer). Each cell is one offer,
+//! counted in the send queue's word. The consumer, after freeing a slot,
+//! claims an offer (one per freed slot, taking the cells in turn: a
+//! producer whose offer was taken offers again in the first free cell,
+//! and a consumer that looked there first served that producer alone)
+//! and sends the message exactly as a producer would: a claim of
 //! `tail` (a compare-exchange), the write and the stamp. That claim fails
 //! if another producer took the freed slot first or the channel is closed
 //! (the mark is on `tail`); the message then goes back on offer and the
