@@ -285,8 +285,8 @@ impl<T> ChanRef<T> {
 }
 
 /// A value whose drop comes in two parts: [`spend`](Spend::spend) drops
-/// what its users can observe (a value's `Drop`), [`drop_spent`]
-/// (Spend::drop_spent) the rest, which is only memory. A [`Husk`] holds
+/// what its users can observe (a value's `Drop`), [`drop_spent`](Spend::drop_spent)
+/// the rest, which is only memory. A [`Husk`] holds
 /// the rest (see [`Kept`]).
 pub(crate) trait Spend {
     /// Memory a spend may leave for the husk (to reuse, or to free with
@@ -392,8 +392,8 @@ impl<V: Spend> ChanRef<Kept<V>> {
         Self::kept_at(ptr)
     }
 
-    /// The layout of a kept value's allocation (see [`kept_in`]
-    /// (Self::kept_in)).
+    /// The layout of a kept value's allocation (see
+    /// [`kept_in`](Self::kept_in)).
     pub(crate) fn layout() -> std::alloc::Layout {
         std::alloc::Layout::new::<Counts<Kept<V>>>()
     }
@@ -402,8 +402,8 @@ impl<V: Spend> ChanRef<Kept<V>> {
     /// (no allocation).
     ///
     /// # Safety
-    /// `mem` was allocated by the global allocator with [`layout`]
-    /// (Self::layout), is ours, and holds nothing that needs dropping.
+    /// `mem` was allocated by the global allocator with
+    /// [`layout`](Self::layout), is ours, and holds nothing that needs dropping.
     pub(crate) unsafe fn kept_in(mem: NonNull<u8>, value: V) -> (Self, Husk<V>) {
         let ptr = mem.cast::<Counts<Kept<V>>>();
         // SAFETY: ours, allocated with this type's layout (so aligned and

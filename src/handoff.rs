@@ -254,8 +254,8 @@ impl<T> Handoff<T> {
 
     /// Receiver, after freeing room: if a message is on offer, claims it
     /// and lets `place` send it into the ring (`Err` hands it back: no
-    /// room after all, or closed). Sent: clears the mark on `queue`,
-    /// completes the offer and unparks its sender; `true`. Handed back: the
+    /// room after all, or closed). Sent: takes the offer off `queue`'s
+    /// count, completes the offer and unparks its sender; `true`. Handed back: the
     /// message goes back on offer; `false`, and the caller notifies `queue`
     /// as usual, so that a sender that saw `TAKING` and parked looks again.
     pub(crate) fn take_with(
@@ -271,7 +271,7 @@ impl<T> Handoff<T> {
                 // The sender parks only registered on `queue`, and never
                 // while the cell is `TAKING` (its wait sits that out, see
                 // `offer_and_wait`). So if the word had no registration
-                // when we cleared the mark, a later registration follows
+                // when we took the offer off its count, a later registration follows
                 // our `TAKING` (both are read-modify-writes of the word,
                 // and ours releases), the sender's look after it sees
                 // `TAKING` or `TAKEN`, and it does not park: no wake-up,

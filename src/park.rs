@@ -144,7 +144,8 @@ pub(crate) mod barrier {
     }
 
     /// The barrier on the hot path, between a publishing store and the load
-    /// of a [`WaitQueue`]'s word (see `WaitQueue::needs_attention`): only a
+    /// of a [`WaitQueue`](super::WaitQueue)'s word (see
+    /// `WaitQueue::needs_attention`): only a
     /// compiler fence. Where the pair is symmetric, every queue word carries
     /// `ALERT`, so the load sends the notifier to [`settle`], which issues
     /// the real fence before anything is decided.
@@ -387,7 +388,8 @@ pub(crate) trait Offers {
 #[repr(C)]
 pub struct WaitQueue {
     /// Number of registered waiters not yet notified through this queue,
-    /// plus the sticky `ALERT` bit and the count of offers out ([`OFFER`]); read (after the light barrier) by every
+    /// plus the sticky `ALERT` bit and the count of offers out
+    /// ([`OFFER`]); read (after the light barrier) by every
     /// notification, counted under `list`'s lock. Waiters already notified
     /// are not counted, so a notifier skips the lock while every waiter is
     /// awake but not yet re-armed (many producers on few cores). Every

@@ -389,7 +389,7 @@ impl<T> Array<T> {
 
     /// The slot of `pos`, whose stamp has been written (the caller holds
     /// `pos`, or checked with [`Array::producer_stamp`] or
-    /// [`Array::consumer_stamp`]).
+    /// [`Array::written_head`]).
     #[inline(always)]
     fn slot(&self, pos: Pos) -> &Slot<T> {
         let index = self.config.laps.index(pos);
